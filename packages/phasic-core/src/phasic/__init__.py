@@ -1,0 +1,3 @@
+"""phasic: phase-type distributions in JAX."""
+
+__version__ = "0.1.0"
