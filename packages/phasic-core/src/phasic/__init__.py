@@ -1,3 +1,65 @@
-"""phasic: phase-type distributions in JAX."""
+"""phasic: phase-type distributions in JAX.
+
+`import phasic` is cheap: jax and the C++ extension load on first use of what
+needs them. Under a multi-task `srun` step it initializes `jax.distributed`
+(see `phasic.auto_parallel`; PHASIC_AUTO_INIT=0 turns that off).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .auto_parallel import auto_init as _auto_init
+from .auto_parallel import init_parallel, set_cpu_devices
 
 __version__ = "0.1.0"
+
+# name -> submodule that defines it; loaded on first attribute access (PEP 562).
+_LAZY = {
+    "Graph": "graph",
+    "Vertex": "graph",
+    "Edge": "graph",
+    "compute_pmf_ffi": "ffi",
+    "compute_moments_ffi": "ffi",
+    "compute_pmf_and_moments_ffi": "ffi",
+    "cache_stats": "ffi",
+    "cache_clear": "ffi",
+    "set_cache_capacity": "ffi",
+    "structure_key": "ffi",
+}
+_SUBMODULES = {"graph", "models", "ffi", "auto_parallel"}
+
+__all__ = [
+    "Edge",
+    "Graph",
+    "Vertex",
+    "__version__",
+    "cache_clear",
+    "cache_stats",
+    "compute_moments_ffi",
+    "compute_pmf_and_moments_ffi",
+    "compute_pmf_ffi",
+    "init_parallel",
+    "models",
+    "set_cache_capacity",
+    "set_cpu_devices",
+    "structure_key",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'phasic' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+_auto_init()

@@ -1,0 +1,249 @@
+"""The three JAX FFI functions: PDF/PMF, moments, and both at once.
+
+Each is a pure function of its arguments: the graph travels as a static string
+attribute `structure` together with a 64-bit `key` (a digest of that string), so
+the C++ side finds its parsed structure in a per-thread LRU cache without reading
+the JSON again. `vmap_method="broadcast_all"` turns every vmap (over theta, times,
+rewards, any mix, nested) into one FFI call whose leading dimensions are the batch;
+the C++ side loops over it with OpenMP.
+
+This module imports jax; `import phasic` does not, it loads this module on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._ext import core
+from .graph import Graph
+
+_registered = False
+_register_lock = threading.Lock()
+
+X64_FIX = 'jax.config.update("jax_enable_x64", True)'
+
+
+def _ensure_registered() -> None:
+    """Register the C++ FFI targets with XLA, once per process."""
+    global _registered
+    if _registered:
+        return
+    with _register_lock:
+        if not _registered:
+            for name, capsule in core().ffi_targets().items():
+                jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+            _registered = True
+
+
+class _StructureInfo:
+    """What Python needs to know about a structure string, computed once per string."""
+
+    __slots__ = ("key", "param_length", "vertices_length", "discrete")
+
+    def __init__(self, text: str) -> None:
+        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+        self.key = np.int64(int.from_bytes(digest, "little", signed=True))
+        parsed = core().Structure.from_json(text)  # validates; ValueError names the field
+        self.param_length = int(parsed.param_length)
+        self.vertices_length = int(parsed.vertices_length)
+        self.discrete = bool(parsed.discrete)
+
+
+@functools.lru_cache(maxsize=64)
+def _info(text: str) -> _StructureInfo:
+    return _StructureInfo(text)
+
+
+def structure_key(structure_json: str) -> np.int64:
+    """The 64-bit key (blake2b of the JSON) that identifies a structure in the C++ cache."""
+    return _info(structure_json).key
+
+
+def _structure_text(structure_json: Any) -> str:
+    if isinstance(structure_json, str):
+        return structure_json
+    if isinstance(structure_json, Graph):
+        return structure_json.serialize()
+    if isinstance(structure_json, Mapping):
+        return json.dumps(structure_json)
+    raise TypeError(
+        "structure_json must be a JSON string (Graph.serialize()), a Graph or a dict, "
+        f"got {type(structure_json).__name__}"
+    )
+
+
+def _check_x64() -> None:
+    if not jax.config.read("jax_enable_x64"):
+        raise TypeError(
+            "phasic's FFI functions compute in float64, but JAX's 64-bit mode is off "
+            f"(arrays would silently become float32). Call {X64_FIX} before creating "
+            "any arrays (or set JAX_ENABLE_X64=1)."
+        )
+
+
+def _as_f64(x: Any, name: str) -> jax.Array:
+    """`x` as a float64 JAX value; explicit arrays of another dtype are an error."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:  # Python scalars and lists carry no dtype intent
+        try:
+            return jnp.asarray(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric (float64), got {x!r}") from exc
+    if np.dtype(dtype) != np.float64:
+        raise TypeError(
+            f"{name} has dtype {np.dtype(dtype)}; phasic's FFI functions need float64. "
+            f"Convert it with jnp.asarray({name}, dtype=jnp.float64) and make sure "
+            f"{X64_FIX} ran before arrays were created."
+        )
+    return jnp.asarray(x)
+
+
+def _prepare_theta(theta: Any, info: _StructureInfo) -> jax.Array:
+    theta = _as_f64(theta, "theta")
+    p = info.param_length
+    if theta.shape != (p,):
+        raise ValueError(
+            f"theta must have shape ({p},) for this structure (param_length = {p}), "
+            f"got shape {theta.shape}; to evaluate many thetas use jax.vmap"
+        )
+    return theta
+
+
+def _prepare_rewards(rewards: Any, info: _StructureInfo) -> jax.Array:
+    if rewards is None:
+        return jnp.zeros((0,), dtype=jnp.float64)
+    rewards = _as_f64(rewards, "rewards")
+    v = info.vertices_length
+    if rewards.shape != (v,):
+        raise ValueError(
+            f"rewards must have one entry per vertex, shape ({v},), got shape {rewards.shape}"
+        )
+    return rewards
+
+
+def _check_nr_moments(nr_moments: Any) -> int:
+    if isinstance(nr_moments, bool) or not isinstance(nr_moments, (int, np.integer)):
+        raise TypeError(f"nr_moments must be a Python int (static), got {nr_moments!r}")
+    if nr_moments <= 0:
+        raise ValueError(f"nr_moments must be >= 1, got {nr_moments}")
+    return int(nr_moments)
+
+
+def _check_discrete(discrete: Any, info: _StructureInfo) -> bool:
+    if not isinstance(discrete, (bool, np.bool_)):
+        raise TypeError(f"discrete must be a Python bool (static), got {discrete!r}")
+    if bool(discrete) != info.discrete:
+        graph_kind = "discrete" if info.discrete else "continuous"
+        raise ValueError(
+            f"discrete={bool(discrete)} but the structure is a {graph_kind} graph; "
+            f"pass discrete={info.discrete}"
+        )
+    return bool(discrete)
+
+
+def _setup(structure_json: Any) -> tuple[str, _StructureInfo]:
+    _check_x64()
+    text = _structure_text(structure_json)
+    info = _info(text)
+    _ensure_registered()
+    return text, info
+
+
+def compute_pmf_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    times: Any,
+    discrete: bool = False,
+) -> jax.Array:
+    """PDF (continuous graphs) or PMF (discrete graphs) at `times`, for one theta.
+
+    `theta` has shape (param_length,); `times` any shape, and the result has the
+    shape of `times`. Use `jax.vmap` for many thetas or time grids.
+    """
+    text, info = _setup(structure_json)
+    discrete = _check_discrete(discrete, info)
+    theta = _prepare_theta(theta, info)
+    times = _as_f64(times, "times")
+    flat = times.reshape(-1)
+    call = jax.ffi.ffi_call(
+        "phasic_pmf",
+        jax.ShapeDtypeStruct(flat.shape, jnp.float64),
+        vmap_method="broadcast_all",
+    )
+    out = call(theta, flat, structure=text, key=info.key, discrete=discrete)
+    return out.reshape(times.shape)
+
+
+def compute_moments_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    nr_moments: int,
+    rewards: Any = None,
+) -> jax.Array:
+    """The first `nr_moments` raw moments E[T^k] (or E[Y^k] with rewards), shape (nr_moments,).
+
+    `rewards`, if given, has one non-negative entry per vertex.
+    """
+    text, info = _setup(structure_json)
+    k = _check_nr_moments(nr_moments)
+    theta = _prepare_theta(theta, info)
+    rewards = _prepare_rewards(rewards, info)
+    call = jax.ffi.ffi_call(
+        "phasic_moments",
+        jax.ShapeDtypeStruct((k,), jnp.float64),
+        vmap_method="broadcast_all",
+    )
+    return call(theta, rewards, structure=text, key=info.key, nr_moments=np.int64(k))
+
+
+def compute_pmf_and_moments_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    times: Any,
+    nr_moments: int,
+    discrete: bool = False,
+    rewards: Any = None,
+) -> tuple[jax.Array, jax.Array]:
+    """`(compute_pmf_ffi(...), compute_moments_ffi(...))` in one FFI call."""
+    text, info = _setup(structure_json)
+    discrete = _check_discrete(discrete, info)
+    k = _check_nr_moments(nr_moments)
+    theta = _prepare_theta(theta, info)
+    rewards = _prepare_rewards(rewards, info)
+    times = _as_f64(times, "times")
+    flat = times.reshape(-1)
+    call = jax.ffi.ffi_call(
+        "phasic_pmf_and_moments",
+        (jax.ShapeDtypeStruct(flat.shape, jnp.float64),
+         jax.ShapeDtypeStruct((k,), jnp.float64)),
+        vmap_method="broadcast_all",
+    )
+    pmf, moments = call(theta, flat, rewards, structure=text, key=info.key,
+                        discrete=discrete, nr_moments=np.int64(k))
+    return pmf.reshape(times.shape), moments
+
+
+def cache_stats() -> dict[str, int]:
+    """Counters of the C++ structure cache over all threads: hits, misses, evictions, ..."""
+    return dict(core().cache_stats())
+
+
+def cache_clear() -> None:
+    """Empty every thread's structure cache (each thread drops its entries on next use)."""
+    core().cache_clear()
+
+
+def set_cache_capacity(n: int) -> None:
+    """Entries per thread in the C++ LRU structure cache."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"cache capacity must be an int >= 1, got {n!r}")
+    core().set_cache_capacity(int(n))

@@ -1,0 +1,116 @@
+"""Ready-made models: the Kingman coalescent and a cyclic two-island coalescent.
+
+Time unit: theta[0] is the rate at which one given pair of lineages coalesces, so
+theta = [1] gives the usual coalescent time units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._ext import core
+from .graph import Graph
+
+
+def kingman(n: int) -> Graph:
+    """The block-counting (SFS) state space of the Kingman coalescent for `n` samples.
+
+    State entry i-1 counts the lineages that subtend i samples (i = 1..n); the chain
+    starts with n singletons and is absorbed when one lineage remains. One parameter:
+    theta[0], the pair-coalescence rate.
+    """
+    _check_n(n)
+    return Graph._wrap(core().kingman(int(n)))
+
+
+def kingman_transitions(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
+    """Transitions of the block-counting coalescent, for `Graph.from_callback`.
+
+    Two lineages subtending a and b samples merge into one subtending a + b, at rate
+    (number of such pairs) · theta[0].
+    """
+    if sum(state) <= 1:
+        return []
+    out = []
+    n = len(state)
+    for a in range(1, n + 1):
+        for b in range(a, n + 1 - a):
+            ka, kb = state[a - 1], state[b - 1]
+            pairs = ka * (ka - 1) // 2 if a == b else ka * kb
+            if pairs == 0:
+                continue
+            nxt = list(state)
+            nxt[a - 1] -= 1
+            nxt[b - 1] -= 1
+            nxt[a + b - 1] += 1
+            out.append((tuple(nxt), [float(pairs)]))
+    return out
+
+
+def kingman_from_callback(n: int) -> Graph:
+    """The same model as `kingman(n)`, built in Python through `Graph.from_callback`."""
+    _check_n(n)
+    return Graph.from_callback(kingman_transitions, (n,) + (0,) * (n - 1))
+
+
+def _is_absorbing(graph: Graph, index: int) -> bool:
+    return index != 0 and not graph._builder.out_edges(index)
+
+
+def kingman_total_length_rewards(graph: Graph) -> np.ndarray:
+    """Rewards making E[Y] the expected total branch length: the number of lineages."""
+    rewards = np.zeros(graph.vertices_length())
+    for i in range(1, graph.vertices_length()):
+        if not _is_absorbing(graph, i):
+            rewards[i] = sum(graph._builder.vertex_state(i))
+    return rewards
+
+
+def kingman_sfs_rewards(graph: Graph, i: int) -> np.ndarray:
+    """Rewards making E[Y] the expected length of branches subtending `i` samples (2/i)."""
+    n = graph.state_length
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 1 <= i < n:
+        raise ValueError(f"i must be an int in 1..{n - 1} for a {n}-sample coalescent, got {i!r}")
+    rewards = np.zeros(graph.vertices_length())
+    for v in range(1, graph.vertices_length()):
+        rewards[v] = graph._builder.vertex_state(v)[i - 1]
+    return rewards
+
+
+def two_island_transitions(
+    state: tuple[int, ...],
+) -> list[tuple[tuple[int, int], list[float]]]:
+    """Transitions of a two-island coalescent: state (lineages in island 1, in island 2).
+
+    theta = [coalescence rate per pair within an island, migration rate per lineage].
+    Lineages migrate back and forth, so the graph is cyclic.
+    """
+    n1, n2 = state
+    if n1 + n2 <= 1:
+        return []
+    out: list[tuple[tuple[int, int], list[float]]] = []
+    if n1 >= 2:
+        out.append(((n1 - 1, n2), [n1 * (n1 - 1) / 2, 0.0]))
+    if n2 >= 2:
+        out.append(((n1, n2 - 1), [n2 * (n2 - 1) / 2, 0.0]))
+    if n1 >= 1:
+        out.append(((n1 - 1, n2 + 1), [0.0, float(n1)]))
+    if n2 >= 1:
+        out.append(((n1 + 1, n2 - 1), [0.0, float(n2)]))
+    return out
+
+
+def two_island(n: int) -> Graph:
+    """Time to the MRCA of `n` lineages sampled in island 1 of a two-island model.
+
+    theta = [within-island pair-coalescence rate, per-lineage migration rate]; cyclic.
+    """
+    _check_n(n)
+    return Graph.from_callback(two_island_transitions, (int(n), 0))
+
+
+def _check_n(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n (the number of samples) must be an int, got {n!r}")
+    if n < 2:
+        raise ValueError(f"n (the number of samples) must be >= 2, got {n}")
