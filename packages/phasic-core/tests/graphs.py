@@ -1,0 +1,79 @@
+"""Seeded random graphs for the tests: cyclic or acyclic, continuous or discrete.
+
+Vertex states are (1,), (2,), ... in creation order. The last one or two vertices are
+absorbing; every transient vertex has an edge to a later vertex, so absorption is
+reachable from everywhere. Edge weights mix constants and coefficient vectors over
+several parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from phasic import Graph
+
+
+@dataclass
+class RandomCase:
+    graph: Graph
+    theta: np.ndarray
+    seed: int
+    cyclic: bool
+    discrete: bool
+
+
+def random_graph(seed: int, *, cyclic: bool, discrete: bool = False,
+                 n_states: int | None = None, n_params: int | None = None) -> RandomCase:
+    """A random graph with 2-30 states and 1-4 parameters, and a theta for it."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 31)) if n_states is None else n_states
+    p = int(rng.integers(1, 5)) if n_params is None else n_params
+    n_abs = 1 if n < 4 or rng.random() < 0.5 else 2
+    n_tr = n - n_abs
+    theta = rng.uniform(0.5, 2.0, size=p)
+
+    edges: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+
+    def weight() -> tuple[float, np.ndarray]:
+        if rng.random() < 0.4:
+            return float(rng.uniform(0.2, 2.0)), np.zeros(p)
+        c = rng.uniform(0.1, 1.5, size=p) * (rng.random(p) < 0.6)
+        c[rng.integers(p)] += 0.3  # at least one positive coefficient
+        return 0.0, c
+
+    for i in range(n_tr):  # a forward edge from every transient state
+        edges[(i, int(rng.integers(i + 1, n)))] = weight()
+    for _ in range(int(rng.integers(0, 2 * n + 1))):
+        i = int(rng.integers(0, n_tr))
+        j = int(rng.integers(0, n))
+        if i == j or (not cyclic and j < i) or (i, j) in edges:
+            continue
+        edges[(i, j)] = weight()
+    # the last parameter must be used, so param_length == p
+    edges[next(iter(edges))] = (0.0, rng.uniform(0.2, 1.5, size=p))
+
+    if discrete:  # scale each vertex's out-probabilities to sum to u in [0.3, 0.95]
+        totals = np.zeros(n)
+        for (i, _), (c0, c) in edges.items():
+            totals[i] += c0 + c @ theta
+        target = rng.uniform(0.3, 0.95, size=n)
+        edges = {(i, j): (c0 * target[i] / totals[i], c * target[i] / totals[i])
+                 for (i, j), (c0, c) in edges.items()}
+
+    g = Graph(1, discrete=discrete)
+    vs = [g.find_or_create_vertex((k + 1,)) for k in range(n)]
+    # initial distribution over a few transient states, sometimes with a defect
+    k0 = int(rng.integers(1, min(3, n_tr) + 1))
+    starts = rng.choice(n_tr, size=k0, replace=False)
+    probs = rng.dirichlet(np.ones(k0)) * (0.9 if rng.random() < 0.25 else 1.0)
+    for s, q in zip(starts, probs, strict=True):
+        g.starting_vertex().add_edge(vs[int(s)], float(q))
+    for (i, j), (c0, c) in edges.items():
+        if np.any(c != 0.0):
+            if c0 != 0.0:  # a constant plus coefficients: express as coefficients only
+                raise AssertionError("weights are either constant or coefficients")
+            vs[i].add_edge(vs[j], c.tolist())
+        else:
+            vs[i].add_edge(vs[j], float(c0))
+    return RandomCase(g, theta, seed, cyclic, discrete)
