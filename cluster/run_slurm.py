@@ -1,0 +1,292 @@
+"""Submit the multi-node FFI suite with ``sbatch --wait`` and report per rank.
+
+    python cluster/run_slurm.py                      # on a machine that can reach a Slurm cluster
+    python cluster/run_slurm.py --local-cluster      # bring up a real Slurm here first, tear down after
+    python cluster/run_slurm.py --local-cluster --nodes 2 --ntasks-per-node 2 --cpus-per-task 1
+
+(``nox -s slurm -- <options>`` runs this inside the session's virtualenv.)
+
+Steps: (1) ``cluster/slurm_test_ffi.sh`` through ``sbatch --wait``, with this
+Python's PATH/VIRTUAL_ENV exported so every rank uses the same environment; each
+rank's JUnit XML is parsed into a table. (2) Two ``srun`` steps running at once in
+one allocation must both initialize jax.distributed (no port collision). (3) One
+rank SIGKILLed mid-collective must make the job fail within seconds, with Slurm
+naming the rank, and leave no task behind. Exit status is non-zero if anything
+failed, timed out or a rank reported no result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE / "local"))
+
+import slurm_cluster  # noqa: E402  (cluster/local is not a package)
+
+SCRIPT = HERE / "slurm_test_ffi.sh"
+PROBE = HERE / "probe_jax.py"
+
+
+@dataclasses.dataclass
+class RankResult:
+    """One rank's JUnit summary (or why there is none)."""
+
+    rank: int
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    failed_names: list[str] = dataclasses.field(default_factory=list)
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        # a skip inside a Slurm step means the suite did not really run there
+        return not self.problem and self.tests > 0 and not (
+            self.failures or self.errors or self.skipped)
+
+
+def parse_junit(path: pathlib.Path, rank: int) -> RankResult:
+    """Totals and failing test names from one rank's JUnit XML file."""
+    res = RankResult(rank)
+    if not path.exists():
+        res.problem = "no JUnit report (rank killed or never started)"
+        return res
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        res.problem = f"unreadable JUnit report: {exc}"
+        return res
+    for suite in root.iter("testsuite"):
+        res.tests += int(suite.get("tests", 0))
+        res.failures += int(suite.get("failures", 0))
+        res.errors += int(suite.get("errors", 0))
+        res.skipped += int(suite.get("skipped", 0))
+        res.seconds += float(suite.get("time", 0.0))
+        for case in suite.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                res.failed_names.append(case.get("name", "?"))
+    return res
+
+
+def print_table(results: list[RankResult]) -> None:
+    """One line per rank: tests, passed, failed, errors, skipped, time, verdict."""
+    print(f"\n{'rank':>4} {'tests':>5} {'passed':>6} {'failed':>6} {'errors':>6} "
+          f"{'skipped':>7} {'time[s]':>7}  result")
+    for r in results:
+        passed = r.tests - r.failures - r.errors - r.skipped
+        verdict = "ok" if r.ok else (r.problem or "FAILED " + ", ".join(r.failed_names))
+        print(f"{r.rank:>4} {r.tests:>5} {passed:>6} {r.failures:>6} {r.errors:>6} "
+              f"{r.skipped:>7} {r.seconds:>7.1f}  {verdict}")
+
+
+def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment sbatch exports to the job: this Python first on PATH, same venv."""
+    env = slurm_cluster.client_env() if slurm_cluster.CONF.exists() else dict(os.environ)
+    if "SLURM_CONF" in os.environ and not slurm_cluster.is_up():
+        env["SLURM_CONF"] = os.environ["SLURM_CONF"]  # the user's own cluster
+    bindir = str(pathlib.Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    env.pop("PYTHONHOME", None)
+    env.update(extra or {})
+    return env
+
+
+def sbatch_wait(args: list[str], env: dict[str, str], timeout: float) -> tuple[str, int, float]:
+    """``sbatch --wait --parsable ARGS``; return (job id, exit status, seconds).
+
+    On timeout the job is cancelled and the status is 124.
+    """
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        ["sbatch", "--wait", "--parsable", *args], env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    job = (proc.stdout.readline() if proc.stdout else "").strip().split(";")[0]
+    try:
+        _, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - t0)))
+        status = proc.returncode
+        if status and not job:
+            print(f"sbatch failed: {err.strip()}", file=sys.stderr)
+    except subprocess.TimeoutExpired:
+        print(f"job {job} still running after {timeout:.0f} s: cancelling it", file=sys.stderr)
+        subprocess.run(["scancel", job], env=env, check=False)
+        proc.kill()
+        proc.wait()
+        status = 124
+    return job, status, time.monotonic() - t0
+
+
+def shape_args(ns: argparse.Namespace) -> list[str]:
+    """sbatch options for the requested shape (they override the script's #SBATCH lines)."""
+    return [
+        f"--nodes={ns.nodes}", f"--ntasks={ns.nodes * ns.ntasks_per_node}",
+        f"--ntasks-per-node={ns.ntasks_per_node}", f"--cpus-per-task={ns.cpus_per_task}",
+        f"--time={ns.time}",
+    ]
+
+
+def run_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+    """The pytest suite on every rank through cluster/slurm_test_ffi.sh; True if all passed."""
+    results_dir = out / "suite"
+    results_dir.mkdir(parents=True)
+    env = job_env({"PHASIC_SLURM_RESULTS": str(results_dir)})
+    print(f"== suite: sbatch --wait {SCRIPT.relative_to(ROOT)} "
+          f"({ns.nodes} nodes x {ns.ntasks_per_node} tasks x {ns.cpus_per_task} CPUs)")
+    job, status, took = sbatch_wait(
+        [*shape_args(ns), f"--output={out}/suite-%j.log", str(SCRIPT)], env, ns.timeout)
+    log = out / f"suite-{job}.log"
+    ntasks = ns.nodes * ns.ntasks_per_node
+    results = [parse_junit(results_dir / f"junit-rank{r}.xml", r) for r in range(ntasks)]
+    print_table(results)
+    for rank, reason in slurm_task_errors(log):
+        print(f"Slurm reports rank {rank}: {reason}")
+    print(f"job {job}: exit status {status}, sbatch --wait turnaround {took:.1f} s")
+    ok = status == 0 and all(r.ok for r in results)
+    if not ok and log.exists():
+        print(f"----- {log} (last 60 lines) -----")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+    return ok
+
+
+def slurm_task_errors(log: pathlib.Path) -> list[tuple[int, str]]:
+    """(rank, reason) from srun's ``srun: error: NODE: task R: REASON`` lines."""
+    if not log.exists():
+        return []
+    pattern = re.compile(r"srun: error: (\S+): tasks? (\d+)(?:-\d+)?: (.+)")
+    return [(int(m[2]), f"{m[3]} on {m[1]}") for m in pattern.finditer(log.read_text())]
+
+
+def probe_init_mode() -> str:
+    """``phasic`` when phasic_distributed is importable here (the real port plan), else ``jax``."""
+    try:
+        import phasic_distributed  # noqa: F401
+    except ImportError:
+        return "jax"
+    return "phasic"
+
+
+def run_concurrent_steps(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+    """Two overlapping srun steps in one allocation both initialize and agree."""
+    mode = probe_init_mode()
+    step = (f"srun --overlap --kill-on-bad-exit=1 python {PROBE} --init {mode} --hold 3 "
+            f"> {out}/concurrent-$SLURM_JOB_ID-step{{k}}.out 2>&1")
+    wrap = (f"{step.format(k='A')} & a=$!; {step.format(k='B')} & b=$!; "
+            "wait $a; ra=$?; wait $b; rb=$?; echo steps: $ra $rb; exit $((ra | rb))")
+    print(f"== two concurrent srun steps in one allocation (init: {mode})")
+    job, status, took = sbatch_wait(
+        [*shape_args(ns), f"--output={out}/concurrent-%j.log", "--wrap", wrap],
+        job_env(), ns.timeout)
+    ports = []
+    ok = status == 0
+    for k in "AB":
+        path = out / f"concurrent-{job}-step{k}.out"
+        lines = [ln for ln in path.read_text().splitlines() if ln.startswith("PROBE OK")] \
+            if path.exists() else []
+        coords = {m[1] for ln in lines if (m := re.search(r"coordinator=(\S+)", ln))}
+        print(f"   step {k}: {len(lines)}/{ns.nodes * ns.ntasks_per_node} ranks OK, "
+              f"coordinator {', '.join(sorted(coords)) or '?'}")
+        ok &= len(lines) == ns.nodes * ns.ntasks_per_node
+        ports.extend(coords)
+    if len(set(ports)) != 2:
+        print(f"   expected two distinct coordinator addresses, got {ports}")
+        ok = False
+    print(f"   job {job}: exit status {status} in {took:.1f} s -> {'ok' if ok else 'FAILED'}")
+    return ok
+
+
+def run_killed_rank(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+    """A rank SIGKILLed while the others wait in a collective ends the job within seconds."""
+    ntasks = ns.nodes * ns.ntasks_per_node
+    victim = ntasks - 1
+    mode = probe_init_mode()
+    wrap = (f"srun --kill-on-bad-exit=1 python {PROBE} --init {mode} "
+            f"--kill-rank {victim} --hold 600")
+    print(f"== rank {victim} killed mid-collective (the others would wait 600 s)")
+    job, status, took = sbatch_wait(
+        [*shape_args(ns), f"--output={out}/killed-%j.log", "--wrap", wrap], job_env(),
+        min(ns.timeout, 120))
+    named = [r for r, _ in slurm_task_errors(out / f"killed-{job}.log")]
+    leftovers = probe_processes()
+    # srun's first error line names the rank that died; the rest are the ranks it then killed
+    first = named[0] if named else None
+    ok = status not in (0, 124) and first == victim and took < 60 and not leftovers
+    print(f"   job {job}: exit status {status} after {took:.1f} s; first rank Slurm named: "
+          f"{first}; leftover rank processes: {leftovers or 'none'} "
+          f"-> {'ok' if ok else 'FAILED'}")
+    return ok
+
+
+def probe_processes() -> list[int]:
+    """PIDs of probe ranks still alive on this machine (there must be none after a job)."""
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(PROBE).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, optionally bring up the local cluster, run the checks, report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--local-cluster", action="store_true",
+                        help="bring up a real Slurm cluster on this machine, tear it down after")
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--ntasks-per-node", type=int, default=1)
+    parser.add_argument("--cpus-per-task", type=int, default=2)
+    parser.add_argument("--time", default="00:15:00", help="Slurm time limit per job")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds to wait for each job before cancelling it")
+    parser.add_argument("--suite-only", action="store_true",
+                        help="skip the concurrent-steps and killed-rank checks")
+    ns = parser.parse_args(argv)
+    if min(ns.nodes, ns.ntasks_per_node, ns.cpus_per_task) < 1:
+        parser.error("--nodes, --ntasks-per-node and --cpus-per-task must be at least 1")
+
+    out = slurm_cluster.RUN / "results" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        if ns.local_cluster:
+            took = slurm_cluster.up(slurm_cluster.ClusterShape(
+                nodes=ns.nodes, cpus=ns.ntasks_per_node * ns.cpus_per_task))
+            print(f"local cluster up in {took:.2f} s")
+        elif subprocess.run(["sinfo", "-h"], env=job_env(), capture_output=True).returncode:
+            print("no reachable Slurm controller (`sinfo` failed): run on a cluster login "
+                  "node, or pass --local-cluster to start one here", file=sys.stderr)
+            return 2
+        out.mkdir(parents=True)
+        checks = {"suite": run_suite(ns, out)}
+        if not ns.suite_only:
+            checks["concurrent steps"] = run_concurrent_steps(ns, out)
+            checks["killed rank"] = run_killed_rank(ns, out)
+    except FileNotFoundError as exc:
+        print(f"cannot run a Slurm command: {exc}", file=sys.stderr)
+        return 2
+    except slurm_cluster.ClusterError as exc:
+        print(f"local cluster: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if ns.local_cluster:
+            slurm_cluster.down()
+    print("\n" + "  ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in checks.items()))
+    print(f"outputs in {out}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
