@@ -25,12 +25,20 @@ import subprocess
 import numpy as np
 import pytest
 
-IN_SLURM_STEP = "SLURM_PROCID" in os.environ and "SLURM_NTASKS" in os.environ
-pytestmark = pytest.mark.skipif(
-    not IN_SLURM_STEP,
-    reason="needs a Slurm step (SLURM_PROCID/SLURM_NTASKS unset): run it with "
-    "`sbatch cluster/slurm_test_ffi.sh` or `nox -s slurm -- --local-cluster`",
-)
+
+def _skip_reason() -> str | None:
+    """Why this process is not one rank of a Slurm step, or None when it is."""
+    if "SLURM_PROCID" not in os.environ or "SLURM_NTASKS" not in os.environ:
+        return ("needs a Slurm step (SLURM_PROCID/SLURM_NTASKS unset): run it with "
+                "`sbatch cluster/slurm_test_ffi.sh` or `nox -s slurm -- --local-cluster`")
+    if "SLURM_STEP_ID" not in os.environ:
+        # a batch script has SLURM_PROCID=0 and the job's SLURM_NTASKS, but is one process
+        return "inside a Slurm job but not in an srun step: launch pytest with `srun`"
+    return None
+
+
+SKIP_REASON = _skip_reason()
+pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 N = 6  # Kingman sample size: 10 transient block-counting states, small and fast
 TIMES = np.array([0.05, 0.2, 0.5, 1.0, 2.0, 4.0])
