@@ -1,0 +1,34 @@
+"""The two things testkit needs from phasic-distributed: a free port and initialize().
+
+Kept in one place so that the rest of the plugin never imports jax at import time.
+"""
+
+from __future__ import annotations
+
+
+def free_port() -> int:
+    """A TCP port on loopback that a bind probe found free."""
+    import phasic_distributed
+
+    return int(phasic_distributed.free_port())
+
+
+def initialize(timeout: float) -> None:
+    """Join jax.distributed with the plan found in the environment (launcher vars or SLURM)."""
+    import phasic_distributed
+
+    phasic_distributed.initialize(timeout=timeout)
+
+
+def kv_client():
+    """The jax.distributed key-value client, or a clear error when it is not running."""
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    if client is None:
+        raise RuntimeError(
+            "jax.distributed is not initialized in this process. Cross-process assertions "
+            "only work inside a test marked @pytest.mark.multiprocess (or after "
+            "phasic_distributed.initialize())."
+        )
+    return client

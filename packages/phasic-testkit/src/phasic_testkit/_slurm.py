@@ -1,0 +1,100 @@
+"""SLURM-step mode: `srun pytest ...` with several tasks.
+
+The ranks already exist, so marked tests run in place. After each marked test the
+ranks publish their outcome in the jax.distributed key-value store; rank 0 merges
+them, so a failure on any rank shows in rank 0's report, which is the only
+terminal output (the other ranks write theirs to /dev/null).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import sys
+
+import pytest
+
+from . import _distributed, _env
+from .report import FAILED, PASSED, SKIPPED, RankOutcome, merge
+
+_KEY = "phasic_testkit/slurm"
+
+
+class SlurmPlugin:
+    """Registered by the main plugin inside a multi-task SLURM step."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        step = _env.slurm_step_size()
+        assert step is not None
+        self.rank, self.ntasks = step
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        _distributed.initialize(timeout=60.0)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.rank != 0:
+            _silence_terminal(self.config)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        from .plugin import MARKER, nprocs_of, parse_marker
+
+        mark = item.get_closest_marker(MARKER)
+        if mark is None:
+            return
+        args = parse_marker(mark, item.nodeid)
+        wanted = nprocs_of(item, args)
+        if wanted != self.ntasks:
+            pytest.skip(f"needs {wanted} processes; this SLURM step has {self.ntasks} tasks")
+        # a hung rank dumps its stack to stderr and exits: srun then ends the step
+        faulthandler.dump_traceback_later(args.timeout, exit=True, file=sys.stderr)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if item.get_closest_marker("multiprocess") is None:
+            return report
+        if report.when == "teardown":
+            faulthandler.cancel_dump_traceback_later()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self._merge_call(item, report)
+        return report
+
+    def _merge_call(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        outcome = FAILED if report.failed else SKIPPED if report.skipped else PASSED
+        client = _distributed.kv_client()
+        key = f"{_KEY}/{item.nodeid}"
+        client.key_value_set(f"{key}/{self.rank}", json.dumps(
+            {"outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}))
+        if self.rank != 0 or outcome == SKIPPED:
+            return
+        timeout = float(item.get_closest_marker("multiprocess").kwargs.get("timeout", 120))
+        outcomes = []
+        for r in range(self.ntasks):
+            try:
+                raw = client.blocking_key_value_get(f"{key}/{r}", int(timeout * 1000))
+                got = json.loads(raw)
+                outcomes.append(RankOutcome(r, got["outcome"], longrepr=got["longrepr"]))
+            except Exception as exc:  # the key never came: that rank hung or died
+                outcomes.append(RankOutcome(
+                    r, "died", longrepr=f"rank {r} did not report within {timeout:g} s: {exc}"))
+        if any(o.failed for o in outcomes):
+            report.outcome = "failed"
+            report.longrepr = merge(item.nodeid, outcomes, timeout)
+
+
+def _silence_terminal(config: pytest.Config) -> None:
+    """Send this rank's pytest report to /dev/null; the test's own prints still show."""
+    from _pytest.terminal import TerminalReporter
+
+    pm = config.pluginmanager
+    old = pm.get_plugin("terminalreporter")
+    if old is None:
+        return
+    pm.unregister(old)
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the session
+    pm.register(TerminalReporter(config, devnull), "terminalreporter")
