@@ -1,0 +1,190 @@
+"""The coordinator's address: which host, which port, and whether it can be reached.
+
+Port choice under SLURM: every task of a step computes the same port from the job
+id, array job/task ids, het-job component and step id, so no communication is
+needed. Ports are taken from 10000-65535 minus the kernel's ephemeral range
+(``/proc/sys/net/ipv4/ip_local_port_range``), where outgoing connections would
+otherwise grab them. Steps of one job (and array tasks of one array) get
+consecutive slots, so concurrent steps never share a port (up to 64 steps per
+array task). ``PHASIC_COORDINATOR_PORT`` and ``PHASIC_COORDINATOR_HOST`` override.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import CoordinatorError, SlurmEnvironmentError
+from .slurm import SlurmEnvironment, require_step
+
+PORT_MIN = 10000
+PORT_MAX = 65535
+#: Slots reserved per array task for that task's steps.
+STEPS_PER_ARRAY_TASK = 64
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Linux's default ephemeral range, used when /proc cannot be read.
+DEFAULT_EPHEMERAL = (32768, 60999)
+
+
+def ephemeral_port_range(path: Path = _PORT_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's ephemeral port range (lo, hi), or Linux's default if unreadable."""
+    try:
+        lo, hi = (int(x) for x in path.read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+
+
+def _allowed_ports(ephemeral: tuple[int, int]) -> list[tuple[int, int]]:
+    lo, hi = ephemeral
+    spans = [(PORT_MIN, min(lo - 1, PORT_MAX)), (max(hi + 1, PORT_MIN), PORT_MAX)]
+    return [(a, b) for a, b in spans if a <= b]
+
+
+def parse_port(text: str, name: str) -> int:
+    """A TCP port from text, or `CoordinatorError` naming the variable."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise CoordinatorError(f"{name}={text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise CoordinatorError(f"{name}={port} is not a port number (1-65535)")
+    return port
+
+
+def slurm_port(s: SlurmEnvironment, ephemeral: tuple[int, int] | None = None) -> int:
+    """The deterministic coordinator port for this SLURM step (no override applied)."""
+    spans = _allowed_ports(ephemeral or ephemeral_port_range())
+    size = sum(b - a + 1 for a, b in spans)
+    if s.array_job_id is not None:
+        key = f"array:{s.array_job_id}"
+        task = s.array_task_id or 0
+    else:
+        key = f"job:{s.job_id or 0}"
+        task = 0
+    base = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    het = max(s.het_size or 1, 1)
+    slot = ((task * STEPS_PER_ARRAY_TASK + (s.step_id or 0)) * het) + (s.het_offset or 0)
+    index = (base + slot) % size
+    for a, b in spans:
+        if index <= b - a:
+            return a + index
+        index -= b - a + 1
+    raise AssertionError("unreachable: index is below the span total")
+
+
+def get_coordinator_address(env: Mapping[str, str] | None = None) -> str:
+    """``host:port`` of the coordinator of this srun step.
+
+    The host is the first node of the step's node list (``PHASIC_COORDINATOR_HOST``
+    overrides); the port is `slurm_port` (``PHASIC_COORDINATOR_PORT`` overrides).
+    Raises `SlurmEnvironmentError` outside a usable srun step: never a silent
+    localhost fallback.
+    """
+    env = os.environ if env is None else env
+    s = require_step(env)
+    host = env.get("PHASIC_COORDINATOR_HOST") or (s.nodes[0] if s.nodes else None)
+    if not host:
+        raise SlurmEnvironmentError("no node list to take the coordinator host from")
+    override = env.get("PHASIC_COORDINATOR_PORT")
+    port = parse_port(override, "PHASIC_COORDINATOR_PORT") if override else slurm_port(s)
+    return format_address(host, port)
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, with IPv6 literals bracketed."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (or ``[v6]:port``); `CoordinatorError` if malformed."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise CoordinatorError(f"coordinator address {address!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, parse_port(port_text, f"port of coordinator address {address!r}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def resolve(host: str, port: int, rank: int, timeout: float) -> list[tuple]:
+    """getaddrinfo with a deadline (a dead DNS server must not hang us)."""
+    result: list = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise CoordinatorError(
+            f"rank {rank}: resolving coordinator host {host!r} (port {port}) took more "
+            f"than {timeout:.0f} s; check DNS or use an IP address"
+        )
+    if failure:
+        raise CoordinatorError(
+            f"rank {rank}: coordinator host {host!r} (port {port}) does not resolve: "
+            f"{failure[0]}; check the node list or set PHASIC_COORDINATOR_HOST"
+        )
+    return result
+
+
+def wait_for_coordinator(host: str, port: int, rank: int, timeout: float) -> float:
+    """Block until a TCP connection to host:port succeeds; return the seconds waited.
+
+    Raises `CoordinatorError` naming host, port and rank when `timeout` passes.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    infos = resolve(host, port, rank, max(deadline - time.monotonic(), 0.1))
+    last: OSError | None = None
+    while True:
+        for family, kind, proto, _, addr in infos:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                with socket.socket(family, kind, proto) as sock:
+                    sock.settimeout(min(remaining, 2.0))
+                    sock.connect(addr)
+                return time.monotonic() - start
+            except OSError as exc:
+                last = exc
+        if time.monotonic() >= deadline:
+            raise CoordinatorError(
+                f"rank {rank}: coordinator {format_address(host, port)} not reachable "
+                f"within {timeout:.1f} s (last error: {last}); is task 0 running and "
+                "did it start? check its log, the node list and firewalls"
+            )
+        time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+
+
+def check_port_free(port: int, rank: int = 0) -> None:
+    """Raise `CoordinatorError` if the coordinator cannot bind `port` on this host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
+            raise CoordinatorError(
+                f"rank {rank}: coordinator port {port} {why} on {socket.gethostname()}; "
+                "set PHASIC_COORDINATOR_PORT to a free port (the same on every task)"
+            ) from None

@@ -1,0 +1,174 @@
+"""`initialize()`: CPU devices, OpenMP threads and jax.distributed, in the right order.
+
+JAX fixes the CPU device count when its backend starts (the first ``jax.devices()``
+or array operation), not when it is imported. So the rule is "initialize before
+the first JAX computation"; importing jax earlier is fine. If a computation has
+already run, we raise with the fix instead of silently running on 1 device.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from .coordinator import check_port_free, parse_address, resolve, wait_for_coordinator
+from .errors import InitializationError
+from .plan import DistributedPlan
+from .plan import plan as make_plan
+
+_lock = threading.Lock()
+_current: DistributedPlan | None = None
+
+
+def is_initialized() -> bool:
+    """True once `initialize` has completed in this process."""
+    return _current is not None
+
+
+def current_plan() -> DistributedPlan | None:
+    """The plan `initialize` applied, or None."""
+    return _current
+
+
+def _import_jax() -> Any:
+    try:
+        import jax
+    except ImportError as exc:
+        raise InitializationError(
+            "jax is not installed; install it with: pip install 'phasic-distributed[jax]'"
+        ) from exc
+    return jax
+
+
+def backend_started() -> bool:
+    """True if a JAX backend exists in this process (a JAX computation already ran).
+
+    Probes JAX's backend registry without creating a backend; on jax 0.10.2
+    ``xla_bridge.backends_are_initialized()`` exists, older versions expose the
+    ``_backends`` dict.
+    """
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import xla_bridge
+
+    probe = getattr(xla_bridge, "backends_are_initialized", None)
+    if probe is not None:
+        return bool(probe())
+    return bool(getattr(xla_bridge, "_backends", {}))
+
+
+def _distributed_client_active() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    from jax._src import distributed
+
+    return distributed.global_state.client is not None
+
+
+def _set_device_count(jax: Any, n: int) -> None:
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except AttributeError:  # jax without the option: the XLA flag does the same
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        flags = [f for f in flags if not f.startswith("--xla_force_host_platform_device_count")]
+        os.environ["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n}"])
+
+
+def _too_late(p: DistributedPlan, jax: Any) -> InitializationError:
+    try:
+        have = len(jax.local_devices())
+    except Exception:  # noqa: BLE001 - only used for the message
+        have = "?"
+    return InitializationError(
+        f"a JAX computation already ran in this process (the CPU backend has {have} "
+        f"device(s)), so the device count ({p.local_device_count}) and "
+        f"jax.distributed ({p.num_processes} processes) can no longer be set. "
+        "Fix: call phasic_distributed.initialize() (or import phasic) before the first "
+        "JAX computation (jax.devices(), jnp.array(...), ...). Importing jax first is fine."
+    )
+
+
+def _log(p: DistributedPlan, message: str) -> None:
+    # One line on stderr before blocking calls: if JAX aborts the process, the
+    # log still says which rank was waiting for which coordinator.
+    print(f"[phasic_distributed rank {p.process_id}/{p.num_processes}] {message}",
+          file=sys.stderr, flush=True)
+
+
+def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) -> DistributedPlan:
+    """Apply `plan` (default: `plan()` from the environment) to JAX; return it.
+
+    Sets ``jax_num_cpu_devices`` and ``OMP_NUM_THREADS`` (cores per device), then,
+    for several processes, checks that the coordinator host resolves (all ranks),
+    that its port is free (rank 0) or reachable (other ranks, polled until
+    `timeout`), and calls ``jax.distributed.initialize`` with explicit arguments.
+    Idempotent: a second call with the same plan returns it; a different plan
+    raises `InitializationError`. Every coordinator error names host, port and rank.
+    """
+    global _current
+    if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
+        raise InitializationError(f"timeout={timeout!r} must be a positive number of seconds")
+    with _lock:
+        p = make_plan() if plan is None else plan
+        if _current is not None:
+            if _current == p:
+                return _current
+            raise InitializationError(
+                f"already initialized with {_current.model_dump()}; cannot switch to "
+                f"{p.model_dump()} in the same process (start a new process)"
+            )
+        jax = _import_jax()
+        if backend_started():
+            same = (not p.is_distributed and not _distributed_client_active()
+                    and len(jax.local_devices()) == p.local_device_count)
+            if not same:
+                raise _too_late(p, jax)
+        os.environ["OMP_NUM_THREADS"] = str(p.omp_threads_per_device)
+        if not backend_started():
+            _set_device_count(jax, p.local_device_count)
+        if p.is_distributed:
+            _connect(jax, p, timeout)
+        _current = p
+        return p
+
+
+def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
+    assert p.coordinator_address is not None
+    host, port = parse_address(p.coordinator_address)
+    rank = p.process_id
+    if _distributed_client_active():
+        raise InitializationError(
+            f"rank {rank}: jax.distributed was already initialized by someone else; "
+            "let phasic_distributed.initialize() do it (or skip it)"
+        )
+    start = time.monotonic()
+    _log(p, f"connecting to coordinator {p.coordinator_address} (timeout {timeout:.0f} s; "
+            "if it expires JAX aborts this process)")
+    if rank == 0:
+        resolve(host, port, rank, timeout)
+        check_port_free(port, rank)
+    else:
+        wait_for_coordinator(host, port, rank, timeout)
+    remaining = max(1, math.ceil(timeout - (time.monotonic() - start)))
+    kwargs: dict[str, Any] = dict(
+        coordinator_address=p.coordinator_address,
+        num_processes=p.num_processes,
+        process_id=p.process_id,
+        local_device_ids=None,
+        initialization_timeout=remaining,
+    )
+    # Without this, JAX's own cluster detection fills in local_device_ids from SLURM.
+    if "cluster_detection_method" in inspect.signature(jax.distributed.initialize).parameters:
+        kwargs["cluster_detection_method"] = "deactivate"
+    try:
+        jax.distributed.initialize(**kwargs)
+    except Exception as exc:
+        raise InitializationError(
+            f"rank {rank}: jax.distributed.initialize with coordinator {host}:{port} "
+            f"({p.num_processes} processes) failed: {exc}"
+        ) from exc

@@ -1,0 +1,190 @@
+"""`DistributedPlan`: who am I, who coordinates, how many CPU devices and threads.
+
+`plan()` looks, in this order, at
+
+1. the launcher's variables (``phasic-launch`` or phasic-testkit set them):
+   ``PHASIC_COORDINATOR`` (host:port), ``PHASIC_NUM_PROCESSES``,
+   ``PHASIC_PROCESS_ID``, ``PHASIC_LOCAL_DEVICES`` -> source ``"launcher"``;
+2. SLURM (an srun step, or a single-task allocation) -> source ``"slurm"``;
+3. nothing: one process -> source ``"single"``.
+
+CPU devices per process: the ``cpus`` argument, else ``PHASIC_LOCAL_DEVICES``,
+``PHASIC_CPUS``, ``PTDALG_CPUS`` (the previous phasic's name), else one device per
+core available to the process. Cores per process: ``SLURM_CPUS_PER_TASK``, else
+the CPUs this process may run on divided by the processes sharing the node.
+OpenMP threads per device: cores // devices (at least 1); ``PHASIC_OMP_THREADS``
+overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .coordinator import format_address, get_coordinator_address, parse_address
+from .errors import DistributedError, LauncherEnvironmentError
+from .slurm import SlurmEnvironment
+
+Source = Literal["slurm", "launcher", "single"]
+LAUNCHER_VARS = ("PHASIC_COORDINATOR", "PHASIC_NUM_PROCESSES", "PHASIC_PROCESS_ID")
+DEVICE_VARS = ("PHASIC_LOCAL_DEVICES", "PHASIC_CPUS", "PTDALG_CPUS")
+
+
+class DistributedPlan(BaseModel):
+    """Everything `initialize` needs; identical fields on every rank except process_id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    coordinator_address: str | None
+    num_processes: int
+    process_id: int
+    local_device_count: int
+    omp_threads_per_device: int
+    source: Source
+    cores: int = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistributedPlan:
+        if self.num_processes < 1:
+            raise ValueError(f"num_processes={self.num_processes} must be at least 1")
+        if not 0 <= self.process_id < self.num_processes:
+            raise ValueError(
+                f"process_id={self.process_id} must be in 0..{self.num_processes - 1}"
+            )
+        if self.local_device_count < 1 or self.omp_threads_per_device < 1:
+            raise ValueError("local_device_count and omp_threads_per_device must be >= 1")
+        if self.num_processes > 1 and not self.coordinator_address:
+            raise ValueError(
+                f"{self.num_processes} processes need a coordinator_address (host:port)"
+            )
+        if self.coordinator_address:
+            parse_address(self.coordinator_address)
+        return self
+
+    @property
+    def is_distributed(self) -> bool:
+        """True when jax.distributed must be initialized (more than one process)."""
+        return self.num_processes > 1
+
+
+def _positive(env: Mapping[str, str], name: str, error: type[DistributedError]) -> int | None:
+    text = env.get(name)
+    if text is None or text.strip() == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise error(f"{name}={text!r} is not an integer") from None
+    if value < 1:
+        raise error(f"{name}={value} must be at least 1")
+    return value
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _devices_and_threads(
+    env: Mapping[str, str], cpus: int | None, cores: int
+) -> tuple[int, int]:
+    if cpus is not None:
+        if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+            raise DistributedError(f"cpus={cpus!r} must be a positive integer")
+        devices = cpus
+    else:
+        devices = None
+        for name in DEVICE_VARS:
+            devices = _positive(env, name, DistributedError)
+            if devices is not None:
+                break
+        if devices is None:
+            devices = cores
+    threads = _positive(env, "PHASIC_OMP_THREADS", DistributedError)
+    return devices, threads or max(1, cores // devices)
+
+
+def _launcher_plan(env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
+    missing = [n for n in LAUNCHER_VARS if not env.get(n)]
+    if missing:
+        present = [n for n in LAUNCHER_VARS if env.get(n)]
+        raise LauncherEnvironmentError(
+            f"launcher variables incomplete: {', '.join(present)} set but "
+            f"{', '.join(missing)} missing; set all of {', '.join(LAUNCHER_VARS)} "
+            "(phasic-launch does) or none"
+        )
+    num = _positive(env, "PHASIC_NUM_PROCESSES", LauncherEnvironmentError)
+    pid_text = env["PHASIC_PROCESS_ID"]
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        raise LauncherEnvironmentError(f"PHASIC_PROCESS_ID={pid_text!r} is not an integer") from None
+    assert num is not None
+    if not 0 <= pid < num:
+        raise LauncherEnvironmentError(
+            f"PHASIC_PROCESS_ID={pid} is outside 0..{num - 1} (PHASIC_NUM_PROCESSES={num})"
+        )
+    host, port = parse_address(env["PHASIC_COORDINATOR"])
+    # Launched processes share this machine; split its cores among them.
+    cores = max(1, _available_cpus() // num)
+    devices, threads = _devices_and_threads(env, cpus, cores)
+    return DistributedPlan(
+        coordinator_address=format_address(host, port),
+        num_processes=num,
+        process_id=pid,
+        local_device_count=devices,
+        omp_threads_per_device=threads,
+        source="launcher",
+        cores=cores,
+    )
+
+
+def _slurm_plan(s: SlurmEnvironment, env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
+    s.raise_for_problems()
+    if s.cpus_per_task:
+        cores = s.cpus_per_task
+    else:
+        cores = max(1, _available_cpus() // (s.local_tasks or 1))
+    devices, threads = _devices_and_threads(env, cpus, cores)
+    distributed = s.context == "step" and (s.ntasks or 1) > 1
+    return DistributedPlan(
+        coordinator_address=get_coordinator_address(env) if distributed else None,
+        num_processes=s.ntasks if distributed and s.ntasks else 1,
+        process_id=s.procid if distributed and s.procid is not None else 0,
+        local_device_count=devices,
+        omp_threads_per_device=threads,
+        source="slurm",
+        cores=cores,
+    )
+
+
+def plan(env: Mapping[str, str] | None = None, cpus: int | None = None) -> DistributedPlan:
+    """Build the plan for this process from `env` (default ``os.environ``).
+
+    `cpus` is the number of CPU devices for this process (overrides the
+    environment). Raises a `DistributedError` subclass, with the fix, when the
+    environment is incomplete or contradictory; never falls back to localhost for
+    a job with several tasks or nodes.
+    """
+    env = os.environ if env is None else env
+    if any(env.get(n) for n in LAUNCHER_VARS):
+        return _launcher_plan(env, cpus)
+    s = SlurmEnvironment.from_env(env)
+    if s.context != "none":
+        return _slurm_plan(s, env, cpus)
+    cores = _available_cpus()
+    devices, threads = _devices_and_threads(env, cpus, cores)
+    return DistributedPlan(
+        coordinator_address=None,
+        num_processes=1,
+        process_id=0,
+        local_device_count=devices,
+        omp_threads_per_device=threads,
+        source="single",
+        cores=cores,
+    )
