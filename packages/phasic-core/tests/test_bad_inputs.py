@@ -1,0 +1,130 @@
+"""Bad inputs: each gives a Python exception whose message names the problem.
+
+All cases run in child processes (bad_input_runner.py), so an abort or segfault in
+the C++ code fails the case that caused it instead of killing pytest. One child
+runs a whole group; if it dies, the case it was running is recorded as a crash and
+the rest of the group continues in a fresh child.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+RUNNER = pathlib.Path(__file__).with_name("bad_input_runner.py")
+K = "kjs"  # Kingman n = 4 JSON, one parameter
+TH = "jnp.array([1.0])"
+T = "jnp.array([0.5, 1.0])"
+KERNEL = ("ValueError", "RuntimeError")  # detected in C++: ValueError or JAX's runtime error
+
+# name: (group, code, accepted exception class names, regex the message must match)
+CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "theta too long": ("x64", f"phasic.compute_moments_ffi({K}, jnp.array([1.0, 2.0]), 2)",
+                       ("ValueError",), r"theta.*shape \(1,\)"),
+    "theta 2-d": ("x64", f"phasic.compute_pmf_ffi({K}, jnp.ones((1, 1)), {T})",
+                  ("ValueError",), r"theta.*shape.*vmap"),
+    "theta int dtype": ("x64", f"phasic.compute_moments_ffi({K}, jnp.array([1]), 2)",
+                        ("TypeError",), r"theta.*int64.*float64"),
+    "theta float32": ("x64", f"phasic.compute_moments_ffi({K}, jnp.array([1.0], "
+                             "dtype=jnp.float32), 2)", ("TypeError",), r"theta.*float32"),
+    "times float32": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, jnp.array([1.0], "
+                             "dtype=jnp.float32))", ("TypeError",), r"times.*float32"),
+    "theta strings": ("x64", f"phasic.compute_moments_ffi({K}, ['a'], 2)",
+                      ("TypeError",), r"theta"),
+    "graph theta wrong length": ("x64", "k.expectation([1.0, 2.0])", ("ValueError",),
+                                 r"theta.*shape \(1,\)"),
+    "graph theta missing": ("x64", "k.expectation()", ("ValueError",), r"theta"),
+    "NaN rate (ffi)": ("x64", f"phasic.compute_moments_ffi({K}, jnp.array([np.nan]), 2)",
+                       KERNEL, r"(?i)nan"),
+    "NaN rate (graph)": ("x64", "k.pdf([0.5], [float('nan')])", KERNEL, r"(?i)nan"),
+    "negative rate (ffi)": ("x64", f"phasic.compute_pmf_ffi({K}, jnp.array([-1.0]), {T})",
+                            KERNEL, r"(?i)negative"),
+    "negative rate (graph)": ("x64", "k.moments(2, [-1.0])", KERNEL, r"(?i)negative"),
+    "no absorbing path": ("x64", "no_exit.expectation()", KERNEL, r"(?i)absor"),
+    "no absorbing path (ffi)": ("x64", "phasic.compute_pmf_ffi(no_exit, jnp.zeros(0), "
+                                       f"{T})", KERNEL, r"(?i)absor"),
+    "zero exit rate for theta": ("x64", "zero_exit.moments(1, [0.0])", KERNEL, r"(?i)absor"),
+    "initial probabilities > 1": ("x64", "over.expectation()", KERNEL, r"(?i)initial|start"),
+    "initial > 1 (ffi)": ("x64", "phasic.compute_moments_ffi(over, jnp.zeros(0), 1)",
+                          KERNEL, r"(?i)initial|start"),
+    "malformed JSON": ("x64", f"phasic.compute_moments_ffi('{{\"format\": ', {TH}, 1)",
+                       ("ValueError",), r"(?i)json"),
+    "JSON unknown key": ("x64", "phasic.compute_moments_ffi(kjs.replace('\"version\"', "
+                                f"'\"bogus\": 1, \"version\"', 1), {TH}, 1)",
+                         ("ValueError",), r"bogus"),
+    "structure of wrong type": ("x64", f"phasic.compute_moments_ffi(42, {TH}, 1)",
+                                ("TypeError",), r"structure_json"),
+    "nr_moments zero": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 0)",
+                        ("ValueError",), r"nr_moments.*>= 1"),
+    "nr_moments negative": ("x64", f"phasic.compute_pmf_and_moments_ffi({K}, {TH}, {T}, -2)",
+                            ("ValueError",), r"nr_moments"),
+    "nr_moments float": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 2.0)",
+                         ("TypeError",), r"nr_moments"),
+    "negative time": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, jnp.array([0.5, -1.0]))",
+                      KERNEL, r"(?i)time.*negative|negative.*time"),
+    "NaN time": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, jnp.array([np.nan]))",
+                 KERNEL, r"(?i)time.*nan|nan.*time"),
+    "negative time (graph)": ("x64", "k.cdf([-0.5], [1.0])", KERNEL, r"(?i)negative"),
+    "rewards wrong length": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 1, "
+                                    "rewards=jnp.ones(2))", ("ValueError",), r"rewards"),
+    "negative reward": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 1, "
+                               "rewards=-jnp.ones(k.vertices_length()))", KERNEL,
+                        r"(?i)reward"),
+    "discrete flag mismatch": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, discrete=True)",
+                               ("ValueError",), r"discrete=False"),
+    "pmf on continuous graph": ("x64", "k.pmf([1], [1.0])", ("TypeError",), r"pdf"),
+    "x64 off": ("nox64", "phasic.compute_moments_ffi(phasic.models.kingman(3).serialize(), "
+                         "[1.0], 2)", ("TypeError",), r"jax_enable_x64"),
+    "x64 off, pmf": ("nox64", "phasic.compute_pmf_ffi(phasic.models.kingman(3), [1.0], "
+                              "[0.5])", ("TypeError",), r'jax\.config\.update\("jax_enable_x64'),
+}
+
+
+def _run_group(group: str, names: list[str]) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    remaining = list(names)
+    while remaining:
+        payload = json.dumps([{"name": n, "code": CASES[n][1]} for n in remaining])
+        proc = subprocess.run([sys.executable, str(RUNNER), group], input=payload,
+                              capture_output=True, text=True, timeout=120)
+        started = None
+        for line in proc.stdout.splitlines():
+            if line.startswith("START "):
+                started = line[6:]
+            elif line.startswith("{"):
+                res = json.loads(line)
+                results[res["name"]] = res
+                started = None
+        done = [n for n in remaining if n in results]
+        if started is not None:  # the child died inside this case
+            results[started] = {"name": started, "crash": proc.returncode,
+                                "stderr": proc.stderr[-2000:]}
+        elif len(done) < len(remaining) and proc.returncode != 0 and not done:
+            raise RuntimeError(f"runner failed before any case:\n{proc.stderr[-3000:]}")
+        remaining = [n for n in remaining if n not in results]
+    return results
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for group in ("x64", "nox64"):
+        out.update(_run_group(group, [n for n, c in CASES.items() if c[0] == group]))
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(results: dict[str, dict], name: str) -> None:
+    _, code, accepted, pattern = CASES[name]
+    res = results[name]
+    assert "crash" not in res, f"{code!r} crashed the process (exit {res.get('crash')}):\n" \
+                               f"{res.get('stderr')}"
+    assert res["raised"] is not None, f"{code!r} raised nothing, returned {res['message']}"
+    assert set(accepted) & set(res["mro"]), f"{code!r} raised {res['raised']}: {res['message']}"
+    assert re.search(pattern, res["message"], re.S), \
+        f"{code!r}: message does not match {pattern!r}: {res['message']}"
