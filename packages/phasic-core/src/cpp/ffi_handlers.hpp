@@ -1,0 +1,26 @@
+// XLA FFI handlers, the per-thread structure cache and the batch thread count.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "structure.hpp"
+
+namespace phasic {
+
+// The cached Structure for (json, key); parses and inserts on a miss. Throws on bad JSON.
+std::shared_ptr<const Structure> cached_structure(std::string_view json, int64_t key);
+std::map<std::string, int64_t> cache_stats();
+void cache_clear();
+void set_cache_capacity(int64_t n);
+void set_num_threads(int64_t n);
+int64_t get_num_threads();
+
+// Raw handler entry points (XLA_FFI_Handler*), for ffi_targets().
+void* ffi_pmf_handler();
+void* ffi_moments_handler();
+void* ffi_pmf_and_moments_handler();
+
+}  // namespace phasic

@@ -1,0 +1,123 @@
+// Small open-addressing hash tables used by the graph builder and validation.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace phasic {
+
+inline uint64_t mix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+inline uint64_t hash_state(const int32_t* s, int64_t len) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(len);
+  for (int64_t i = 0; i < len; ++i) {
+    h = (h ^ static_cast<uint32_t>(s[i])) * 0x100000001b3ULL;
+    h ^= h >> 29;
+  }
+  return mix64(h);
+}
+
+// Maps states (rows of a flat int32 array owned elsewhere) to vertex indices.
+class StateIndex {
+ public:
+  // Returns the vertex holding `state`, or -1.
+  int64_t find(const std::vector<int32_t>& states, int64_t len, const int32_t* state) const {
+    if (slots_.empty()) return -1;
+    uint64_t mask = slots_.size() - 1;
+    for (uint64_t i = hash_state(state, len) & mask;; i = (i + 1) & mask) {
+      int32_t v = slots_[i];
+      if (v < 0) return -1;
+      if (len == 0 || std::memcmp(&states[static_cast<size_t>(v) * len], state,
+                                  sizeof(int32_t) * len) == 0)
+        return v;
+    }
+  }
+  // Inserts vertex v (whose state is already in `states`); returns an existing
+  // vertex with the same state instead, if there is one.
+  int64_t insert(const std::vector<int32_t>& states, int64_t len, int32_t v) {
+    if ((count_ + 1) * 2 > slots_.size()) grow(states, len);
+    const int32_t* state = states.data() + static_cast<size_t>(v) * len;
+    uint64_t mask = slots_.size() - 1;
+    for (uint64_t i = hash_state(state, len) & mask;; i = (i + 1) & mask) {
+      int32_t w = slots_[i];
+      if (w < 0) {
+        slots_[i] = v;
+        ++count_;
+        return v;
+      }
+      if (len == 0 || std::memcmp(&states[static_cast<size_t>(w) * len], state,
+                                  sizeof(int32_t) * len) == 0)
+        return w;
+    }
+  }
+  void reserve(const std::vector<int32_t>& states, int64_t len, size_t n) {
+    while (slots_.size() < 2 * n) grow(states, len);
+  }
+
+ private:
+  void grow(const std::vector<int32_t>& states, int64_t len) {
+    std::vector<int32_t> old;
+    old.swap(slots_);
+    slots_.assign(old.empty() ? 64 : old.size() * 2, -1);
+    count_ = 0;
+    for (int32_t v : old)
+      if (v >= 0) insert(states, len, v);
+  }
+  std::vector<int32_t> slots_;
+  size_t count_ = 0;
+};
+
+// A set of 64-bit keys (edge (from, to) pairs), never holding the all-ones key.
+class KeySet {
+ public:
+  // Inserts key; returns false if it was already present.
+  bool insert(uint64_t key) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    uint64_t mask = slots_.size() - 1;
+    for (uint64_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == kEmpty) {
+        slots_[i] = key;
+        ++count_;
+        return true;
+      }
+      if (slots_[i] == key) return false;
+    }
+  }
+  bool contains(uint64_t key) const {
+    if (slots_.empty()) return false;
+    uint64_t mask = slots_.size() - 1;
+    for (uint64_t i = mix64(key) & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == kEmpty) return false;
+      if (slots_[i] == key) return true;
+    }
+  }
+  void reserve(size_t n) {
+    while (slots_.size() < 2 * n) grow();
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~0ULL;
+  void grow() {
+    std::vector<uint64_t> old;
+    old.swap(slots_);
+    slots_.assign(old.empty() ? 64 : old.size() * 2, kEmpty);
+    count_ = 0;
+    for (uint64_t k : old)
+      if (k != kEmpty) insert(k);
+  }
+  std::vector<uint64_t> slots_;
+  size_t count_ = 0;
+};
+
+inline uint64_t edge_key(int64_t from, int64_t to) {
+  return (static_cast<uint64_t>(from) << 32) | static_cast<uint32_t>(to);
+}
+
+}  // namespace phasic

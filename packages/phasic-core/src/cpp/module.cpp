@@ -1,0 +1,207 @@
+// nanobind bindings: phasic._core (the contract is README.md in this directory).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <climits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ffi_handlers.hpp"
+#include "graph.hpp"
+#include "kernels.hpp"
+#include "kingman.hpp"
+#include "structure.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace phasic {
+namespace {
+
+using Array1 = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+using InArray = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+
+// Any 1-d sequence of numbers as a contiguous float64 array (lists, numpy, jax arrays).
+InArray as_f64(nb::handle obj, const char* name) {
+  // Leaked on purpose: destroying it at interpreter exit would need the GIL.
+  static nb::object* asarray =
+      new nb::object(nb::module_::import_("numpy").attr("ascontiguousarray"));
+  nb::object arr;
+  try {
+    arr = (*asarray)(obj, "dtype"_a = "float64");
+  } catch (const nb::python_error& e) {
+    throw std::invalid_argument(std::string(name) + " must be a sequence of numbers");
+  }
+  if (nb::cast<int64_t>(arr.attr("ndim")) != 1)
+    throw std::invalid_argument(std::string(name) + " must be one-dimensional, got shape " +
+                                nb::cast<std::string>(nb::str(arr.attr("shape"))));
+  return nb::cast<InArray>(arr);
+}
+
+Array1 to_numpy(std::vector<double>&& v) {
+  auto* heap = new std::vector<double>(std::move(v));
+  nb::capsule owner(heap, [](void* p) noexcept { delete static_cast<std::vector<double>*>(p); });
+  return Array1(heap->data(), {heap->size()}, owner);
+}
+
+std::vector<int32_t> to_state(const std::vector<int64_t>& s) {
+  std::vector<int32_t> out(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] < INT32_MIN || s[i] > INT32_MAX)
+      throw std::invalid_argument("state entry " + std::to_string(s[i]) + " does not fit in 32 bits");
+    out[i] = static_cast<int32_t>(s[i]);
+  }
+  return out;
+}
+
+// Python-facing handle on an immutable, shareable Structure.
+struct PyStructure {
+  std::shared_ptr<const Structure> s;
+};
+
+}  // namespace
+}  // namespace phasic
+
+NB_MODULE(_core, m) {
+  using namespace phasic;
+  m.doc() = "phasic C++ kernels: graph builder, compiled structures, moments, pdf/pmf, XLA FFI";
+
+  nb::class_<GraphBuilder>(m, "GraphBuilder")
+      .def(nb::init<int64_t, bool>(), "state_length"_a, "discrete"_a = false)
+      .def_prop_ro("state_length", &GraphBuilder::state_length)
+      .def_prop_ro("discrete", &GraphBuilder::discrete)
+      .def("vertices_length", &GraphBuilder::vertices_length)
+      .def("edges_length", &GraphBuilder::edges_length)
+      .def("param_length", &GraphBuilder::param_length)
+      .def("set_param_length", &GraphBuilder::set_param_length, "n"_a)
+      .def(
+          "find_or_create_vertex",
+          [](GraphBuilder& b, const std::vector<int64_t>& state) {
+            auto s = to_state(state);
+            return b.find_or_create_vertex(s.data(), s.size());
+          },
+          "state"_a)
+      .def(
+          "find_vertex",
+          [](const GraphBuilder& b, const std::vector<int64_t>& state) {
+            auto s = to_state(state);
+            return b.find_vertex(s.data(), s.size());
+          },
+          "state"_a)
+      .def("vertex_state", &GraphBuilder::vertex_state, "i"_a)
+      .def(
+          "add_edge",
+          [](GraphBuilder& b, int64_t src, int64_t dst, double weight,
+             const std::vector<double>& coefficients) {
+            b.add_edge(src, dst, weight, coefficients.data(), coefficients.size());
+          },
+          "src"_a, "dst"_a, "weight"_a, "coefficients"_a = std::vector<double>())
+      .def("out_edges", &GraphBuilder::out_edges, "i"_a)
+      .def(
+          "serialize",
+          [](const GraphBuilder& b) {
+            nb::gil_scoped_release release;
+            return b.serialize();
+          })
+      .def_static(
+          "from_json",
+          [](std::string_view text) {
+            nb::gil_scoped_release release;
+            return GraphBuilder::from_data(parse_graph_json(text));
+          },
+          "text"_a)
+      .def("compile", [](const GraphBuilder& b) {
+        nb::gil_scoped_release release;
+        return PyStructure{Structure::compile(b.data())};
+      });
+
+  nb::class_<PyStructure>(m, "Structure")
+      .def_static(
+          "from_json",
+          [](std::string_view text) {
+            nb::gil_scoped_release release;
+            return PyStructure{Structure::from_json(text)};
+          },
+          "text"_a)
+      .def_prop_ro("discrete", [](const PyStructure& p) { return p.s->discrete; })
+      .def_prop_ro("param_length", [](const PyStructure& p) { return p.s->P; })
+      .def_prop_ro("vertices_length", [](const PyStructure& p) { return p.s->V; })
+      .def_prop_ro("edges_length", [](const PyStructure& p) { return p.s->E; })
+      .def_prop_ro("transient_length", [](const PyStructure& p) { return int64_t(p.s->n); })
+      .def_prop_ro("acyclic", [](const PyStructure& p) { return p.s->acyclic; })
+      .def_prop_ro("fill_length", [](const PyStructure& p) { return p.s->n_fill; })
+      .def(
+          "moments",
+          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+            InArray th = as_f64(theta, "theta");
+            std::optional<InArray> rw;
+            if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
+            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            std::vector<double> out(static_cast<size_t>(k));
+            {
+              nb::gil_scoped_release release;
+              compute_moments(*p.s, th.data(), static_cast<int64_t>(th.shape(0)),
+                              rw ? rw->data() : nullptr,
+                              rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data());
+            }
+            return to_numpy(std::move(out));
+          },
+          "theta"_a, "k"_a, "rewards"_a = nb::none())
+      .def(
+          "pdf",
+          [](const PyStructure& p, nb::handle theta, nb::handle times) {
+            InArray th = as_f64(theta, "theta");
+            InArray tm = as_f64(times, "times");
+            std::vector<double> out(tm.shape(0));
+            {
+              nb::gil_scoped_release release;
+              compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
+                                   static_cast<int64_t>(tm.shape(0)), out.data(), nullptr);
+            }
+            return to_numpy(std::move(out));
+          },
+          "theta"_a, "times"_a)
+      .def(
+          "cdf",
+          [](const PyStructure& p, nb::handle theta, nb::handle times) {
+            InArray th = as_f64(theta, "theta");
+            InArray tm = as_f64(times, "times");
+            std::vector<double> out(tm.shape(0));
+            {
+              nb::gil_scoped_release release;
+              compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
+                                   static_cast<int64_t>(tm.shape(0)), nullptr, out.data());
+            }
+            return to_numpy(std::move(out));
+          },
+          "theta"_a, "times"_a);
+
+  m.def(
+      "kingman",
+      [](int64_t n) {
+        nb::gil_scoped_release release;
+        return kingman(n);
+      },
+      "n"_a);
+
+  m.def("ffi_targets", []() {
+    nb::dict d;
+    d["phasic_pmf"] = nb::capsule(ffi_pmf_handler());
+    d["phasic_moments"] = nb::capsule(ffi_moments_handler());
+    d["phasic_pmf_and_moments"] = nb::capsule(ffi_pmf_and_moments_handler());
+    return d;
+  });
+  m.def("cache_stats", &cache_stats);
+  m.def("cache_clear", &cache_clear);
+  m.def("set_cache_capacity", &set_cache_capacity, "n"_a);
+  m.def("set_num_threads", &set_num_threads, "n"_a);
+  m.def("get_num_threads", &get_num_threads);
+}

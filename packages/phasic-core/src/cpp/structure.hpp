@@ -1,0 +1,55 @@
+// Everything derived from a graph's structure alone, computed once and reused for
+// every theta: edge CSR, transient/absorbing classes, and the elimination plan.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "graph.hpp"
+
+namespace phasic {
+
+struct Structure {
+  bool discrete = false;
+  int64_t P = 0;  // theta length
+  int64_t V = 0;  // vertices (including the starting vertex 0)
+  int64_t E = 0;  // edges
+  int64_t L = 0;  // state length
+  std::vector<int32_t> states;  // for messages
+  std::vector<int32_t> efrom, eto;
+  std::vector<double> eweight;
+  std::vector<int64_t> coef_ptr;  // CSR by edge
+  std::vector<int32_t> coef_param;
+  std::vector<double> coef_value;
+
+  // Transient vertices, numbered 0..n-1; tidx maps a vertex to that number or -1.
+  int32_t n = 0;
+  std::vector<int32_t> tidx, tvert;
+  // Initial distribution: edges out of vertex 0 and their transient target (-1: absorbing).
+  std::vector<int32_t> alpha_edge, alpha_t;
+  // Transient -> transient edges, CSR by source; position k is elimination slot k.
+  std::vector<int64_t> tt_ptr;
+  std::vector<int32_t> tt_dst, tt_edge;
+  // Transient -> absorbing edges, CSR by source.
+  std::vector<int64_t> ta_ptr;
+  std::vector<int32_t> ta_edge;
+
+  // Elimination plan (recorded once). Step k eliminates order[k]; its remaining
+  // parents (u, slot of u->v) and children (c, slot of v->c) at that time; op
+  // targets (slot of u->c, or -1 for u == c) for each (parent, child) pair.
+  std::vector<int32_t> order;
+  std::vector<int64_t> par_ptr, ch_ptr, op_ptr;
+  std::vector<int32_t> par_v, par_slot, ch_v, ch_slot, op_target;
+  int64_t n_slots = 0;  // original T->T edges plus fill
+  int64_t n_fill = 0;
+  bool acyclic = true;
+
+  static std::shared_ptr<const Structure> compile(const GraphData& g);
+  static std::shared_ptr<const Structure> from_json(std::string_view text);
+
+  std::string vertex_string(int64_t v) const;  // "vertex 3 (state [1, 0])"
+};
+
+}  // namespace phasic
