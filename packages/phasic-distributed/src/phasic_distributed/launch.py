@@ -130,6 +130,17 @@ def launch(
     start = time.monotonic()
     procs: list[subprocess.Popen] = []
     pumps: list[threading.Thread] = []
+    previous = {}
+
+    def on_signal(signum, _frame):
+        run.interrupted = True  # the main loop forwards it to every rank
+
+    # Installed before spawning: a caught signal is reset to default across exec,
+    # so ranks get a normal SIGINT even when our own SIGINT was ignored (a
+    # background job of a non-interactive shell starts with SIGINT ignored).
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         for rank in range(n):
             p = subprocess.Popen(
@@ -146,19 +157,10 @@ def launch(
             pumps.append(t)
     except OSError as exc:
         run.stop(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         raise ValueError(f"cannot start {command[0]!r}: {exc}") from exc
 
-    previous = {}
-
-    def on_signal(signum, _frame):
-        run.interrupted = True
-        for p in procs:
-            if p.poll() is None:
-                _signal_group(p, signum)
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
     failed: int | None = None
     timed_out = False
     try:
