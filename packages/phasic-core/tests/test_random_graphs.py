@@ -4,8 +4,9 @@ Tolerances: moments are k! alpha U^k 1 computed two ways (elimination vs dense L
 both are backward stable and these graphs are well conditioned (rates 0.1-3), so
 agreement to 1e-9 relative is expected while real bugs show up as O(1) errors.
 The PDF bar is the issue's: relative error <= 1e-8 wherever pdf >= 1e-12 * max,
-including small t. CDF values are compared absolutely (1e-11; 1 - F loses relative
-precision in the left tail by nature).
+including small t. The kernel truncates the CDF series at a stated relative bound
+of 1e-10, so CDFs are compared at 1.5e-10 relative (plus 1e-14 absolute for the
+reference's own expm rounding near F = 0).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from graphs import random_graph
 SEEDS = range(12)
 MOMENT_RTOL = 1e-9
 PDF_RTOL = 1e-8
-CDF_ATOL = 1e-11
+CDF_RTOL = 1.5e-10
+CDF_ATOL = 1e-14
 FACTORS = np.array([0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.5, 4.0, 8.0])
 
 
@@ -41,7 +43,7 @@ def test_continuous(seed: int, cyclic: bool) -> None:
     mask = ref >= 1e-12 * ref.max()
     np.testing.assert_allclose(got[mask], ref[mask], rtol=PDF_RTOL)
     assert np.all(np.abs(got[~mask]) <= 1e-11 * ref.max())
-    np.testing.assert_allclose(g.cdf(t, theta), reference.cdf(g, theta, t), rtol=0,
+    np.testing.assert_allclose(g.cdf(t, theta), reference.cdf(g, theta, t), rtol=CDF_RTOL,
                                atol=CDF_ATOL)
 
 

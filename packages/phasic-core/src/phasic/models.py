@@ -15,7 +15,7 @@ from .graph import Graph
 def kingman(n: int) -> Graph:
     """The block-counting (SFS) state space of the Kingman coalescent for `n` samples.
 
-    State entry i-1 counts the lineages that subtend i samples (i = 1..n); the chain
+    State entry i-1 counts the lineages that subtend i samples (i = 1..n-1); the chain
     starts with n singletons and is absorbed when one lineage remains. One parameter:
     theta[0], the pair-coalescence rate.
     """
@@ -53,27 +53,36 @@ def kingman_from_callback(n: int) -> Graph:
     return Graph.from_callback(kingman_transitions, (n,) + (0,) * (n - 1))
 
 
-def _is_absorbing(graph: Graph, index: int) -> bool:
-    return index != 0 and not graph._builder.out_edges(index)
+def _transient_states(graph: Graph) -> list[tuple[int, list[int]]]:
+    """(index, state) of every vertex that is neither the start nor absorbing."""
+    b = graph._builder
+    return [(v, b.vertex_state(v)) for v in range(1, graph.vertices_length()) if b.out_edges(v)]
+
+
+def kingman_samples(graph: Graph) -> int:
+    """The sample size n of a block-counting coalescent graph (its first state is (n, 0, ...))."""
+    first = graph._builder.out_edges(0)
+    if len(first) != 1:
+        raise ValueError("not a block-counting coalescent: the start must lead to one state")
+    return int(graph._builder.vertex_state(first[0][0])[0])
 
 
 def kingman_total_length_rewards(graph: Graph) -> np.ndarray:
     """Rewards making E[Y] the expected total branch length: the number of lineages."""
     rewards = np.zeros(graph.vertices_length())
-    for i in range(1, graph.vertices_length()):
-        if not _is_absorbing(graph, i):
-            rewards[i] = sum(graph._builder.vertex_state(i))
+    for v, state in _transient_states(graph):
+        rewards[v] = sum(state)
     return rewards
 
 
 def kingman_sfs_rewards(graph: Graph, i: int) -> np.ndarray:
     """Rewards making E[Y] the expected length of branches subtending `i` samples (2/i)."""
-    n = graph.state_length
+    n = kingman_samples(graph)
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 1 <= i < n:
         raise ValueError(f"i must be an int in 1..{n - 1} for a {n}-sample coalescent, got {i!r}")
     rewards = np.zeros(graph.vertices_length())
-    for v in range(1, graph.vertices_length()):
-        rewards[v] = graph._builder.vertex_state(v)[i - 1]
+    for v, state in _transient_states(graph):
+        rewards[v] = state[i - 1]
     return rewards
 
 
