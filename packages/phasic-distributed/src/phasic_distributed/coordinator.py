@@ -42,9 +42,14 @@ def ephemeral_port_range(path: Path = _PORT_RANGE_FILE) -> tuple[int, int]:
 
 
 def _allowed_ports(ephemeral: tuple[int, int]) -> list[tuple[int, int]]:
+    """Port spans outside the ephemeral range: from PORT_MIN up, else from 1024 up."""
     lo, hi = ephemeral
-    spans = [(PORT_MIN, min(lo - 1, PORT_MAX)), (max(hi + 1, PORT_MIN), PORT_MAX)]
-    return [(a, b) for a, b in spans if a <= b]
+    for floor in (PORT_MIN, 1024):
+        spans = [(floor, min(lo - 1, PORT_MAX)), (max(hi + 1, floor), PORT_MAX)]
+        spans = [(a, b) for a, b in spans if a <= b]
+        if spans:
+            return spans
+    return []
 
 
 def parse_port(text: str, name: str) -> int:
@@ -60,8 +65,14 @@ def parse_port(text: str, name: str) -> int:
 
 def slurm_port(s: SlurmEnvironment, ephemeral: tuple[int, int] | None = None) -> int:
     """The deterministic coordinator port for this SLURM step (no override applied)."""
-    spans = _allowed_ports(ephemeral or ephemeral_port_range())
+    ephemeral = ephemeral or ephemeral_port_range()
+    spans = _allowed_ports(ephemeral)
     size = sum(b - a + 1 for a, b in spans)
+    if not size:
+        raise CoordinatorError(
+            f"the ephemeral port range {ephemeral} leaves no port for the coordinator; "
+            "set PHASIC_COORDINATOR_PORT (the same on every task)"
+        )
     if s.array_job_id is not None:
         key = f"array:{s.array_job_id}"
         task = s.array_task_id or 0
