@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,7 @@ struct Workspace {
   std::vector<double> aelim; // absorption probability during elimination
   std::vector<double> vals;  // elimination slots
   std::vector<double> dinv;  // 1 / pivot per vertex
+  std::vector<double> lvals, uvals;  // factors in plan order (contiguous for the solves)
   std::vector<double> alpha; // initial distribution over transient vertices
   std::vector<double> x, y, r;
   std::vector<std::vector<double>> q;
@@ -41,20 +43,38 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
   for (int64_t p = 0; p < plen; ++p)
     if (!std::isfinite(theta[p])) bad("theta[" + std::to_string(p) + "] is " + num(theta[p]));
   ws.w.resize(static_cast<size_t>(s.E));
-  for (int64_t e = 0; e < s.E; ++e) {
-    double x = s.eweight[e];
-    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k)
-      x += s.coef_value[k] * theta[s.coef_param[k]];
-    if (!(x >= 0.0) || !std::isfinite(x))
-      bad("edge " + std::to_string(e) + " (vertex " + std::to_string(s.efrom[e]) + " \u2192 vertex " +
-          std::to_string(s.eto[e]) + ") has weight " + num(x) +
-          " for this theta; weights must be finite and >= 0");
-    ws.w[e] = x;
+  double* w = ws.w.data();
+  const double* w0 = s.w0.data();
+  bool ok = true;
+  if (s.single_coef) {
+    const int32_t* spar = s.spar.data();
+    const double* sval = s.sval.data();
+    for (int64_t p = 0; p < s.E; ++p) {
+      const double x = w0[p] + (spar[p] >= 0 ? sval[p] * theta[spar[p]] : 0.0);
+      ok &= (x >= 0.0) & (x <= std::numeric_limits<double>::max());
+      w[p] = x;
+    }
+  } else {
+    for (int64_t p = 0; p < s.E; ++p) {
+      double x = w0[p];
+      for (int64_t k = s.pcoef_ptr[p]; k < s.pcoef_ptr[p + 1]; ++k)
+        x += s.pcoef_value[k] * theta[s.pcoef_param[k]];
+      ok &= (x >= 0.0) & (x <= std::numeric_limits<double>::max());
+      w[p] = x;
+    }
   }
+  if (!ok)
+    for (int64_t p = 0; p < s.E; ++p)
+      if (!(w[p] >= 0.0) || !std::isfinite(w[p])) {
+        const int32_t e = s.eperm[p];
+        bad("edge " + std::to_string(e) + " (vertex " + std::to_string(s.efrom[e]) +
+            " \u2192 vertex " + std::to_string(s.eto[e]) + ") has weight " + num(w[p]) +
+            " for this theta; weights must be finite and >= 0");
+      }
   ws.alpha.assign(static_cast<size_t>(s.n), 0.0);
   double total = 0.0;
   for (size_t k = 0; k < s.alpha_edge.size(); ++k) {
-    double a = ws.w[s.alpha_edge[k]];
+    double a = w[k];
     total += a;
     if (s.alpha_t[k] >= 0) ws.alpha[s.alpha_t[k]] += a;
   }
@@ -65,8 +85,8 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
   ws.absv.resize(static_cast<size_t>(s.n));
   for (int32_t j = 0; j < s.n; ++j) {
     double a = 0.0, t = 0.0;
-    for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k) a += ws.w[s.ta_edge[k]];
-    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) t += ws.w[s.tt_edge[k]];
+    for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k) a += w[s.off_ta + k];
+    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) t += w[s.off_tt + k];
     ws.lam[j] = a + t;
     ws.absv[j] = a;
     if (s.discrete) {
@@ -95,12 +115,16 @@ void factor(const Structure& s, Workspace& ws) {
   for (int32_t j = 0; j < n; ++j) {
     // Continuous: embedded chain p = rate / lambda. Discrete: the probabilities.
     const double scale = s.discrete ? 1.0 : 1.0 / ws.lam[j];
-    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) ws.vals[k] = ws.w[s.tt_edge[k]] * scale;
+    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) ws.vals[k] = ws.w[s.off_tt + k] * scale;
   }
   ws.aelim.resize(static_cast<size_t>(n));
   for (int32_t j = 0; j < n; ++j) ws.aelim[j] = s.discrete ? ws.absv[j] : ws.absv[j] / ws.lam[j];
   double* vals = ws.vals.data();
   double* absv = ws.aelim.data();
+  ws.lvals.resize(s.par_v.size());
+  ws.uvals.resize(s.ch_v.size());
+  double* lvals = ws.lvals.data();
+  double* uvals = ws.uvals.data();
   for (int32_t step = 0; step < n; ++step) {
     const int32_t v = s.order[step];
     const int64_t c0 = s.ch_ptr[step], c1 = s.ch_ptr[step + 1];
@@ -113,10 +137,11 @@ void factor(const Structure& s, Workspace& ws) {
     const double d = 1.0 / pivot;
     ws.dinv[v] = d;
     const int64_t nch = c1 - c0;
+    for (int64_t j = c0; j < c1; ++j) uvals[j] = vals[s.ch_slot[j]];
     int64_t op = s.op_ptr[step];
     for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i) {
       const double l = vals[s.par_slot[i]] * d;
-      vals[s.par_slot[i]] = l;
+      lvals[i] = l;
       absv[s.par_v[i]] += l * absv[v];
       for (int64_t j = 0; j < nch; ++j, ++op) {
         const int32_t t = s.op_target[op];
@@ -128,19 +153,20 @@ void factor(const Structure& s, Workspace& ws) {
 
 // Solves (I - P) x = b in place using the factorization in ws.
 void solve(const Structure& s, const Workspace& ws, double* x) {
-  const double* vals = ws.vals.data();
+  const double* lvals = ws.lvals.data();
+  const double* uvals = ws.uvals.data();
   const int32_t n = s.n;
   for (int32_t step = 0; step < n; ++step) {
     const double bv = x[s.order[step]];
     if (bv == 0.0) continue;
     for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i)
-      x[s.par_v[i]] += vals[s.par_slot[i]] * bv;
+      x[s.par_v[i]] += lvals[i] * bv;
   }
   for (int32_t step = n - 1; step >= 0; --step) {
     const int32_t v = s.order[step];
     double acc = x[v];
     for (int64_t j = s.ch_ptr[step]; j < s.ch_ptr[step + 1]; ++j)
-      acc += vals[s.ch_slot[j]] * x[s.ch_v[j]];
+      acc += uvals[j] * x[s.ch_v[j]];
     x[v] = acc * ws.dinv[v];
   }
 }
@@ -215,7 +241,7 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
       for (int32_t j = 0; j < n; ++j) {
         double acc = std::max(0.0, 1.0 - ws.lam[j]) * x[j];  // self-loop remainder
         for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
-          acc += ws.w[s.tt_edge[e]] * x[s.tt_dst[e]];
+          acc += ws.w[s.off_tt + e] * x[s.tt_dst[e]];
         q[j] = acc;
       }
     }
@@ -261,7 +287,7 @@ void discrete_distribution(const Structure& s, Workspace& ws, const double* time
         if (vj == 0.0) continue;
         next[j] += vj * std::max(0.0, 1.0 - ws.lam[j]);
         for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
-          next[s.tt_dst[e]] += vj * ws.w[s.tt_edge[e]];
+          next[s.tt_dst[e]] += vj * ws.w[s.off_tt + e];
       }
       v.swap(next);
       ++step;
@@ -302,26 +328,42 @@ void continuous_distribution(const Structure& s, Workspace& ws, const double* ti
   }
   // Transition probabilities of the uniformized chain.
   const double inv = 1.0 / lambda;
-  std::vector<double> pu(s.tt_edge.size()), diag(static_cast<size_t>(n));
-  for (size_t k = 0; k < s.tt_edge.size(); ++k) pu[k] = ws.w[s.tt_edge[k]] * inv;
+  std::vector<double> pu(s.tt_dst.size()), diag(static_cast<size_t>(n));
+  for (size_t k = 0; k < s.tt_dst.size(); ++k) pu[k] = ws.w[s.off_tt + k] * inv;
   for (int32_t j = 0; j < n; ++j) diag[j] = std::max(0.0, 1.0 - ws.lam[j] * inv);
   std::vector<double> v(ws.alpha), next(static_cast<size_t>(n));
   double big_c = 0.0;   // C_n
   double lgam = 0.0;    // lgamma(n + 1)
   double max_pdf = 0.0;
+  // Entries below kFlush are set to zero (they would otherwise decay through slow
+  // subnormal arithmetic); the dropped mass changes the pdf by at most smax * dropped.
+  constexpr double kFlush = 1e-60;
+  double dropped = 0.0;
+  double mu_max = 0.0;
+  for (double m : mu) mu_max = std::max(mu_max, m);
+  const double step_cap = 4.0 * mu_max + 1e6;
   for (int64_t step = 0; remaining > 0; ++step) {
+    if (static_cast<double>(step) > step_cap)
+      bad("uniformization did not converge within " + num(step_cap) + " steps");
     double c = 0.0, mass = 0.0;
-    for (int32_t j = 0; j < n; ++j) c += v[j] * ws.absv[j];
-    // Advance v to alpha P^(step+1) and measure its mass (bounds every later c).
+    // Advance v to alpha P^(step+1), skipping rows with no mass, and measure its
+    // mass, which bounds every later c.
     std::fill(next.begin(), next.end(), 0.0);
     for (int32_t j = 0; j < n; ++j) {
       const double vj = v[j];
       if (vj == 0.0) continue;
+      c += vj * ws.absv[j];
       next[j] += vj * diag[j];
       for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) next[s.tt_dst[e]] += vj * pu[e];
     }
+    for (int32_t j = 0; j < n; ++j) {
+      if (next[j] < kFlush) {
+        dropped += next[j];
+        next[j] = 0.0;
+      }
+      mass += next[j];
+    }
     v.swap(next);
-    for (int32_t j = 0; j < n; ++j) mass += v[j];
     const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
     for (int64_t i = 0; i < n_times; ++i) {
       if (done[i]) continue;
@@ -342,6 +384,7 @@ void continuous_distribution(const Structure& s, Workspace& ws, const double* ti
       spdf[i] += wgt * c;
       scdf[i] += wgt * big_c;
       max_pdf = std::max(max_pdf, spdf[i]);
+      // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-50).
       const double pdf_err = tail * smax * mass;
       const double cdf_err = tail * mass0;
       const bool pdf_ok = pdf_err <= 1e-10 * spdf[i] || pdf_err <= 1e-13 * max_pdf ||

@@ -246,6 +246,33 @@ std::shared_ptr<const Structure> Structure::compile(const GraphData& g) {
     s.tt_ptr.push_back(static_cast<int64_t>(s.tt_dst.size()));
     s.ta_ptr.push_back(static_cast<int64_t>(s.ta_edge.size()));
   }
+  // Positions for per-theta evaluation.
+  s.eperm = s.alpha_edge;
+  s.off_tt = static_cast<int64_t>(s.eperm.size());
+  s.eperm.insert(s.eperm.end(), s.tt_edge.begin(), s.tt_edge.end());
+  s.off_ta = static_cast<int64_t>(s.eperm.size());
+  s.eperm.insert(s.eperm.end(), s.ta_edge.begin(), s.ta_edge.end());
+  if (static_cast<int64_t>(s.eperm.size()) != s.E)
+    throw std::logic_error("internal: edge classification lost edges");
+  s.w0.resize(s.E);
+  s.spar.assign(s.E, -1);
+  s.sval.assign(s.E, 0.0);
+  s.pcoef_ptr.assign(1, 0);
+  for (int64_t p = 0; p < s.E; ++p) {
+    const int32_t e = s.eperm[p];
+    s.w0[p] = s.eweight[e];
+    const int64_t nc = s.coef_ptr[e + 1] - s.coef_ptr[e];
+    if (nc > 1) s.single_coef = false;
+    if (nc == 1) {
+      s.spar[p] = s.coef_param[s.coef_ptr[e]];
+      s.sval[p] = s.coef_value[s.coef_ptr[e]];
+    }
+    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k) {
+      s.pcoef_param.push_back(s.coef_param[k]);
+      s.pcoef_value.push_back(s.coef_value[k]);
+    }
+    s.pcoef_ptr.push_back(static_cast<int64_t>(s.pcoef_param.size()));
+  }
   // Structural check: every transient vertex reaches an absorbing one (reverse BFS).
   {
     std::vector<int64_t> rptr(s.n + 1, 0);

@@ -36,6 +36,18 @@ struct Structure {
   std::vector<int64_t> ta_ptr;
   std::vector<int32_t> ta_edge;
 
+  // Edges re-ordered for per-theta evaluation: position p holds edge eperm[p];
+  // alpha edges first, then T->T edges (CSR order), then T->absorbing edges.
+  std::vector<int32_t> eperm;
+  int64_t off_tt = 0, off_ta = 0;
+  std::vector<double> w0;          // constant part per position
+  bool single_coef = true;         // at most one coefficient per edge: spar/sval
+  std::vector<int32_t> spar;       // parameter index or -1
+  std::vector<double> sval;
+  std::vector<int64_t> pcoef_ptr;  // general case: CSR by position
+  std::vector<int32_t> pcoef_param;
+  std::vector<double> pcoef_value;
+
   // Elimination plan (recorded once). Step k eliminates order[k]; its remaining
   // parents (u, slot of u->v) and children (c, slot of v->c) at that time; op
   // targets (slot of u->c, or -1 for u == c) for each (parent, child) pair.
