@@ -118,9 +118,13 @@ def _prepare_theta(theta: Any, info: _StructureInfo) -> jax.Array:
     return theta
 
 
-def _prepare_rewards(rewards: Any, info: _StructureInfo) -> jax.Array:
+# "no rewards" is an empty operand; a numpy constant avoids a device op per eager call
+_NO_REWARDS = np.zeros((0,), dtype=np.float64)
+
+
+def _prepare_rewards(rewards: Any, info: _StructureInfo) -> jax.Array | np.ndarray:
     if rewards is None:
-        return jnp.zeros((0,), dtype=jnp.float64)
+        return _NO_REWARDS
     rewards = _as_f64(rewards, "rewards")
     v = info.vertices_length
     if rewards.shape != (v,):
@@ -150,6 +154,15 @@ def _check_discrete(discrete: Any, info: _StructureInfo) -> bool:
     return bool(discrete)
 
 
+def _flat(x: jax.Array) -> jax.Array:
+    """x as 1-D (no reshape op when it already is: eager calls pay per op)."""
+    return x if x.ndim == 1 else x.reshape(-1)
+
+
+def _unflat(y: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return y if y.shape == shape else y.reshape(shape)
+
+
 def _setup(structure_json: Any) -> tuple[str, _StructureInfo]:
     _check_x64()
     text = _structure_text(structure_json)
@@ -173,14 +186,14 @@ def compute_pmf_ffi(
     discrete = _check_discrete(discrete, info)
     theta = _prepare_theta(theta, info)
     times = _as_f64(times, "times")
-    flat = times.reshape(-1)
+    flat = _flat(times)
     call = jax.ffi.ffi_call(
         "phasic_pmf",
         jax.ShapeDtypeStruct(flat.shape, jnp.float64),
         vmap_method="broadcast_all",
     )
     out = call(theta, flat, structure=text, key=info.key, discrete=discrete)
-    return out.reshape(times.shape)
+    return _unflat(out, times.shape)
 
 
 def compute_moments_ffi(
@@ -220,7 +233,7 @@ def compute_pmf_and_moments_ffi(
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
     times = _as_f64(times, "times")
-    flat = times.reshape(-1)
+    flat = _flat(times)
     call = jax.ffi.ffi_call(
         "phasic_pmf_and_moments",
         (jax.ShapeDtypeStruct(flat.shape, jnp.float64),
@@ -229,7 +242,7 @@ def compute_pmf_and_moments_ffi(
     )
     pmf, moments = call(theta, flat, rewards, structure=text, key=info.key,
                         discrete=discrete, nr_moments=np.int64(k))
-    return pmf.reshape(times.shape), moments
+    return _unflat(pmf, times.shape), moments
 
 
 def cache_stats() -> dict[str, int]:
