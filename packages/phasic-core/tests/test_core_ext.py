@@ -85,8 +85,9 @@ def dense(b: _core.GraphBuilder, theta: np.ndarray):
 
 
 def ffi_key(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True
+    )
 
 
 THETA = np.array([0.7, 1.3])
@@ -130,9 +131,19 @@ def test_kingman_state_counts() -> None:
 
 # ---------------------------------------------------------------- random graphs, continuous
 
-CASES = [(seed, n, cyclic) for seed, n, cyclic in
-         [(1, 2, False), (2, 5, False), (3, 12, False), (4, 30, False),
-          (5, 3, True), (6, 8, True), (7, 17, True), (8, 30, True)]]
+CASES = [
+    (seed, n, cyclic)
+    for seed, n, cyclic in [
+        (1, 2, False),
+        (2, 5, False),
+        (3, 12, False),
+        (4, 30, False),
+        (5, 3, True),
+        (6, 8, True),
+        (7, 17, True),
+        (8, 30, True),
+    ]
+]
 
 
 @pytest.mark.parametrize(("seed", "n", "cyclic"), CASES)
@@ -203,30 +214,37 @@ def exact_reward_moments(alpha, P, exit_, rewards, k):
         # Reward of the current state is collected, then one step is taken.
         shifted = np.zeros_like(joint)
         for j in range(n):
-            shifted[j, int(rewards[j]):] = joint[j, : width - int(rewards[j])]
+            shifted[j, int(rewards[j]) :] = joint[j, : width - int(rewards[j])]
         absorbed += exit_ @ shifted
         joint = P.T @ shifted
         if joint.sum() < 1e-17:
             break
-        assert joint[:, width - rmax - 1:].sum() == 0.0
+        assert joint[:, width - rmax - 1 :].sum() == 0.0
     y = np.arange(width, dtype=float)
     return [float(absorbed @ y**i) for i in range(1, k + 1)]
 
 
-@pytest.mark.parametrize(("seed", "n", "cyclic"),
-                         [(11, 4, False), (12, 9, False), (13, 5, True), (14, 10, True)])
+@pytest.mark.parametrize(
+    ("seed", "n", "cyclic"), [(11, 4, False), (12, 9, False), (13, 5, True), (14, 10, True)]
+)
 def test_discrete_pmf_and_moments(seed: int, n: int, cyclic: bool) -> None:
     b = random_builder(seed, n, discrete=True, cyclic=cyclic)
     s = b.compile()
     alpha, P, exit_, transient = dense(b, THETA)
-    defect = 1.0 - alpha.sum() - sum(
-        w + np.dot(c, THETA[: len(c)]) for dst, w, c in b.out_edges(0) if dst not in transient
+    defect = (
+        1.0
+        - alpha.sum()
+        - sum(
+            w + np.dot(c, THETA[: len(c)]) for dst, w, c in b.out_edges(0) if dst not in transient
+        )
     )
     ks = np.array([0, 1, 2, 3, 5, 8, 13, 40])
     want = [defect if k == 0 else alpha @ np.linalg.matrix_power(P, k - 1) @ exit_ for k in ks]
     np.testing.assert_allclose(s.pdf(THETA, ks), want, rtol=1e-12, atol=1e-300)
-    cum = [defect + sum(alpha @ np.linalg.matrix_power(P, j - 1) @ exit_
-                        for j in range(1, k + 1)) for k in ks]
+    cum = [
+        defect + sum(alpha @ np.linalg.matrix_power(P, j - 1) @ exit_ for j in range(1, k + 1))
+        for k in ks
+    ]
     np.testing.assert_allclose(s.cdf(THETA, ks), cum, rtol=1e-12)
     # Moments of T (rewards 1) against (I - P)^-1 formulas.
     N = np.linalg.inv(np.eye(len(alpha)) - P)
@@ -248,8 +266,16 @@ def test_json_round_trip_and_schema() -> None:
     text = b.serialize()
     doc = json.loads(text)
     assert doc["format"] == "phasic.graph" and doc["version"] == 1
-    assert set(doc) == {"format", "version", "discrete", "state_length", "param_length",
-                        "states", "edges", "coefficients"}
+    assert set(doc) == {
+        "format",
+        "version",
+        "discrete",
+        "state_length",
+        "param_length",
+        "states",
+        "edges",
+        "coefficients",
+    }
     b2 = _core.GraphBuilder.from_json(text)
     assert b2.serialize() == text
     for v in range(b.vertices_length()):
@@ -282,10 +308,16 @@ def test_builder_basics() -> None:
 
 
 def _tiny() -> dict:
-    return {"format": "phasic.graph", "version": 1, "discrete": False, "state_length": 1,
-            "param_length": 1, "states": [[0], [1], [2]],
-            "edges": {"from": [0, 1], "to": [1, 2], "weight": [1.0, 0.0]},
-            "coefficients": {"edge": [1], "param": [0], "value": [1.0]}}
+    return {
+        "format": "phasic.graph",
+        "version": 1,
+        "discrete": False,
+        "state_length": 1,
+        "param_length": 1,
+        "states": [[0], [1], [2]],
+        "edges": {"from": [0, 1], "to": [1, 2], "weight": [1.0, 0.0]},
+        "coefficients": {"edge": [1], "param": [0], "value": [1.0]},
+    }
 
 
 def _with(path: str, value) -> str:
@@ -368,26 +400,57 @@ def _compiled(edges, *, discrete=False, params=1):
 
 def test_structural_trap_is_reported() -> None:
     with pytest.raises(ValueError, match=r"vertex 2 \(state \[2\]\) cannot reach an absorbing"):
-        _compiled([(0, 1, 1.0, []), (1, 2, 1.0, []), (2, 3, 1.0, []), (3, 2, 1.0, []),
-                   (1, 4, 1.0, [])])
+        _compiled(
+            [(0, 1, 1.0, []), (1, 2, 1.0, []), (2, 3, 1.0, []), (3, 2, 1.0, []), (1, 4, 1.0, [])]
+        )
 
 
 PER_THETA = [
     # (edges, discrete, theta, call, message)
-    ([(0, 1, 1.0, []), (1, 2, 0.0, [1.0])], False, [-0.5], "moments",
-     r"edge 1 \(vertex 1 \u2192 vertex 2\) has weight -0.5 for this theta"),
+    (
+        [(0, 1, 1.0, []), (1, 2, 0.0, [1.0])],
+        False,
+        [-0.5],
+        "moments",
+        r"edge 1 \(vertex 1 \u2192 vertex 2\) has weight -0.5 for this theta",
+    ),
     ([(0, 1, 1.0, []), (1, 2, 0.0, [1.0])], False, [float("nan")], "pdf", r"theta\[0\] is nan"),
-    ([(0, 1, 1.0, []), (1, 2, 0.0, [1.0])], False, [1.0, 2.0], "cdf",
-     r"theta has length 2 but the graph has 1 parameter"),
-    ([(0, 1, 0.0, [1.0]), (1, 2, 1.0, [])], False, [1.5], "moments",
-     r"initial probabilities .* sum to 1.5 > 1"),
-    ([(0, 1, 1.0, []), (1, 2, 0.0, [1.0])], False, [0.0], "moments",
-     r"vertex 1 \(state \[1\]\) has total out-rate 0 for this theta"),
+    (
+        [(0, 1, 1.0, []), (1, 2, 0.0, [1.0])],
+        False,
+        [1.0, 2.0],
+        "cdf",
+        r"theta has length 2 but the graph has 1 parameter",
+    ),
+    (
+        [(0, 1, 0.0, [1.0]), (1, 2, 1.0, [])],
+        False,
+        [1.5],
+        "moments",
+        r"initial probabilities .* sum to 1.5 > 1",
+    ),
+    (
+        [(0, 1, 1.0, []), (1, 2, 0.0, [1.0])],
+        False,
+        [0.0],
+        "moments",
+        r"vertex 1 \(state \[1\]\) has total out-rate 0 for this theta",
+    ),
     # A cycle 1 <-> 2 whose only exit has rate 0 for this theta.
-    ([(0, 1, 1.0, []), (1, 2, 1.0, []), (2, 1, 1.0, []), (2, 3, 0.0, [1.0])], False, [0.0],
-     "moments", r"cannot reach absorption for this theta"),
-    ([(0, 1, 1.0, []), (1, 2, 0.0, [1.0])], True, [1.2], "pdf",
-     r"vertex 1 \(state \[1\]\) has out-probabilities summing to 1.2 > 1"),
+    (
+        [(0, 1, 1.0, []), (1, 2, 1.0, []), (2, 1, 1.0, []), (2, 3, 0.0, [1.0])],
+        False,
+        [0.0],
+        "moments",
+        r"cannot reach absorption for this theta",
+    ),
+    (
+        [(0, 1, 1.0, []), (1, 2, 0.0, [1.0])],
+        True,
+        [1.2],
+        "pdf",
+        r"vertex 1 \(state \[1\]\) has out-probabilities summing to 1.2 > 1",
+    ),
 ]
 
 
@@ -429,7 +492,8 @@ def ffi_call():
 
     def call(name, outs, *args, **attrs):
         return jax.ffi.ffi_call(f"test_core_ext_{name}", outs, vmap_method="broadcast_all")(
-            *args, **attrs)
+            *args, **attrs
+        )
 
     return jax, call
 
@@ -445,13 +509,27 @@ def test_ffi_moments_pmf_and_cache(ffi_call) -> None:
     thetas = jnp.array([[1.0], [2.0], [0.5]])
     rewards = jnp.zeros((3, 0))
     before = _core.cache_stats()
-    out = call("phasic_moments", jax.ShapeDtypeStruct((3, 3), jnp.float64), thetas, rewards,
-               structure=text, key=np.int64(key), nr_moments=np.int64(3))
+    out = call(
+        "phasic_moments",
+        jax.ShapeDtypeStruct((3, 3), jnp.float64),
+        thetas,
+        rewards,
+        structure=text,
+        key=np.int64(key),
+        nr_moments=np.int64(3),
+    )
     for i in range(3):
         np.testing.assert_allclose(out[i], s.moments(thetas[i], 3), rtol=1e-14)
     times = jnp.array([[0.1, 1.0], [0.2, 2.0], [0.3, 3.0]])
-    pdf = call("phasic_pmf", jax.ShapeDtypeStruct((3, 2), jnp.float64), thetas, times,
-               structure=text, key=np.int64(key), discrete=False)
+    pdf = call(
+        "phasic_pmf",
+        jax.ShapeDtypeStruct((3, 2), jnp.float64),
+        thetas,
+        times,
+        structure=text,
+        key=np.int64(key),
+        discrete=False,
+    )
     for i in range(3):
         np.testing.assert_allclose(pdf[i], s.pdf(thetas[i], times[i]), rtol=1e-14)
     after = _core.cache_stats()
@@ -467,16 +545,36 @@ def test_ffi_batch_error_names_element(ffi_call) -> None:
     text = _core.kingman(4).serialize()
     thetas = jnp.array([[1.0], [1.0], [-2.0], [-3.0]])
     with pytest.raises(Exception, match=r"batch element 2 of 4: edge \d+ .* has weight -"):
-        call("phasic_moments", jax.ShapeDtypeStruct((4, 2), jnp.float64), thetas,
-             jnp.zeros((4, 0)), structure=text, key=np.int64(ffi_key(text)),
-             nr_moments=np.int64(2))
+        call(
+            "phasic_moments",
+            jax.ShapeDtypeStruct((4, 2), jnp.float64),
+            thetas,
+            jnp.zeros((4, 0)),
+            structure=text,
+            key=np.int64(ffi_key(text)),
+            nr_moments=np.int64(2),
+        )
     with pytest.raises(Exception, match="structure: version: this reader supports version 1"):
         bad = text.replace('"version": 1', '"version": 7')
-        call("phasic_moments", jax.ShapeDtypeStruct((2,), jnp.float64), jnp.array([1.0]),
-             jnp.zeros((0,)), structure=bad, key=np.int64(ffi_key(bad)), nr_moments=np.int64(2))
+        call(
+            "phasic_moments",
+            jax.ShapeDtypeStruct((2,), jnp.float64),
+            jnp.array([1.0]),
+            jnp.zeros((0,)),
+            structure=bad,
+            key=np.int64(ffi_key(bad)),
+            nr_moments=np.int64(2),
+        )
     with pytest.raises(Exception, match="graph is continuous but discrete=True"):
-        call("phasic_pmf", jax.ShapeDtypeStruct((1,), jnp.float64), jnp.array([1.0]),
-             jnp.array([1.0]), structure=text, key=np.int64(ffi_key(text)), discrete=True)
+        call(
+            "phasic_pmf",
+            jax.ShapeDtypeStruct((1,), jnp.float64),
+            jnp.array([1.0]),
+            jnp.array([1.0]),
+            structure=text,
+            key=np.int64(ffi_key(text)),
+            discrete=True,
+        )
 
 
 def test_cache_lru_and_clear() -> None:
