@@ -87,3 +87,14 @@ def test_two_island_is_cyclic_and_matches_reference() -> None:
     np.testing.assert_allclose(g.moments(4, theta), reference.moments(g, theta, 4), rtol=1e-10)
     t = np.array([1e-3, 0.1, 1.0, 5.0, 30.0])
     np.testing.assert_allclose(g.pdf(t, theta), reference.pdf(g, theta, t), rtol=1e-8)
+
+
+def test_left_tail_n20() -> None:
+    """Where the previous phasic was off by 94-100 % (t = 0.01, 0.05 for n = 20)."""
+    g = models.kingman(20)
+    t = np.array([0.01, 0.02, 0.05, 0.1, 0.3, 1.0, 3.0, 8.0])
+    ref = reference.pdf(g, [1.0], t)
+    grid_max = reference.pdf(g, [1.0], np.linspace(0.2, 3.0, 15)).max()
+    mask = ref >= 1e-12 * grid_max
+    assert mask[2:].all() and mask.sum() >= 6  # the tail points really are tested
+    np.testing.assert_allclose(g.pdf(t, [1.0])[mask], ref[mask], rtol=1e-8)
