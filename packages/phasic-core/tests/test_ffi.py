@@ -272,3 +272,24 @@ def test_nan_theta_in_a_jitted_batch(island) -> None:
     f = jax.jit(jax.vmap(lambda th: compute_pmf_ffi(js, th, t)))
     with pytest.raises(Exception, match=r"(?i)nan"):
         np.asarray(f(jnp.asarray(thetas)))
+
+
+def test_vmap_over_rewards_only(island) -> None:
+    js, g = island
+    theta = jnp.array([1.1, 0.6])
+    rewards = jnp.asarray(np.random.default_rng(11).uniform(0, 2, (4, g.vertices_length())))
+    f = jax.vmap(lambda r: compute_moments_ffi(js, theta, 2, rewards=r))
+    expect = np.stack([compute_moments_ffi(js, theta, 2, rewards=r) for r in rewards])
+    np.testing.assert_allclose(f(rewards), expect, rtol=LOOP_RTOL)
+    assert count_calls(f, rewards) == 1
+
+
+def test_discrete_vmap_over_theta_and_steps(discrete_case) -> None:
+    js, _, theta = discrete_case
+    thetas = jnp.asarray(theta * np.linspace(0.9, 1.0, 5)[:, None])  # keeps sums <= 1
+    steps = jnp.asarray(np.arange(15.0).reshape(5, 3))
+    f = jax.jit(jax.vmap(lambda th, k: compute_pmf_ffi(js, th, k, discrete=True)))
+    out = f(thetas, steps)
+    for i in range(5):
+        np.testing.assert_allclose(out[i], reference.pmf(js, thetas[i], np.asarray(steps[i])),
+                                   rtol=1e-10, atol=1e-15)
