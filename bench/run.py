@@ -65,49 +65,46 @@ def kingman_tmrca_pdf_reference(n: int, times: np.ndarray) -> np.ndarray:
 
 def bench_moments(sizes: list[int]) -> list[dict]:
     """Warm moments through the FFI against the dense linear solve a user would write."""
-    rows = []
     rng = np.random.default_rng(0)
-    for n in sizes:
-        graph = models.kingman(n)
-        structure = graph.serialize()
-        thetas = [jnp.array([t]) for t in rng.uniform(0.5, 2.0, 64)]
-        it = iter(range(1 << 30))
+    return [_bench_moments_one(n, rng) for n in sizes]
 
-        def ffi_call():
-            theta = thetas[next(it) % len(thetas)]
-            return phasic.compute_moments_ffi(structure, theta, 3).block_until_ready()
 
-        jitted = jax.jit(lambda th: phasic.compute_moments_ffi(structure, th, 3))
+def _bench_moments_one(n: int, rng: np.random.Generator) -> dict:
+    graph = models.kingman(n)
+    structure = graph.serialize()
+    thetas = [jnp.array([t]) for t in rng.uniform(0.5, 2.0, 64)]
+    counter = iter(range(1 << 30))
 
-        def jit_call():
-            return jitted(thetas[next(it) % len(thetas)]).block_until_ready()
+    def next_theta() -> jax.Array:  # a new theta each call, as a fitting loop would
+        return thetas[next(counter) % len(thetas)]
 
-        t_ffi = timeit(ffi_call)
-        t_jit = timeit(jit_call)
-        row = {"n": n, "states": graph.vertices_length(), "ffi_moments_s": t_ffi,
-               "jit_moments_s": t_jit}
-        if graph.vertices_length() <= 2000:
-            alpha, sub = _dense(graph)
+    jitted = jax.jit(lambda th: phasic.compute_moments_ffi(structure, th, 3))
+    t_ffi = timeit(lambda: phasic.compute_moments_ffi(structure, next_theta(), 3)
+                   .block_until_ready())
+    t_jit = timeit(lambda: jitted(next_theta()).block_until_ready())
+    row = {"n": n, "states": graph.vertices_length(), "ffi_moments_s": t_ffi,
+           "jit_moments_s": t_jit}
+    if graph.vertices_length() <= 2000:
+        alpha, sub = _dense(graph)
 
-            def dense_call():
-                lu = scipy.linalg.lu_factor(-sub)
-                u1 = scipy.linalg.lu_solve(lu, np.ones(len(alpha)))
-                u2 = scipy.linalg.lu_solve(lu, u1)
-                u3 = scipy.linalg.lu_solve(lu, u2)
-                return alpha @ u1, 2 * alpha @ u2, 6 * alpha @ u3
+        def dense_call():
+            lu = scipy.linalg.lu_factor(-sub)
+            u1 = scipy.linalg.lu_solve(lu, np.ones(len(alpha)))
+            u2 = scipy.linalg.lu_solve(lu, u1)
+            u3 = scipy.linalg.lu_solve(lu, u2)
+            return alpha @ u1, 2 * alpha @ u2, 6 * alpha @ u3
 
-            row["dense_moments_s"] = timeit(dense_call, repeat=3)
-            row["dense_over_jit"] = row["dense_moments_s"] / t_jit
-        expected = 2 * (1 - 1 / n)
-        got = float(phasic.compute_moments_ffi(structure, jnp.array([1.0]), 1)[0])
-        row["mean_rel_error"] = abs(got - expected) / expected
-        rows.append(row)
-        print(f"  moments n={n:3d} ({row['states']:6d} states): eager {t_ffi * 1e3:7.3f} ms, "
-              f"jit {t_jit * 1e3:7.3f} ms"
-              + (f", dense LU {row['dense_moments_s'] * 1e3:9.3f} ms"
-                 f" ({row['dense_over_jit']:.1f}x the jitted call)"
-                 if "dense_moments_s" in row else ""))
-    return rows
+        row["dense_moments_s"] = timeit(dense_call, repeat=3)
+        row["dense_over_jit"] = row["dense_moments_s"] / t_jit
+    expected = 2 * (1 - 1 / n)
+    got = float(phasic.compute_moments_ffi(structure, jnp.array([1.0]), 1)[0])
+    row["mean_rel_error"] = abs(got - expected) / expected
+    print(f"  moments n={n:3d} ({row['states']:6d} states): eager {t_ffi * 1e3:7.3f} ms, "
+          f"jit {t_jit * 1e3:7.3f} ms"
+          + (f", dense LU {row['dense_moments_s'] * 1e3:9.3f} ms"
+             f" ({row['dense_over_jit']:.1f}x the jitted call)"
+             if "dense_moments_s" in row else ""))
+    return row
 
 
 def _dense(graph) -> tuple[np.ndarray, np.ndarray]:
