@@ -75,8 +75,13 @@ def parse_junit(path: pathlib.Path, rank: int) -> RankResult:
         res.skipped += int(suite.get("skipped", 0))
         res.seconds += float(suite.get("time", 0.0))
         for case in suite.iter("testcase"):
-            if case.find("failure") is not None or case.find("error") is not None:
-                res.failed_names.append(case.get("name", "?"))
+            bad = case.find("failure")
+            bad = bad if bad is not None else case.find("error")
+            if bad is not None:
+                # the first line of the assertion names the ranks that were off
+                why = (bad.get("message") or "").splitlines()[0][:100] if bad.get("message") else ""
+                res.failed_names.append(f"{case.get('name', '?')} ({why})" if why else
+                                        case.get("name", "?"))
     return res
 
 
@@ -86,7 +91,7 @@ def print_table(results: list[RankResult]) -> None:
           f"{'skipped':>7} {'time[s]':>7}  result")
     for r in results:
         passed = r.tests - r.failures - r.errors - r.skipped
-        verdict = "ok" if r.ok else (r.problem or "FAILED " + ", ".join(r.failed_names))
+        verdict = "ok" if r.ok else (r.problem or "FAILED " + "; ".join(r.failed_names))
         print(f"{r.rank:>4} {r.tests:>5} {passed:>6} {r.failures:>6} {r.errors:>6} "
               f"{r.skipped:>7} {r.seconds:>7.1f}  {verdict}")
 

@@ -235,6 +235,10 @@ def test_all_processes_same_result(world, structure):
     pdf, moments = phasic.compute_pmf_and_moments_ffi(structure, theta, jnp.array(TIMES), 3)
     mine = np.concatenate([np.asarray(pdf), np.asarray(moments)])
     gathered = allgather(mine)
+    # the same property through phasic-testkit's own cross-rank assertion (a collective too)
+    from phasic_testkit import assert_allclose_across_processes
+
+    assert_allclose_across_processes(mine, rtol=1e-12)
     # same binary, same inputs, same deterministic kernels: agreement to 1e-12 relative
     assert_rows_close(gathered, np.broadcast_to(gathered[0], gathered.shape), rtol=1e-12,
                       what="rank r vs rank 0")
