@@ -19,7 +19,7 @@ from .errors import (
     SlurmEnvironmentError,
 )
 from .hostlist import compress_hostlist, expand_hostlist
-from .initialize import backend_started, current_plan, initialize, is_initialized
+from .initialize import backend_started, current_plan, hard_exit, initialize, is_initialized
 from .plan import DistributedPlan, plan
 from .slurm import Problem, SlurmEnvironment, detect_slurm_environment, parse_tasks_per_node
 
@@ -41,6 +41,7 @@ __all__ = [
     "expand_hostlist",
     "free_port",
     "get_coordinator_address",
+    "hard_exit",
     "initialize",
     "is_initialized",
     "parse_tasks_per_node",

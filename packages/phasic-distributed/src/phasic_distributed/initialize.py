@@ -8,6 +8,7 @@ already run, we raise with the fix instead of silently running on 1 device.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import math
 import os
@@ -23,6 +24,8 @@ from .plan import plan as make_plan
 
 _lock = threading.Lock()
 _current: DistributedPlan | None = None
+_requested_exit: object = None
+_fail_fast_installed = False
 
 
 def is_initialized() -> bool:
@@ -137,6 +140,60 @@ def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) ->
         return p
 
 
+def hard_exit(code: int) -> None:
+    """Flush stdout/stderr and end the process now, skipping JAX's shutdown barrier.
+
+    After ``jax.distributed.initialize``, a normal interpreter exit waits in JAX's
+    shutdown barrier for every other rank (up to 5 minutes). A failing rank must
+    not wait for ranks that are blocked in a collective with it: it should leave
+    at once so that srun or phasic-launch sees the failure and stops the others.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not stop the exit
+            pass
+    os._exit(code)
+
+
+def _exit_code(status: object) -> int:
+    if status is None:
+        return 0
+    return status if isinstance(status, int) else 1
+
+
+def _install_fail_fast() -> None:
+    """Make a failing rank exit at once (see `hard_exit`); PHASIC_FAST_EXIT=0 disables.
+
+    Covers uncaught exceptions (sys.excepthook) and ``sys.exit(n)`` with n != 0.
+    A bare ``raise SystemExit(n)`` cannot be seen and still waits in the barrier.
+    """
+    global _fail_fast_installed
+    if _fail_fast_installed or os.environ.get("PHASIC_FAST_EXIT", "1") == "0":
+        return
+    _fail_fast_installed = True
+    original_exit, original_hook = sys.exit, sys.excepthook
+
+    def exit(status: object = None) -> None:
+        global _requested_exit
+        _requested_exit = status
+        original_exit(status)
+
+    def excepthook(kind, value, tb) -> None:
+        original_hook(kind, value, tb)
+        hard_exit(130 if issubclass(kind, KeyboardInterrupt) else 1)
+
+    def at_exit() -> None:
+        # Registered after jax's own atexit shutdown, so it runs before it.
+        code = _exit_code(_requested_exit)
+        if code:
+            hard_exit(code)
+
+    sys.exit = exit
+    sys.excepthook = excepthook
+    atexit.register(at_exit)
+
+
 def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
     assert p.coordinator_address is not None
     host, port = parse_address(p.coordinator_address)
@@ -172,3 +229,4 @@ def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
             f"rank {rank}: jax.distributed.initialize with coordinator {host}:{port} "
             f"({p.num_processes} processes) failed: {exc}"
         ) from exc
+    _install_fail_fast()
