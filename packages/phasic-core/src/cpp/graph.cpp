@@ -312,14 +312,34 @@ GraphBuilder GraphBuilder::from_data(GraphData&& data) {
   for (int64_t v = 0; v < g.n_vertices; ++v)
     b.index_.insert(g.states, g.state_length, static_cast<int32_t>(v));
   b.out_.assign(static_cast<size_t>(g.n_vertices), {});
-  b.edges_.reserve(g.from.size());
   for (size_t e = 0; e < g.from.size(); ++e) {
-    b.out_[g.from[e]].push_back(static_cast<int32_t>(e));
-    b.edges_.insert(edge_key(g.from[e], g.to[e]));
+    auto& out = b.out_[g.from[e]];
+    out.push_back(static_cast<int32_t>(e));
+    if (out.size() == kScan + 1)
+      for (int32_t f : out) b.edges_.insert(edge_key(g.from[f], g.to[f]));
+    else if (out.size() > kScan + 1)
+      b.edges_.insert(edge_key(g.from[e], g.to[e]));
   }
-  b.coefs_of_edge_.assign(g.from.size(), {});
-  for (size_t k = 0; k < g.coef_edge.size(); ++k)
-    b.coefs_of_edge_[g.coef_edge[k]].push_back(static_cast<int32_t>(k));
+  // Group coefficient entries by edge (stable), so that each edge's are contiguous.
+  const size_t C = g.coef_edge.size();
+  std::vector<int64_t> ptr(g.from.size() + 1, 0);
+  for (int32_t e : g.coef_edge) ++ptr[e + 1];
+  for (size_t e = 0; e < g.from.size(); ++e) ptr[e + 1] += ptr[e];
+  std::vector<int32_t> ce(C), cp(C);
+  std::vector<double> cv(C);
+  {
+    std::vector<int64_t> fill(ptr.begin(), ptr.end() - 1);
+    for (size_t k = 0; k < C; ++k) {
+      const int64_t at = fill[g.coef_edge[k]]++;
+      ce[at] = g.coef_edge[k];
+      cp[at] = g.coef_param[k];
+      cv[at] = g.coef_value[k];
+    }
+  }
+  b.data_.coef_edge.swap(ce);
+  b.data_.coef_param.swap(cp);
+  b.data_.coef_value.swap(cv);
+  b.coef_begin_ = std::move(ptr);
   return b;
 }
 
@@ -381,22 +401,30 @@ void GraphBuilder::add_edge(int64_t src, int64_t dst, double weight, const doubl
   for (size_t k = 0; k < n_coefs; ++k)
     if (!std::isfinite(coefs[k]))
       bad("edge coefficient " + std::to_string(k) + " must be finite");
-  if (!edges_.insert(edge_key(src, dst)))
+  auto& out = out_[src];
+  bool duplicate = false;
+  if (out.size() < kScan) {
+    for (int32_t f : out) duplicate |= data_.to[f] == dst;
+  } else {
+    if (out.size() == kScan)
+      for (int32_t f : out) edges_.insert(edge_key(src, data_.to[f]));
+    duplicate = !edges_.insert(edge_key(src, dst));
+  }
+  if (duplicate)
     bad("duplicate edge " + std::to_string(src) + " -> " + std::to_string(dst) + " (states " +
         data_.state_string(src) + " -> " + data_.state_string(dst) + ")");
   const int32_t e = static_cast<int32_t>(data_.from.size());
   data_.from.push_back(static_cast<int32_t>(src));
   data_.to.push_back(static_cast<int32_t>(dst));
   data_.weight.push_back(weight);
-  out_[src].push_back(e);
-  coefs_of_edge_.emplace_back();
+  out.push_back(e);
   for (size_t k = 0; k < n_coefs; ++k) {
     if (coefs[k] == 0.0) continue;
-    coefs_of_edge_.back().push_back(static_cast<int32_t>(data_.coef_edge.size()));
     data_.coef_edge.push_back(e);
     data_.coef_param.push_back(static_cast<int32_t>(k));
     data_.coef_value.push_back(coefs[k]);
   }
+  coef_begin_.push_back(static_cast<int64_t>(data_.coef_edge.size()));
   // Coefficients define how many parameters the graph takes, even when zero.
   data_.param_length = std::max<int64_t>(data_.param_length, static_cast<int64_t>(n_coefs));
 }
@@ -407,7 +435,8 @@ std::vector<std::tuple<int64_t, double, std::vector<double>>> GraphBuilder::out_
   std::vector<std::tuple<int64_t, double, std::vector<double>>> res;
   for (int32_t e : out_[v]) {
     std::vector<double> c(static_cast<size_t>(data_.param_length), 0.0);
-    for (int32_t k : coefs_of_edge_[e]) c[data_.coef_param[k]] += data_.coef_value[k];
+    for (int64_t k = coef_begin_[e]; k < coef_begin_[e + 1]; ++k)
+      c[data_.coef_param[k]] += data_.coef_value[k];
     res.emplace_back(data_.to[e], data_.weight[e], std::move(c));
   }
   return res;

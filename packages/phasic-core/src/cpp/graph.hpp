@@ -59,9 +59,13 @@ class GraphBuilder {
   void check_state(size_t len) const;
   GraphData data_;
   StateIndex index_;
+  // Duplicate-edge check: a scan of the source's (short) out-list, or this set once
+  // the source has more than kScan edges.
+  static constexpr size_t kScan = 32;
   KeySet edges_;
   std::vector<std::vector<int32_t>> out_;  // edge ids per source vertex
-  std::vector<std::vector<int32_t>> coefs_of_edge_;  // coefficient entries per edge
+  // Each edge's coefficient entries are contiguous: [coef_begin_[e], coef_begin_[e+1]).
+  std::vector<int64_t> coef_begin_{0};
 };
 
 }  // namespace phasic

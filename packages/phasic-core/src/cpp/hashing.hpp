@@ -15,13 +15,21 @@ inline uint64_t mix64(uint64_t h) {
   return h;
 }
 
+// Two independent lanes over pairs of entries keep the multiply chain short.
 inline uint64_t hash_state(const int32_t* s, int64_t len) {
-  uint64_t h = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(len);
-  for (int64_t i = 0; i < len; ++i) {
-    h = (h ^ static_cast<uint32_t>(s[i])) * 0x100000001b3ULL;
-    h ^= h >> 29;
+  uint64_t a = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(len), b = 0xC2B2AE3D27D4EB4FULL;
+  int64_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    uint64_t x, y;
+    std::memcpy(&x, s + i, 8);
+    std::memcpy(&y, s + i + 2, 8);
+    a = (a ^ x) * 0x100000001b3ULL;
+    b = (b ^ y) * 0xff51afd7ed558ccdULL;
+    a ^= a >> 31;
+    b ^= b >> 29;
   }
-  return mix64(h);
+  for (; i < len; ++i) a = (a ^ static_cast<uint32_t>(s[i])) * 0x100000001b3ULL;
+  return mix64(a ^ (b * 0x9E3779B97F4A7C15ULL));
 }
 
 // Maps states (rows of a flat int32 array owned elsewhere) to vertex indices.
@@ -31,11 +39,13 @@ class StateIndex {
   int64_t find(const std::vector<int32_t>& states, int64_t len, const int32_t* state) const {
     if (slots_.empty()) return -1;
     uint64_t mask = slots_.size() - 1;
-    for (uint64_t i = hash_state(state, len) & mask;; i = (i + 1) & mask) {
+    const uint64_t hv = hash_state(state, len);
+    const uint32_t tag = static_cast<uint32_t>(hv >> 32);
+    for (uint64_t i = hv & mask;; i = (i + 1) & mask) {
       int32_t v = slots_[i];
       if (v < 0) return -1;
-      if (len == 0 || std::memcmp(&states[static_cast<size_t>(v) * len], state,
-                                  sizeof(int32_t) * len) == 0)
+      if (tags_[i] == tag && (len == 0 || std::memcmp(states.data() + static_cast<size_t>(v) * len,
+                                                      state, sizeof(int32_t) * len) == 0))
         return v;
     }
   }
@@ -45,15 +55,18 @@ class StateIndex {
     if ((count_ + 1) * 2 > slots_.size()) grow(states, len);
     const int32_t* state = states.data() + static_cast<size_t>(v) * len;
     uint64_t mask = slots_.size() - 1;
-    for (uint64_t i = hash_state(state, len) & mask;; i = (i + 1) & mask) {
+    const uint64_t hv = hash_state(state, len);
+    const uint32_t tag = static_cast<uint32_t>(hv >> 32);
+    for (uint64_t i = hv & mask;; i = (i + 1) & mask) {
       int32_t w = slots_[i];
       if (w < 0) {
         slots_[i] = v;
+        tags_[i] = tag;
         ++count_;
         return v;
       }
-      if (len == 0 || std::memcmp(&states[static_cast<size_t>(w) * len], state,
-                                  sizeof(int32_t) * len) == 0)
+      if (tags_[i] == tag && (len == 0 || std::memcmp(states.data() + static_cast<size_t>(w) * len,
+                                                      state, sizeof(int32_t) * len) == 0))
         return w;
     }
   }
@@ -66,11 +79,13 @@ class StateIndex {
     std::vector<int32_t> old;
     old.swap(slots_);
     slots_.assign(old.empty() ? 64 : old.size() * 2, -1);
+    tags_.assign(slots_.size(), 0);
     count_ = 0;
     for (int32_t v : old)
       if (v >= 0) insert(states, len, v);
   }
   std::vector<int32_t> slots_;
+  std::vector<uint32_t> tags_;  // high hash bits per slot: most mismatches skip memcmp
   size_t count_ = 0;
 };
 
