@@ -10,6 +10,7 @@ import pytest
 from hostlist_corpus import INVALID_BOTH, INVALID_STRICTER, VALID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from phasic_distributed import compress_hostlist, expand_hostlist
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from hostlist_corpus import INVALID_BOTH, INVALID_STRICTER, VALID
+
 from phasic_distributed import (
     CoordinatorError,
     DistributedError,

@@ -6,6 +6,7 @@ import socket
 import time
 
 from pd_testutil import clean_env
+
 from phasic_distributed import free_port
 
 
