@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
+
 from phasic import _core
 
 # ---------------------------------------------------------------- helpers
