@@ -89,7 +89,7 @@ def _launcher_env(coordinator: str, rank: int, n: int = 2) -> dict[str, str]:
 
 
 INIT = """
-    import time, phasic_distributed as pd
+    import time, jax, phasic_distributed as pd   # jax's import time is not the coordinator's
     t = time.monotonic()
     try:
         pd.initialize(timeout=2)
