@@ -33,11 +33,14 @@ class SlurmPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
         _distributed.initialize(timeout=60.0)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.rank != 0:
-            _silence_terminal(self.config)
+            _silence_terminal(config)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # jax.distributed shuts down at exit; if that aborts the process (another rank
+        # died), whatever pytest wrote must already be out of the stdio buffers
+        sys.stdout.flush()
+        sys.stderr.flush()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

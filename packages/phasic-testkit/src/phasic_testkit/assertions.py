@@ -29,9 +29,16 @@ DEFAULT_TIMEOUT = 60.0
 
 
 def _process_info() -> tuple[int, int]:
-    import jax
+    """(rank, number of processes) from jax.distributed's state.
 
-    return jax.process_index(), jax.process_count()
+    Not jax.process_index(): that starts the backend, and a multi-process CPU backend
+    waits for every rank to start its own, which a hung rank never does.
+    """
+    from jax._src import distributed
+
+    _distributed.kv_client()  # raises the clear "not initialized" error
+    state = distributed.global_state
+    return int(state.process_id), int(state.num_processes)
 
 
 def _to_bytes(value: Any) -> bytes:

@@ -37,7 +37,7 @@ POLL = 0.05
 # failure (a cross-rank assertion fails on every rank at about the same moment).
 FAILURE_GRACE = 1.0
 # How long ranks that passed may take to shut jax.distributed down and exit.
-EXIT_GRACE = 15.0
+EXIT_GRACE = 5.0
 # How long a hung rank gets to write its stack after SIGUSR1.
 STACK_GRACE = 3.0
 
@@ -64,12 +64,13 @@ class _Rank:
     result: RankResult | None = None
 
 
-def _rank_command(spec: LaunchSpec) -> list[str]:
+def _rank_command(spec: LaunchSpec, basetemp: str) -> list[str]:
     # -p no:terminal: the rank's log then holds only what the test itself printed;
-    # the failure text travels in the result file. No cache writes from N ranks at once.
+    # the failure text travels in the result file. No cache writes from N ranks at
+    # once, and each rank its own temporary directory.
     return [
         sys.executable, "-m", "pytest", spec.nodeid,
-        "-p", "no:terminal", "-p", "no:cacheprovider", "-s",
+        "-p", "no:terminal", "-p", "no:cacheprovider", "-s", f"--basetemp={basetemp}",
         *spec.pytest_args,
     ]
 
@@ -86,7 +87,7 @@ def _spawn(spec: LaunchSpec, workdir: str) -> list[_Rank]:
         )
         with open(files["log"], "wb") as log:
             proc = subprocess.Popen(
-                _rank_command(spec), cwd=spec.rootdir, env=env, stdin=subprocess.DEVNULL,
+                _rank_command(spec, os.path.join(workdir, f"tmp{r}")), cwd=spec.rootdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         ranks.append(_Rank(r, proc, files["json"], files["stack"], files["log"]))

@@ -74,6 +74,7 @@ def parse_marker(mark: pytest.Mark, where: str) -> MarkerArgs:
                       dev, float(timeout))
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists (SLURM mode swaps it)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
