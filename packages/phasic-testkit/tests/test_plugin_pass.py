@@ -65,29 +65,33 @@ def test_passing_tests_pass(pytester: pytest.Pytester) -> None:
     ])
 
 
-@pytest.mark.parametrize(
-    ("marker", "message"),
-    [
-        ("nprocs=0", "nprocs must be a positive int or a list of them, got 0"),
-        ("nprocs=[]", "nprocs=[] lists no process count"),
-        ("devices_per_process='2'", "devices_per_process must be a positive int, got '2'"),
-        ("timeout=-1", "timeout must be a positive number of seconds, got -1"),
-        ("procs=2", "unknown multiprocess argument(s) ['procs']"),
-        ("2", "give multiprocess arguments by name"),
-    ],
-)
-def test_bad_marker_is_a_clear_error(pytester: pytest.Pytester, marker: str, message: str):
-    pytester.makepyfile(test_bad=f'''
+BAD_MARKERS = {
+    "nprocs=0": "nprocs must be a positive int or a list of them, got 0",
+    "nprocs=[]": "nprocs=[] lists no process count",
+    "devices_per_process='2'": "devices_per_process must be a positive int, got '2'",
+    "timeout=-1": "timeout must be a positive number of seconds, got -1",
+    "procs=2": "unknown multiprocess argument(s) ['procs']",
+    "2": "give multiprocess arguments by name",
+}
+
+
+def test_bad_markers_are_clear_errors(pytester: pytest.Pytester) -> None:
+    """Each bad marker is a collection error naming the test and the fix; nothing runs."""
+    for i, marker in enumerate(BAD_MARKERS):
+        pytester.makepyfile(**{f"test_bad{i}": f"""
 import pytest
 
 @pytest.mark.multiprocess({marker})
 def test_x():
     pass
-''')
-    result = pytester.runpytest_subprocess("-p", "no:xdist", timeout=60)
+"""})
+    # in-process: marker errors are found at collection, before any rank is spawned
+    result = pytester.runpytest("-p", "no:xdist")
+    out = result.stdout.str()
     assert result.ret != 0
-    assert message in result.stdout.str() + result.stderr.str()
-    assert "PASSED" not in result.stdout.str()
+    for i, message in enumerate(BAD_MARKERS.values()):
+        assert f"test_bad{i}.py::test_x: " in out and message in out, (message, out)
+    assert f"{len(BAD_MARKERS)} errors" in out
 
 
 XDIST = '''
