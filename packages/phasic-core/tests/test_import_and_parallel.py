@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 import pytest
+
 from phasic import auto_parallel
 
 
@@ -53,10 +54,14 @@ def test_unknown_attribute() -> None:
 @pytest.mark.parametrize("env, expected", [
     ({}, False),
     ({"SLURM_PROCID": "0"}, False),
-    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, False),
-    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4"}, True),
-    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "PHASIC_AUTO_INIT": "0"}, False),
-    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "PHASIC_AUTO_INIT": "1"}, True),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_STEP_NODELIST": "n1"}, False),
+    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "SLURM_STEP_NODELIST": "n[1-4]"}, True),
+    # The batch script: the job's task count, but no step, so no ranks to wait for.
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_NODELIST": "n[1-4]"}, False),
+    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "SLURM_STEP_NODELIST": "n[1-4]",
+      "PHASIC_AUTO_INIT": "0"}, False),
+    ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "SLURM_STEP_NODELIST": "n[1-4]",
+      "PHASIC_AUTO_INIT": "1"}, True),
 ])
 def test_auto_init_decision(env: dict[str, str], expected: bool) -> None:
     assert auto_parallel.auto_init_enabled(env) is expected
@@ -64,7 +69,8 @@ def test_auto_init_decision(env: dict[str, str], expected: bool) -> None:
 
 def test_bad_ntasks_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="SLURM_NTASKS='x'"):
-        auto_parallel.in_multi_task_slurm_step({"SLURM_PROCID": "0", "SLURM_NTASKS": "x"})
+        auto_parallel.in_multi_task_slurm_step(
+            {"SLURM_PROCID": "0", "SLURM_NTASKS": "x", "SLURM_STEP_NODELIST": "n1"})
 
 
 def test_cpu_count_from_env() -> None:
@@ -99,7 +105,7 @@ def test_missing_phasic_distributed_under_srun_names_the_fix() -> None:
             import phasic
         except ImportError as e:
             print('@', e)
-    """, env={"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+    """, env={"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_STEP_NODELIST": "localhost"})
     assert "phasic_distributed" in out and "PHASIC_AUTO_INIT=0" in out
 
 
@@ -109,7 +115,8 @@ def test_auto_init_off_under_srun() -> None:
         sys.modules['phasic_distributed'] = None  # would fail if it were imported
         import phasic
         print('@ ok')
-    """, env={"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "PHASIC_AUTO_INIT": "0"})
+    """, env={"SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_STEP_NODELIST": "localhost",
+              "PHASIC_AUTO_INIT": "0"})
     assert out.strip() == "ok"
 
 

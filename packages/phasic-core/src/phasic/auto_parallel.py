@@ -1,7 +1,7 @@
 """Parallel set-up: CPU device count, and multi-process start under SLURM.
 
-`import phasic` calls `auto_init()`: inside a multi-task `srun` step (SLURM_PROCID
-and SLURM_NTASKS set, NTASKS > 1) it initializes `jax.distributed` through
+`import phasic` calls `auto_init()`: inside a multi-task `srun` step (SLURM_PROCID,
+SLURM_NTASKS > 1 and SLURM_STEP_NODELIST set) it initializes `jax.distributed` through
 `phasic_distributed.initialize()`, unless PHASIC_AUTO_INIT=0. Outside SLURM it does
 nothing and imports nothing.
 """
@@ -20,9 +20,14 @@ _DISTRIBUTED_MISSING = (
 
 
 def in_multi_task_slurm_step(env: Mapping[str, str] | None = None) -> bool:
-    """True inside an srun step with more than one task (SLURM_PROCID and SLURM_NTASKS > 1)."""
+    """True inside an srun step with more than one task.
+
+    The batch script itself also has SLURM_PROCID=0 and the job's SLURM_NTASKS, but no
+    SLURM_STEP_NODELIST: a plain `python` there is one process and must not wait for
+    ranks that were never started.
+    """
     env = os.environ if env is None else env
-    if "SLURM_PROCID" not in env or "SLURM_NTASKS" not in env:
+    if not all(k in env for k in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NODELIST")):
         return False
     try:
         return int(env["SLURM_NTASKS"]) > 1
