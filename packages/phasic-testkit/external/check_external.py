@@ -75,9 +75,10 @@ OTHER_REPO_TEST = textwrap.dedent(f'''
 
 
 def section(output: str, name: str) -> str:
-    """The failure text pytest printed for one test."""
-    m = re.search(rf"^_+ {name} _+$(.*?)(?=^_+ \w+ _+$|^=+ )", output, re.M | re.S)
-    return m.group(1) if m else ""
+    """The failure text pytest printed for one test (its block under FAILURES)."""
+    parts = re.split(r"^_{3,} (\S+) _{3,}$", output, flags=re.M)
+    found = dict(zip(parts[1::2], parts[2::2], strict=True))
+    return found.get(name, "")
 
 
 def main() -> int:

@@ -15,6 +15,8 @@ STOPPED = "stopped"  # killed by the parent because another rank failed first
 BAD_EXIT = "bad-exit"  # wrote "passed" but then exited with a non-zero code
 
 TAIL_LINES = 25
+# phasic_distributed's "connecting to coordinator" line: shown for failing ranks only
+_OWN_LOG = "[phasic_distributed rank "
 
 
 @dataclass
@@ -150,7 +152,9 @@ def merge(nodeid: str, outcomes: list[RankOutcome], timeout: float) -> str:
         if o.failed and o.stack:
             lines.append(f"--- Python stack of rank {o.rank} when it was killed ---")
             lines.append(o.stack.rstrip())
-        if o.output_tail:
-            lines.append(f"--- last {len(o.output_tail)} lines of rank {o.rank}'s output ---")
-            lines.extend(o.output_tail)
+        out = o.output_tail if o.failed else [
+            ln for ln in o.output_tail if not ln.startswith(_OWN_LOG)]
+        if out:
+            lines.append(f"--- last {len(out)} lines of rank {o.rank}'s output ---")
+            lines.extend(out)
     return "\n".join(lines)
