@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import durations, sections
+from testkit_helpers import durations, sections
 
 HANG_TIMEOUT = 8  # long enough for a rank to import jax on a loaded 2-core machine
 

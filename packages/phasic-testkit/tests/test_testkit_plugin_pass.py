@@ -106,16 +106,16 @@ def test_port(i, rank, tmp_path_factory):
 '''
 
 
-def test_xdist_workers_use_distinct_ports(pytester: pytest.Pytester, tmp_path) -> None:
-    pytest.importorskip("xdist")
+def test_xdist_workers_use_distinct_ports(
+    pytester: pytest.Pytester, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xdist  # noqa: F401 - a test dependency of this package; fail loudly if absent
+
     pytester.makepyfile(test_inner=XDIST)
     ports = tmp_path / "ports"
     ports.mkdir()
-    os.environ["PORTS_DIR"] = str(ports)
-    try:
-        result = pytester.runpytest_subprocess("-n", "2", timeout=240)
-    finally:
-        del os.environ["PORTS_DIR"]
+    monkeypatch.setenv("PORTS_DIR", str(ports))
+    result = pytester.runpytest_subprocess("-n", "2", timeout=240)
     result.assert_outcomes(passed=4)
     seen = {p.name: p.read_text() for p in ports.iterdir()}
     assert len(seen) == 8
