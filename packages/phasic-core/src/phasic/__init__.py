@@ -27,12 +27,19 @@ _LAZY = {
     "cache_clear": "ffi",
     "set_cache_capacity": "ffi",
     "structure_key": "ffi",
+    "svgd": "svgd",
+    "SVGDResult": "svgd",
+    "SVGDHistory": "svgd",
+    "SVGDError": "svgd",
 }
-_SUBMODULES = {"graph", "models", "ffi", "auto_parallel"}
+_SUBMODULES = {"graph", "models", "ffi", "auto_parallel"}  # "svgd" is also a function
 
 __all__ = [
     "Edge",
     "Graph",
+    "SVGDError",
+    "SVGDHistory",
+    "SVGDResult",
     "Vertex",
     "__version__",
     "cache_clear",
@@ -45,6 +52,7 @@ __all__ = [
     "set_cache_capacity",
     "set_cpu_devices",
     "structure_key",
+    "svgd",
 ]
 
 
