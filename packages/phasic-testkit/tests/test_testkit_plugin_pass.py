@@ -53,6 +53,8 @@ def test_plain(rank, nprocs):
 
 
 def test_passing_tests_pass(pytester: pytest.Pytester) -> None:
+    # a project's addopts may use terminal options; the ranks must accept them too
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\naddopts = "-ra --tb=short"\n')
     pytester.makepyfile(test_inner=PASSING)
     result = pytester.runpytest_subprocess("-v", "-p", "no:xdist", timeout=240)
     result.assert_outcomes(passed=5)

@@ -18,6 +18,7 @@ import traceback
 import pytest
 
 from . import _distributed, _env
+from ._terminal import silence_terminal
 from .report import FAILED, PASSED, SKIPPED, RankResult, write_result
 
 
@@ -44,6 +45,9 @@ class RankPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        # the rank's log then holds only what the test printed; the failure text
+        # travels in the result file
+        silence_terminal(config)
         try:
             _distributed.initialize(timeout=min(self.timeout, 60.0))
         except BaseException:

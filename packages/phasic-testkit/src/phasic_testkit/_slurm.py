@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import sys
 
 import pytest
 
 from . import _distributed, _env
+from ._terminal import silence_terminal
 from .report import FAILED, PASSED, SKIPPED, RankOutcome, merge
 
 _KEY = "phasic_testkit/slurm"
@@ -34,7 +34,7 @@ class SlurmPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         _distributed.initialize(timeout=60.0)
         if self.rank != 0:
-            _silence_terminal(config)
+            silence_terminal(config)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # jax.distributed shuts down at exit; if that aborts the process (another rank
@@ -88,16 +88,3 @@ class SlurmPlugin:
         if any(o.failed for o in outcomes):
             report.outcome = "failed"
             report.longrepr = merge(item.nodeid, outcomes, timeout)
-
-
-def _silence_terminal(config: pytest.Config) -> None:
-    """Send this rank's pytest report to /dev/null; the test's own prints still show."""
-    from _pytest.terminal import TerminalReporter
-
-    pm = config.pluginmanager
-    old = pm.get_plugin("terminalreporter")
-    if old is None:
-        return
-    pm.unregister(old)
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the session
-    pm.register(TerminalReporter(config, devnull), "terminalreporter")

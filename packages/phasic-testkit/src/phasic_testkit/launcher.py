@@ -65,12 +65,11 @@ class _Rank:
 
 
 def _rank_command(spec: LaunchSpec, basetemp: str) -> list[str]:
-    # -p no:terminal: the rank's log then holds only what the test itself printed;
-    # the failure text travels in the result file. No cache writes from N ranks at
-    # once, and each rank its own temporary directory.
+    # No cache writes from N ranks at once, each rank its own temporary directory,
+    # and no capture: the rank's output goes to its log file as it happens.
     return [
         sys.executable, "-m", "pytest", spec.nodeid,
-        "-p", "no:terminal", "-p", "no:cacheprovider", "-s", f"--basetemp={basetemp}",
+        "-p", "no:cacheprovider", "-s", f"--basetemp={basetemp}",
         *spec.pytest_args,
     ]
 
