@@ -6,7 +6,7 @@ Side by side in one run, Kingman n = 20 (10 with --quick), pdf at 6 times:
   * jit(vmap) over B thetas against B separate warm jitted calls;
   * the same vmapped batch with the C++ OpenMP team at 1 and at 2 threads
     (`phasic._core.set_num_threads`);
-  * shard_map of the batch over 1, 2, 4, 8 CPU devices, one subprocess per count
+  * shard_map of the batch over 1, 2, 4, 8 CPU devices (1, 8 with --quick), one subprocess per count
     (the count is fixed when the backend starts); every sharded result is checked
     against the one-device result in the same process.
 Writes bench/results/batching.json and batching.png.
@@ -143,7 +143,7 @@ def run(quick: bool) -> dict[str, Any]:
         "vmap": bench_vmap(n, [1, 16, 64] if quick else [1, 4, 16, 64, 256]),
         "threads": bench_threads(n, 64 if quick else 256),
         "sharding_batch": sharding_batch,
-        "sharding": bench_sharding(n, [1, 2, 4, 8], sharding_batch),
+        "sharding": bench_sharding(n, [1, 8] if quick else [1, 2, 4, 8], sharding_batch),
     }
     path = write_json("batching", quick, results, start_load)
     plot(results, quick)
