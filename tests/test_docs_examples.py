@@ -130,6 +130,10 @@ def docs_pages() -> list[pathlib.Path]:
 # The child process: runs the blocks in one namespace, one stdout capture per block.
 RUNNER = r'''
 import contextlib, io, json, sys, traceback
+try:  # an editable install of phasic-core rebuilds on this import: keep that out of the
+    import phasic._core  # captured output (loading the extension starts no JAX backend)
+except ImportError:
+    pass
 blocks = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
 outputs = []
