@@ -25,6 +25,7 @@ seed gives the same run whatever the process/device layout.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -122,7 +123,7 @@ def _step_sizes(step_size: StepSize, n_steps: int) -> np.ndarray:
     bad = np.flatnonzero(~(np.isfinite(sizes) & (sizes > 0)))
     if bad.size:
         raise ValueError(
-            f"step sizes must be finite and > 0; step {bad[0]} has {sizes[bad[0]]!r}"
+            f"step sizes must be finite and > 0; step {bad[0]} has {float(sizes[bad[0]])!r}"
         )
     return sizes
 
@@ -178,6 +179,19 @@ def _check_particles(x: np.ndarray, log_transform: bool, dim: int | None, name: 
         )
 
 
+@dataclass(frozen=True)
+class _StructureLoglik:
+    """phasic.loglik for one structure; hashable, so compiled steps can be reused."""
+
+    text: str
+    discrete: bool
+
+    def __call__(self, theta: jax.Array, data: jax.Array) -> jax.Array:
+        import phasic
+
+        return phasic.loglik(self.text, theta, data, discrete=self.discrete)
+
+
 def _resolve_likelihood(
     structure: Any, log_likelihood: Callable | None, discrete: bool
 ) -> tuple[Callable[[jax.Array, jax.Array], jax.Array], int | None]:
@@ -200,16 +214,7 @@ def _resolve_likelihood(
             "svgd needs a model: pass `structure` (a Graph or its JSON; the likelihood is "
             "then phasic.loglik) or `log_likelihood=f(theta, data)`"
         )
-    import phasic
-
-    if not hasattr(phasic, "loglik"):  # pragma: no cover - only before loglik existed
-        raise NotImplementedError("phasic.loglik is not available in this version")
-    loglik = phasic.loglik
-
-    def structure_loglik(theta: jax.Array, data: jax.Array) -> jax.Array:
-        return loglik(text, theta, data, discrete=discrete)
-
-    return structure_loglik, dim
+    return _StructureLoglik(text, bool(discrete)), dim
 
 
 # ---- the sharded step ---------------------------------------------------------------
@@ -246,12 +251,34 @@ def _median_bandwidth(x: jax.Array, valid: jax.Array, n: int) -> jax.Array:
     return jnp.maximum(med / math.log(n), 1e-300)
 
 
+@dataclass(frozen=True)
+class _LogPosterior:
+    """log p(theta | data) in the space SVGD runs in (z = log theta, or theta).
+
+    Frozen and hashable: runs with the same functions reuse compiled steps.
+    """
+
+    loglik: Callable[[jax.Array, jax.Array], jax.Array]
+    log_prior: Callable[[jax.Array], jax.Array] | None
+    log_transform: bool
+
+    def __call__(self, z: jax.Array, data: jax.Array) -> jax.Array:
+        theta = jnp.exp(z) if self.log_transform else z
+        lp = self.loglik(theta, data)
+        if self.log_prior is not None:
+            lp = lp + self.log_prior(theta)
+        # the log-Jacobian of theta = exp(z)
+        return jnp.sum(z) + lp if self.log_transform else lp
+
+
+@functools.lru_cache(maxsize=32)
+def _start_values(log_post: _LogPosterior) -> Callable:
+    return jax.jit(jax.vmap(log_post, in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=32)
 def _make_chunk(
-    log_post: Callable[[jax.Array, jax.Array], jax.Array],
-    mesh: Mesh,
-    n: int,
-    log_transform: bool,
-    optimizer: str,
+    log_post: _LogPosterior, devices: tuple[Any, ...], n: int, optimizer: str
 ) -> Callable:
     """A jitted function that runs len(sizes) SVGD steps on the sharded particles.
 
@@ -260,6 +287,8 @@ def _make_chunk(
     rows describe the state after each step; they are computed from the gathered
     positions at the start of the next step (and by one extra gather at the end).
     """
+    mesh = Mesh(np.array(devices), (AXIS,))
+    log_transform = log_post.log_transform
     grad_fn = jax.vmap(jax.value_and_grad(log_post), in_axes=(0, None))
 
     def summary(x_all: jax.Array, w: jax.Array, prev: jax.Array) -> dict[str, jax.Array]:
@@ -452,13 +481,6 @@ def svgd(
     theta0 = _initial_particles(init, n, dim, int(seed), log_transform, float(init_scale))
     d = theta0.shape[1]
 
-    def log_post(z: jax.Array, data: jax.Array) -> jax.Array:
-        theta = jnp.exp(z) if log_transform else z
-        lp = loglik(theta, data)
-        if log_prior is not None:
-            lp = lp + log_prior(theta)
-        return jnp.sum(z) + lp if log_transform else lp
-
     devs = list(jax.devices() if devices is None else devices)
     if not devs:
         raise ValueError("devices is empty; pass None to use every JAX device")
@@ -479,8 +501,9 @@ def svgd(
     valid = _global_array(valid_host, shard)
     data = _global_array(data_host, repl)
 
-    _check_start(log_post, z0, data_host, log_transform)
-    chunk = _make_chunk(log_post, mesh, n, log_transform, optimizer)
+    log_post = _LogPosterior(loglik, log_prior, bool(log_transform))
+    _check_start(_start_values(log_post), z0, data_host, log_transform)
+    chunk = _make_chunk(log_post, tuple(devs), n, optimizer)
     n_chunks = -(-n_steps // chunk_size)
     # pad the schedule to whole chunks with zero steps (one compiled chunk shape)
     padded_sizes = np.zeros(n_chunks * chunk_size)
@@ -536,10 +559,10 @@ def _theta(z: np.ndarray, log_transform: bool) -> np.ndarray:
 
 
 def _check_start(
-    log_post: Callable, z0: np.ndarray, data: np.ndarray, log_transform: bool
+    values_fn: Callable, z0: np.ndarray, data: np.ndarray, log_transform: bool
 ) -> None:
     """Evaluate the log-posterior at the initial particles: name the first bad one."""
-    values = np.asarray(jax.jit(jax.vmap(log_post, in_axes=(0, None)))(z0, data))
+    values = np.asarray(values_fn(z0, data))
     if values.shape != (z0.shape[0],):
         raise ValueError(
             "log_likelihood + log_prior must return a scalar per particle, got shape "
