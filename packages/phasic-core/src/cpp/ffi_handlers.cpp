@@ -315,7 +315,225 @@ ffi::Error PmfAndMomentsImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> 
   });
 }
 
+// ------------------------------------------------ derivatives and log-densities
+
+// Checks a Jacobian output: batch dims, then (rows, P).
+bool check_jac(const char* name, const Dims& got, const Dims& batch, int64_t rows, int64_t P,
+               std::string& err) {
+  Dims want = batch;
+  want.push_back(rows);
+  want.push_back(P);
+  if (got == want) return true;
+  err = std::string(name) + " output shape " + shape_string(got) + " should be " +
+        shape_string(want);
+  return false;
+}
+
+ffi::Error PmfJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                      ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
+                      std::string_view structure, int64_t key, bool discrete) {
+  std::string err;
+  const Dims td = dims(theta);
+  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
+  const Dims batch(td.begin(), td.end() - 1);
+  const int64_t P = td.back();
+  int64_t T = 0;
+  if (!split("times", dims(times), batch, T, err)) return ffi::Error::InvalidArgument(err);
+  if (dims(*out) != dims(times))
+    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
+                                       " differs from times shape " + shape_string(dims(times)));
+  if (!check_jac("jacobian", dims(*jac), batch, T, P, err))
+    return ffi::Error::InvalidArgument(err);
+  std::shared_ptr<const Structure> s;
+  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
+    return ffi::Error::InvalidArgument(err);
+  const double* th = theta.typed_data();
+  const double* tm = times.typed_data();
+  double* o = out->typed_data();
+  double* j = jac->typed_data();
+  const Structure& st = *s;
+  return run_batch(product(batch), work_estimate(st) * 50 * (P + 1), [&](int64_t b) {
+    compute_pmf_jac(st, th + b * P, P, tm + b * T, T, o + b * T, j + b * T * P);
+  });
+}
+
+ffi::Error MomentsJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> rewards,
+                          ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
+                          std::string_view structure, int64_t key, int64_t nr_moments) {
+  std::string err;
+  const Dims td = dims(theta);
+  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
+  const Dims batch(td.begin(), td.end() - 1);
+  const int64_t P = td.back();
+  int64_t R = 0;
+  if (!split("rewards", dims(rewards), batch, R, err)) return ffi::Error::InvalidArgument(err);
+  if (nr_moments < 0)
+    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
+                                       std::to_string(nr_moments));
+  Dims want = batch;
+  want.push_back(nr_moments);
+  if (dims(*out) != want)
+    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
+                                       " should be " + shape_string(want));
+  if (!check_jac("jacobian", dims(*jac), batch, nr_moments, P, err))
+    return ffi::Error::InvalidArgument(err);
+  std::shared_ptr<const Structure> s;
+  if (!lookup(structure, key, s, err)) return ffi::Error::InvalidArgument(err);
+  const double* th = theta.typed_data();
+  const double* rw = rewards.typed_data();
+  double* o = out->typed_data();
+  double* j = jac->typed_data();
+  const Structure& st = *s;
+  const int64_t K = nr_moments;
+  return run_batch(product(batch), work_estimate(st) * (K + 1) * (P + 1), [&](int64_t b) {
+    compute_moments_jac(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, o + b * K,
+                        j + b * K * P);
+  });
+}
+
+ffi::Error PmfAndMomentsJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                                ffi::Buffer<ffi::F64> rewards,
+                                ffi::ResultBuffer<ffi::F64> pmf_out,
+                                ffi::ResultBuffer<ffi::F64> pmf_jac,
+                                ffi::ResultBuffer<ffi::F64> mom_out,
+                                ffi::ResultBuffer<ffi::F64> mom_jac, std::string_view structure,
+                                int64_t key, bool discrete, int64_t nr_moments) {
+  std::string err;
+  const Dims td = dims(theta);
+  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
+  const Dims batch(td.begin(), td.end() - 1);
+  const int64_t P = td.back();
+  int64_t T = 0, R = 0;
+  if (!split("times", dims(times), batch, T, err) ||
+      !split("rewards", dims(rewards), batch, R, err))
+    return ffi::Error::InvalidArgument(err);
+  if (nr_moments < 0)
+    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
+                                       std::to_string(nr_moments));
+  const int64_t K = nr_moments;
+  Dims want = batch;
+  want.push_back(K);
+  if (dims(*pmf_out) != dims(times) || dims(*mom_out) != want)
+    return ffi::Error::InvalidArgument("output shapes " + shape_string(dims(*pmf_out)) + ", " +
+                                       shape_string(dims(*mom_out)) + " should be " +
+                                       shape_string(dims(times)) + ", " + shape_string(want));
+  if (!check_jac("pmf jacobian", dims(*pmf_jac), batch, T, P, err) ||
+      !check_jac("moments jacobian", dims(*mom_jac), batch, K, P, err))
+    return ffi::Error::InvalidArgument(err);
+  std::shared_ptr<const Structure> s;
+  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
+    return ffi::Error::InvalidArgument(err);
+  const double* th = theta.typed_data();
+  const double* tm = times.typed_data();
+  const double* rw = rewards.typed_data();
+  double* po = pmf_out->typed_data();
+  double* pj = pmf_jac->typed_data();
+  double* mo = mom_out->typed_data();
+  double* mj = mom_jac->typed_data();
+  const Structure& st = *s;
+  return run_batch(product(batch), work_estimate(st) * (50 + K) * (P + 1), [&](int64_t b) {
+    compute_pmf_jac(st, th + b * P, P, tm + b * T, T, po + b * T, pj + b * T * P);
+    compute_moments_jac(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, mo + b * K,
+                        mj + b * K * P);
+  });
+}
+
+// log pdf / log pmf; `jac` (d log f / d theta) only when with_jac.
+ffi::Error LogPmfCommon(ffi::Buffer<ffi::F64>& theta, ffi::Buffer<ffi::F64>& times,
+                        ffi::ResultBuffer<ffi::F64>& out, ffi::ResultBuffer<ffi::F64>* jac,
+                        std::string_view structure, int64_t key, bool discrete) {
+  std::string err;
+  const Dims td = dims(theta);
+  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
+  const Dims batch(td.begin(), td.end() - 1);
+  const int64_t P = td.back();
+  int64_t T = 0;
+  if (!split("times", dims(times), batch, T, err)) return ffi::Error::InvalidArgument(err);
+  if (dims(*out) != dims(times))
+    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
+                                       " differs from times shape " + shape_string(dims(times)));
+  if (jac && !check_jac("gradient", dims(**jac), batch, T, P, err))
+    return ffi::Error::InvalidArgument(err);
+  std::shared_ptr<const Structure> s;
+  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
+    return ffi::Error::InvalidArgument(err);
+  const double* th = theta.typed_data();
+  const double* tm = times.typed_data();
+  double* o = out->typed_data();
+  double* j = jac ? (*jac)->typed_data() : nullptr;
+  const Structure& st = *s;
+  const double work = work_estimate(st) * 50 * (jac ? P + 1 : 1);
+  return run_batch(product(batch), work, [&](int64_t b) {
+    compute_log_pmf(st, th + b * P, P, tm + b * T, T, o + b * T, j ? j + b * T * P : nullptr);
+  });
+}
+
+ffi::Error LogPmfImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                      ffi::ResultBuffer<ffi::F64> out, std::string_view structure, int64_t key,
+                      bool discrete) {
+  return LogPmfCommon(theta, times, out, nullptr, structure, key, discrete);
+}
+
+ffi::Error LogPmfJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                         ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
+                         std::string_view structure, int64_t key, bool discrete) {
+  return LogPmfCommon(theta, times, out, &jac, structure, key, discrete);
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfJac, PmfJacImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<std::string_view>("structure")
+                                  .Attr<int64_t>("key")
+                                  .Attr<bool>("discrete"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMomentsJac, MomentsJacImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<std::string_view>("structure")
+                                  .Attr<int64_t>("key")
+                                  .Attr<int64_t>("nr_moments"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJacImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<std::string_view>("structure")
+                                  .Attr<int64_t>("key")
+                                  .Attr<bool>("discrete")
+                                  .Attr<int64_t>("nr_moments"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmfImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<std::string_view>("structure")
+                                  .Attr<int64_t>("key")
+                                  .Attr<bool>("discrete"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJacImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Attr<std::string_view>("structure")
+                                  .Attr<int64_t>("key")
+                                  .Attr<bool>("discrete"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmf, PmfImpl,
                               ffi::Ffi::Bind()
@@ -350,5 +568,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMomentsImpl,
 void* ffi_pmf_handler() { return reinterpret_cast<void*>(PhasicPmf); }
 void* ffi_moments_handler() { return reinterpret_cast<void*>(PhasicMoments); }
 void* ffi_pmf_and_moments_handler() { return reinterpret_cast<void*>(PhasicPmfAndMoments); }
+void* ffi_pmf_jac_handler() { return reinterpret_cast<void*>(PhasicPmfJac); }
+void* ffi_moments_jac_handler() { return reinterpret_cast<void*>(PhasicMomentsJac); }
+void* ffi_pmf_and_moments_jac_handler() { return reinterpret_cast<void*>(PhasicPmfAndMomentsJac); }
+void* ffi_log_pmf_handler() { return reinterpret_cast<void*>(PhasicLogPmf); }
+void* ffi_log_pmf_jac_handler() { return reinterpret_cast<void*>(PhasicLogPmfJac); }
 
 }  // namespace phasic

@@ -22,5 +22,11 @@ int64_t get_num_threads();
 void* ffi_pmf_handler();
 void* ffi_moments_handler();
 void* ffi_pmf_and_moments_handler();
+// Values with their Jacobians in theta, and log-densities (kernels.hpp).
+void* ffi_pmf_jac_handler();
+void* ffi_moments_jac_handler();
+void* ffi_pmf_and_moments_jac_handler();
+void* ffi_log_pmf_handler();
+void* ffi_log_pmf_jac_handler();
 
 }  // namespace phasic

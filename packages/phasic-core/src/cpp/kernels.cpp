@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include "dual.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -21,29 +23,64 @@ std::string num(double x) {
 }
 
 // Scratch reused across calls on the same thread (XLA and OpenMP threads persist).
+// One per scalar type: double for values, Dual<N> for values with derivatives.
+template <class T>
 struct Workspace {
-  std::vector<double> w;     // edge weights for this theta
-  std::vector<double> lam;   // total out-weight per transient vertex
-  std::vector<double> absv;  // weight of the edges into absorption per vertex
-  std::vector<double> aelim; // absorption probability during elimination
-  std::vector<double> vals;  // elimination slots
-  std::vector<double> dinv;  // 1 / pivot per vertex
-  std::vector<double> lvals, uvals;  // factors in plan order (contiguous for the solves)
-  std::vector<double> alpha; // initial distribution over transient vertices
-  std::vector<double> x, y, r;
-  std::vector<std::vector<double>> q;
+  std::vector<T> w;      // edge weights for this theta
+  std::vector<T> lam;    // total out-weight per transient vertex
+  std::vector<T> absv;   // weight of the edges into absorption per vertex
+  std::vector<T> aelim;  // absorption probability during elimination
+  std::vector<T> vals;   // elimination slots
+  std::vector<T> dinv;   // 1 / pivot per vertex
+  std::vector<T> lvals, uvals;  // factors in plan order (contiguous for the solves)
+  std::vector<T> alpha;  // initial distribution over transient vertices
+  std::vector<T> x, y;
+  std::vector<double> r;  // rewards do not depend on theta
+  std::vector<std::vector<T>> q;
 };
-thread_local Workspace tls;
 
-// Edge weights for theta, with every per-theta check on them.
-void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspace& ws) {
+template <class T>
+Workspace<T>& workspace() {
+  thread_local Workspace<T> ws;
+  return ws;
+}
+
+// Adds coef to the derivative of x with respect to parameter `param` when that
+// parameter is one of the directions [dir0, dir0 + N) carried by T.
+template <class T>
+inline void seed(T& x, int32_t param, double coef, int64_t dir0) {
+  if constexpr (Tangents<T>::n > 0) {
+    const int64_t k = static_cast<int64_t>(param) - dir0;
+    if (k >= 0 && k < Tangents<T>::n) x.d[k] += coef;
+  } else {
+    (void)x, (void)param, (void)coef, (void)dir0;
+  }
+}
+
+// The value clamped at >= 0 (rounding), derivatives kept: the remainder 1 - sum of
+// out-probabilities is linear in theta, and so is its derivative.
+template <class T>
+inline T clamp_value(T x) {
+  if constexpr (Tangents<T>::n > 0) {
+    if (x.v < 0.0) x.v = 0.0;
+    return x;
+  } else {
+    return std::max(0.0, x);
+  }
+}
+
+// Edge weights for theta, with every per-theta check on them. Weights are linear in
+// theta, so their derivatives are the coefficients (seeded for directions dir0..).
+template <class T>
+void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspace<T>& ws,
+                  int64_t dir0 = 0) {
   if (plen != s.P)
     bad("theta has length " + std::to_string(plen) + " but the graph has " + std::to_string(s.P) +
         " parameter" + (s.P == 1 ? "" : "s") + " (param_length)");
   for (int64_t p = 0; p < plen; ++p)
     if (!std::isfinite(theta[p])) bad("theta[" + std::to_string(p) + "] is " + num(theta[p]));
   ws.w.resize(static_cast<size_t>(s.E));
-  double* w = ws.w.data();
+  T* w = ws.w.data();
   const double* w0 = s.w0.data();
   bool ok = true;
   if (s.single_coef) {
@@ -53,6 +90,7 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
       const double x = w0[p] + (spar[p] >= 0 ? sval[p] * theta[spar[p]] : 0.0);
       ok &= (x >= 0.0) & (x <= std::numeric_limits<double>::max());
       w[p] = x;
+      if (spar[p] >= 0) seed(w[p], spar[p], sval[p], dir0);
     }
   } else {
     for (int64_t p = 0; p < s.E; ++p) {
@@ -61,22 +99,23 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
         x += s.pcoef_value[k] * theta[s.pcoef_param[k]];
       ok &= (x >= 0.0) & (x <= std::numeric_limits<double>::max());
       w[p] = x;
+      for (int64_t k = s.pcoef_ptr[p]; k < s.pcoef_ptr[p + 1]; ++k)
+        seed(w[p], s.pcoef_param[k], s.pcoef_value[k], dir0);
     }
   }
   if (!ok)
     for (int64_t p = 0; p < s.E; ++p)
-      if (!(w[p] >= 0.0) || !std::isfinite(w[p])) {
+      if (!(value(w[p]) >= 0.0) || !std::isfinite(value(w[p]))) {
         const int32_t e = s.eperm[p];
         bad("edge " + std::to_string(e) + " (vertex " + std::to_string(s.efrom[e]) +
-            " \u2192 vertex " + std::to_string(s.eto[e]) + ") has weight " + num(w[p]) +
+            " \u2192 vertex " + std::to_string(s.eto[e]) + ") has weight " + num(value(w[p])) +
             " for this theta; weights must be finite and >= 0");
       }
-  ws.alpha.assign(static_cast<size_t>(s.n), 0.0);
+  ws.alpha.assign(static_cast<size_t>(s.n), T(0.0));
   double total = 0.0;
   for (size_t k = 0; k < s.alpha_edge.size(); ++k) {
-    double a = w[k];
-    total += a;
-    if (s.alpha_t[k] >= 0) ws.alpha[s.alpha_t[k]] += a;
+    total += value(w[k]);
+    if (s.alpha_t[k] >= 0) ws.alpha[s.alpha_t[k]] += w[k];
   }
   if (total > 1.0 + 1e-12)
     bad("the initial probabilities (edges out of vertex 0) sum to " + num(total) +
@@ -84,129 +123,141 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
   ws.lam.resize(static_cast<size_t>(s.n));
   ws.absv.resize(static_cast<size_t>(s.n));
   for (int32_t j = 0; j < s.n; ++j) {
-    double a = 0.0, t = 0.0;
+    T a = 0.0, t = 0.0;
     for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k) a += w[s.off_ta + k];
     for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) t += w[s.off_tt + k];
     ws.lam[j] = a + t;
     ws.absv[j] = a;
+    const double total_out = value(ws.lam[j]);
     if (s.discrete) {
-      if (a + t > 1.0 + 1e-12)
-        bad(s.vertex_string(s.tvert[j]) + " has out-probabilities summing to " + num(a + t) +
+      if (total_out > 1.0 + 1e-12)
+        bad(s.vertex_string(s.tvert[j]) + " has out-probabilities summing to " + num(total_out) +
             " > 1 for this theta");
-    } else if (!(a + t > 0.0)) {
+    } else if (!(total_out > 0.0)) {
       bad(s.vertex_string(s.tvert[j]) +
           " has total out-rate 0 for this theta, so it can never reach absorption");
     }
   }
 }
 
-double alpha_mass(const Workspace& ws) {
-  double m = 0.0;
-  for (double a : ws.alpha) m += a;
+template <class T>
+T alpha_mass(const Workspace<T>& ws) {
+  T m = 0.0;
+  for (const T& a : ws.alpha) m += a;
   return m;
 }
 
 // Numeric replay of the recorded elimination (GTH form: pivots are sums of
 // non-negative terms, so there is no cancellation).
-void factor(const Structure& s, Workspace& ws) {
+template <class T>
+void factor(const Structure& s, Workspace<T>& ws) {
   const int32_t n = s.n;
-  ws.vals.assign(static_cast<size_t>(s.n_slots), 0.0);
+  ws.vals.assign(static_cast<size_t>(s.n_slots), T(0.0));
   ws.dinv.resize(static_cast<size_t>(n));
+  ws.aelim.resize(static_cast<size_t>(n));
   for (int32_t j = 0; j < n; ++j) {
     // Continuous: embedded chain p = rate / lambda. Discrete: the probabilities.
-    const double scale = s.discrete ? 1.0 : 1.0 / ws.lam[j];
-    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) ws.vals[k] = ws.w[s.off_tt + k] * scale;
+    if (s.discrete) {
+      for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) ws.vals[k] = ws.w[s.off_tt + k];
+      ws.aelim[j] = ws.absv[j];
+    } else {
+      const T scale = reciprocal(ws.lam[j]);
+      for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k)
+        ws.vals[k] = ws.w[s.off_tt + k] * scale;
+      ws.aelim[j] = ws.absv[j] / ws.lam[j];
+    }
   }
-  ws.aelim.resize(static_cast<size_t>(n));
-  for (int32_t j = 0; j < n; ++j) ws.aelim[j] = s.discrete ? ws.absv[j] : ws.absv[j] / ws.lam[j];
-  double* vals = ws.vals.data();
-  double* absv = ws.aelim.data();
+  T* vals = ws.vals.data();
+  T* absv = ws.aelim.data();
   ws.lvals.resize(s.par_v.size());
   ws.uvals.resize(s.ch_v.size());
-  double* lvals = ws.lvals.data();
-  double* uvals = ws.uvals.data();
+  T* lvals = ws.lvals.data();
+  T* uvals = ws.uvals.data();
   for (int32_t step = 0; step < n; ++step) {
     const int32_t v = s.order[step];
     const int64_t c0 = s.ch_ptr[step], c1 = s.ch_ptr[step + 1];
-    double pivot = absv[v];
+    T pivot = absv[v];
     for (int64_t j = c0; j < c1; ++j) pivot += vals[s.ch_slot[j]];
-    if (!(pivot > 1e-14))
+    if (!(value(pivot) > 1e-14))
       bad(s.vertex_string(s.tvert[v]) +
           " cannot reach absorption for this theta (its probability of ever leaving its "
-          "closed class is " + num(pivot) + "); check for zero rates");
-    const double d = 1.0 / pivot;
+          "closed class is " + num(value(pivot)) + "); check for zero rates");
+    const T d = reciprocal(pivot);
     ws.dinv[v] = d;
     const int64_t nch = c1 - c0;
     for (int64_t j = c0; j < c1; ++j) uvals[j] = vals[s.ch_slot[j]];
     int64_t op = s.op_ptr[step];
     for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i) {
-      const double l = vals[s.par_slot[i]] * d;
+      const T l = vals[s.par_slot[i]] * d;
       lvals[i] = l;
-      absv[s.par_v[i]] += l * absv[v];
+      fma_into(absv[s.par_v[i]], l, absv[v]);
       for (int64_t j = 0; j < nch; ++j, ++op) {
         const int32_t t = s.op_target[op];
-        if (t >= 0) vals[t] += l * vals[s.ch_slot[c0 + j]];
+        if (t >= 0) fma_into(vals[t], l, vals[s.ch_slot[c0 + j]]);
       }
     }
   }
 }
 
 // Solves (I - P) x = b in place using the factorization in ws.
-void solve(const Structure& s, const Workspace& ws, double* x) {
-  const double* lvals = ws.lvals.data();
-  const double* uvals = ws.uvals.data();
+template <class T>
+void solve(const Structure& s, const Workspace<T>& ws, T* x) {
+  const T* lvals = ws.lvals.data();
+  const T* uvals = ws.uvals.data();
   const int32_t n = s.n;
   for (int32_t step = 0; step < n; ++step) {
-    const double bv = x[s.order[step]];
-    if (bv == 0.0) continue;
+    const T bv = x[s.order[step]];
+    if (is_zero(bv)) continue;
     for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i)
-      x[s.par_v[i]] += lvals[i] * bv;
+      fma_into(x[s.par_v[i]], lvals[i], bv);
   }
   for (int32_t step = n - 1; step >= 0; --step) {
     const int32_t v = s.order[step];
-    double acc = x[v];
+    T acc = x[v];
     for (int64_t j = s.ch_ptr[step]; j < s.ch_ptr[step + 1]; ++j)
-      acc += uvals[j] * x[s.ch_v[j]];
+      fma_into(acc, uvals[j], x[s.ch_v[j]]);
     x[v] = acc * ws.dinv[v];
   }
 }
 
-double dot_alpha(const Workspace& ws, const double* x, int32_t n) {
-  double acc = 0.0;
-  for (int32_t j = 0; j < n; ++j) acc += ws.alpha[j] * x[j];
+template <class T>
+T dot_alpha(const Workspace<T>& ws, const T* x, int32_t n) {
+  T acc = 0.0;
+  for (int32_t j = 0; j < n; ++j) fma_into(acc, ws.alpha[j], x[j]);
   return acc;
 }
 
-}  // namespace
+// Rewards per transient vertex (checked), or all ones.
+template <class T>
+void load_rewards(const Structure& s, Workspace<T>& ws, const double* rewards,
+                  int64_t rewards_len) {
+  ws.r.assign(static_cast<size_t>(s.n), 1.0);
+  if (rewards == nullptr) return;
+  if (rewards_len != s.V)
+    bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
+        std::to_string(s.V) + " vertices (one reward per vertex)");
+  for (int64_t v = 0; v < s.V; ++v)
+    if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
+      bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
+          "; rewards must be finite and >= 0");
+  for (int32_t j = 0; j < s.n; ++j) ws.r[j] = rewards[s.tvert[j]];
+}
 
-void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
-                     const double* rewards, int64_t rewards_len, int64_t k, double* out) {
-  if (k < 0) bad("nr_moments must be >= 0, got " + std::to_string(k));
-  Workspace& ws = tls;
-  edge_weights(s, theta, theta_len, ws);
+// out[i-1] = E[T^i] or E[Y^i], i = 1..k, after edge_weights and load_rewards.
+template <class T>
+void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
   const int32_t n = s.n;
-  ws.r.assign(static_cast<size_t>(n), 1.0);
-  if (rewards != nullptr) {
-    if (rewards_len != s.V)
-      bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
-          std::to_string(s.V) + " vertices (one reward per vertex)");
-    for (int64_t v = 0; v < s.V; ++v)
-      if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
-        bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
-            "; rewards must be finite and >= 0");
-    for (int32_t j = 0; j < n; ++j) ws.r[j] = rewards[s.tvert[j]];
-  }
   if (k == 0) return;
   if (n == 0) {
-    std::fill(out, out + k, 0.0);
+    std::fill(out, out + k, T(0.0));
     return;
   }
   factor(s, ws);
   ws.x.resize(static_cast<size_t>(n));
-  double* x = ws.x.data();
+  T* x = ws.x.data();
   if (!s.discrete) {
     // y_i = U diag(r) y_{i-1}: one solve with b = (r / lambda) * y_{i-1}.
-    ws.y.assign(static_cast<size_t>(n), 1.0);
+    ws.y.assign(static_cast<size_t>(n), T(1.0));
     double fact = 1.0;
     for (int64_t i = 1; i <= k; ++i) {
       for (int32_t j = 0; j < n; ++j) x[j] = ws.r[j] * ws.y[j] / ws.lam[j];
@@ -219,16 +270,17 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
   }
   // Discrete: (I - P) m_k = sum_{i<k} C(k,i) r^(k-i) q_i, q_0 = 1, q_i = P m_i.
   if (ws.q.size() < static_cast<size_t>(k)) ws.q.resize(static_cast<size_t>(k));
-  ws.q[0].assign(static_cast<size_t>(n), 1.0);
+  ws.q[0].assign(static_cast<size_t>(n), T(1.0));
   std::vector<double> binom{1.0};
   for (int64_t kk = 1; kk <= k; ++kk) {
     std::vector<double> next(static_cast<size_t>(kk) + 1, 1.0);
     for (int64_t i = 1; i < kk; ++i) next[i] = binom[i - 1] + binom[i];
     binom.swap(next);
     for (int32_t j = 0; j < n; ++j) {
-      double acc = 0.0, rp = ws.r[j];  // rp = r^(kk - i), i from kk-1 down to 0
+      T acc = 0.0;
+      double rp = ws.r[j];  // rp = r^(kk - i), i from kk-1 down to 0
       for (int64_t i = kk - 1; i >= 0; --i) {
-        acc += binom[i] * rp * ws.q[i][j];
+        fma_into(acc, ws.q[i][j], binom[i] * rp);
         rp *= ws.r[j];
       }
       x[j] = acc;
@@ -236,16 +288,70 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
     solve(s, ws, x);
     out[kk - 1] = dot_alpha(ws, x, n);
     if (kk < k) {
-      std::vector<double>& q = ws.q[kk];
+      std::vector<T>& q = ws.q[kk];
       q.resize(static_cast<size_t>(n));
       for (int32_t j = 0; j < n; ++j) {
-        double acc = std::max(0.0, 1.0 - ws.lam[j]) * x[j];  // self-loop remainder
+        T acc = clamp_value(1.0 - ws.lam[j]) * x[j];  // self-loop remainder
         for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
-          acc += ws.w[s.off_tt + e] * x[s.tt_dst[e]];
+          fma_into(acc, ws.w[s.off_tt + e], x[s.tt_dst[e]]);
         q[j] = acc;
       }
     }
   }
+}
+
+// Runs fn(T{}, dir0) for each block of at most 8 derivative directions, with T the
+// smallest Dual type that holds the block.
+template <class F>
+void for_each_block(int64_t P, F&& fn) {
+  for (int64_t d0 = 0; d0 < P; d0 += 8) {
+    const int64_t m = std::min<int64_t>(8, P - d0);
+    if (m == 1)
+      fn(Dual<1>{}, d0);
+    else if (m == 2)
+      fn(Dual<2>{}, d0);
+    else if (m == 3)
+      fn(Dual<3>{}, d0);
+    else if (m == 4)
+      fn(Dual<4>{}, d0);
+    else
+      fn(Dual<8>{}, d0);
+  }
+}
+
+}  // namespace
+
+void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* rewards, int64_t rewards_len, int64_t k, double* out) {
+  if (k < 0) bad("nr_moments must be >= 0, got " + std::to_string(k));
+  Workspace<double>& ws = workspace<double>();
+  edge_weights(s, theta, theta_len, ws);
+  load_rewards(s, ws, rewards, rewards_len);
+  moments_impl(s, ws, k, out);
+}
+
+void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
+                         const double* rewards, int64_t rewards_len, int64_t k, double* out,
+                         double* jac) {
+  if (k < 0) bad("nr_moments must be >= 0, got " + std::to_string(k));
+  const int64_t P = theta_len;
+  if (P == 0 || k == 0) {
+    compute_moments(s, theta, theta_len, rewards, rewards_len, k, out);
+    return;
+  }
+  for_each_block(P, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    constexpr int N = Tangents<T>::n;
+    Workspace<T>& ws = workspace<T>();
+    edge_weights(s, theta, theta_len, ws, d0);
+    load_rewards(s, ws, rewards, rewards_len);
+    std::vector<T> res(static_cast<size_t>(k));
+    moments_impl(s, ws, k, res.data());
+    for (int64_t i = 0; i < k; ++i) {
+      out[i] = res[i].v;
+      for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = res[i].d[j];
+    }
+  });
 }
 
 namespace {
@@ -262,7 +368,7 @@ void check_times(const Structure& s, const double* times, int64_t n_times) {
 }
 
 // Discrete: exact forward stepping v_k = alpha P^k, pmf(k) = v_{k-1} . s.
-void discrete_distribution(const Structure& s, Workspace& ws, const double* times,
+void discrete_distribution(const Structure& s, Workspace<double>& ws, const double* times,
                            int64_t n_times, double* pmf, double* cdf) {
   const int32_t n = s.n;
   const double defect = std::max(0.0, 1.0 - alpha_mass(ws));
@@ -301,7 +407,7 @@ void discrete_distribution(const Structure& s, Workspace& ws, const double* time
 // pdf is sum_n Pois(n; lambda t) c_n and the cdf is defect + sum_n Pois(n;
 // lambda t) C_n, C_n = sum_{m<n} c_m / lambda. All terms are >= 0, so bounding the
 // neglected Poisson tail bounds the relative error.
-void continuous_distribution(const Structure& s, Workspace& ws, const double* times,
+void continuous_distribution(const Structure& s, Workspace<double>& ws, const double* times,
                              int64_t n_times, double* pdf, double* cdf) {
   const int32_t n = s.n;
   const double mass0 = alpha_mass(ws);
@@ -404,11 +510,318 @@ void continuous_distribution(const Structure& s, Workspace& ws, const double* ti
   }
 }
 
+// ------------------------------------------------------------------ scaled series
+// The kernels below serve derivatives and log-densities. They keep the probability
+// vector in a representable range by rescaling it (the scale goes into a log), and
+// sum each time's series as exp(ls) * acc, so densities far below 1e-308 keep full
+// relative precision and their logarithm is finite.
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+inline double safe_log(double x) { return x > 0.0 ? std::log(x) : kNegInf; }
+
+// log(exp(a) + exp(b)) without overflow; either may be -inf.
+inline double log_add(double a, double b) {
+  if (a < b) std::swap(a, b);
+  if (b == kNegInf) return a;
+  return a + std::log1p(std::exp(b - a));
+}
+
+// The sum of one time's series is exp(ls) * acc (ls = -inf: no term yet).
+template <class T>
+struct Scaled {
+  double ls = kNegInf;
+  T acc = 0.0;
+};
+
+// Adds exp(log_w) * c. The reference ls moves up when a term would be more than
+// e^300 times it, so acc never overflows and never loses the large terms.
+template <class T>
+inline void add_scaled(Scaled<T>& a, double log_w, const T& c) {
+  if (a.ls == kNegInf || log_w > a.ls + 300.0) {
+    if (a.ls != kNegInf) a.acc *= std::exp(a.ls - log_w);
+    a.ls = log_w;
+  }
+  fma_into(a.acc, c, std::exp(log_w - a.ls));
+}
+
+template <class T>
+inline double log_value(const Scaled<T>& a) {
+  return a.ls + safe_log(value(a.acc));
+}
+
+// exp(ls) * x, computed so that it neither overflows nor underflows needlessly.
+inline double unscale(double ls, double x) {
+  if (x == 0.0 || ls == kNegInf) return 0.0;
+  return std::copysign(std::exp(ls + std::log(std::fabs(x))), x);
+}
+
+struct VecSize {
+  double mag = 0.0;   // sum of magnitudes (values and derivatives)
+  double mass = 0.0;  // sum of values (they are probabilities, >= 0)
+};
+
+// Drops entries below 1e-150 of the vector's size (they would otherwise decay into
+// slow subnormal arithmetic; relative to the kept mass they are negligible) and
+// measures what is left.
+template <class T>
+VecSize flush_and_measure(std::vector<T>& v) {
+  double mag = 0.0;
+  for (const T& x : v) mag += magnitude(x);
+  VecSize r;
+  if (mag == 0.0) return r;
+  const double cut = 1e-150 * mag;
+  for (T& x : v) {
+    const double m = magnitude(x);
+    if (m == 0.0) continue;
+    if (m < cut) {
+      x = T(0.0);
+      continue;
+    }
+    r.mag += m;
+    r.mass += value(x);
+  }
+  return r;
+}
+
+// Rescales v to size 1 when its size leaves [1e-100, 1e100]; log_scale absorbs it.
+template <class T>
+void rescale(std::vector<T>& v, double mag, double& log_scale) {
+  if (mag == 0.0 || (mag >= 1e-100 && mag <= 1e100)) return;
+  const double f = 1.0 / mag;
+  for (T& x : v) x *= f;
+  log_scale += std::log(mag);
+}
+
+// Continuous: uniformization with lambda fixed from the primal rates (any lambda >=
+// the largest exit rate gives the same exp(S t), so only P = I + S / lambda carries
+// derivatives). Truncation is rigorous for the values and for the derivatives; with
+// `relative` every time meets a relative tolerance, otherwise a time may also stop
+// once its neglected terms are below 1e-13 of the largest density requested.
+template <class T>
+void uniformized(const Structure& s, const Workspace<T>& ws, const double* times,
+                 int64_t n_times, bool relative, Scaled<T>* out) {
+  constexpr int N = Tangents<T>::n;
+  const int32_t n = s.n;
+  for (int64_t i = 0; i < n_times; ++i) out[i] = Scaled<T>{};
+  bool any = false;
+  for (const T& a : ws.alpha) any |= !is_zero(a);
+  if (n == 0 || !any || n_times == 0) return;
+  double lambda = 0.0, smax = 0.0;
+  for (int32_t j = 0; j < n; ++j) {
+    lambda = std::max(lambda, value(ws.lam[j]));
+    smax = std::max(smax, value(ws.absv[j]));
+  }
+  const double inv = 1.0 / lambda;
+  std::vector<T> pu(s.tt_dst.size()), diag(static_cast<size_t>(n));
+  for (size_t k = 0; k < s.tt_dst.size(); ++k) pu[k] = ws.w[s.off_tt + k] * inv;
+  for (int32_t j = 0; j < n; ++j) diag[j] = clamp_value(1.0 - ws.lam[j] * inv);
+  // Largest row sum of |dP| and largest |ds| over the directions: they bound how
+  // fast the derivatives of later terms can grow (the tangent bound below).
+  double dp_max = 0.0, ds_max = 0.0;
+  if constexpr (N > 0) {
+    for (int32_t j = 0; j < n; ++j)
+      for (int k = 0; k < N; ++k) {
+        double row = std::fabs(diag[j].d[k]);
+        for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) row += std::fabs(pu[e].d[k]);
+        dp_max = std::max(dp_max, row);
+        ds_max = std::max(ds_max, std::fabs(ws.absv[j].d[k]));
+      }
+  }
+  std::vector<double> mu(static_cast<size_t>(n_times)), logmu(static_cast<size_t>(n_times));
+  std::vector<char> done(static_cast<size_t>(n_times), 0);
+  int64_t remaining = n_times;
+  double mu_max = 0.0;
+  for (int64_t i = 0; i < n_times; ++i) {
+    mu[i] = lambda * times[i];
+    logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
+    mu_max = std::max(mu_max, mu[i]);
+  }
+  const double step_cap = 4.0 * mu_max + 1e6;
+  std::vector<T> v(ws.alpha), next(static_cast<size_t>(n));
+  double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
+  double lgam = 0.0;       // lgamma(step + 1)
+  double best_f = kNegInf, best_d = kNegInf;  // logs of the largest |value| / |derivative|
+  const double log_rel = std::log(1e-10), log_abs = std::log(1e-13);
+  for (int64_t step = 0; remaining > 0; ++step) {
+    if (static_cast<double>(step) > step_cap)
+      bad("uniformization did not converge within " + num(step_cap) + " steps");
+    T c = 0.0;
+    std::fill(next.begin(), next.end(), T(0.0));
+    for (int32_t j = 0; j < n; ++j) {
+      const T& vj = v[j];
+      if (is_zero(vj)) continue;
+      fma_into(c, vj, ws.absv[j]);
+      fma_into(next[j], vj, diag[j]);
+      for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) fma_into(next[s.tt_dst[e]], vj, pu[e]);
+    }
+    const VecSize size = flush_and_measure(next);
+    const double mass = size.mass, dv1 = std::max(0.0, size.mag - size.mass);
+    const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
+    const bool c_zero = is_zero(c);
+    for (int64_t i = 0; i < n_times; ++i) {
+      if (done[i]) continue;
+      double log_w, log_tail, log_next = kNegInf, r = 0.0;
+      if (mu[i] == 0.0) {
+        log_w = step == 0 ? 0.0 : kNegInf;
+        log_tail = kNegInf;
+      } else {
+        log_w = -mu[i] + static_cast<double>(step) * logmu[i] - lgam;
+        const double m1 = static_cast<double>(step + 1);
+        if (!(m1 + 1.0 > mu[i])) {  // before the Poisson mode: no geometric tail bound yet
+          if (!c_zero) add_scaled(out[i], log_w + log_scale, c);
+          best_f = std::max(best_f, log_value(out[i]));
+          continue;
+        }
+        r = mu[i] / (m1 + 1.0);
+        log_next = -mu[i] + m1 * logmu[i] - lgam_next;
+        log_tail = log_next - std::log1p(-r);  // sum_{m > step} Pois(m) <= Pois(step+1) / (1-r)
+      }
+      if (!c_zero && log_w != kNegInf) add_scaled(out[i], log_w + log_scale, c);
+      const double f_log = log_value(out[i]);
+      best_f = std::max(best_f, f_log);
+      // Neglected terms m > step: c_m <= smax * mass (P is substochastic).
+      const double err = log_tail + log_scale + safe_log(smax * mass);
+      bool ok = err <= log_rel + f_log || (!relative && err <= log_abs + best_f);
+      if constexpr (N > 0) {
+        // dc_{n+k} = dv_{n+k} s + v_{n+k} ds and |dv_{n+k}|_1 <= |dv_n|_1 + k dp_max mass_n
+        // (n = step + 1), so sum_k Pois(n+k) |dc_{n+k}| <= A tail + B Pois(n) r / (1-r)^2.
+        const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
+        const double t1 = safe_log(A) + log_tail;
+        const double t2 = safe_log(B) + log_next + safe_log(r) - 2.0 * std::log1p(-r);
+        const double terr = log_add(t1, t2) + log_scale;
+        const double d_log = out[i].ls + safe_log(max_tangent(out[i].acc));
+        best_d = std::max(best_d, d_log);
+        ok = ok && (terr <= log_rel + d_log || terr <= log_abs + f_log ||
+                    (!relative && terr <= log_abs + best_d));
+      }
+      if (ok) {
+        done[i] = 1;
+        --remaining;
+      }
+    }
+    rescale(next, size.mag, log_scale);
+    v.swap(next);
+    lgam = lgam_next;
+  }
+}
+
+// Discrete: exact forward stepping, v_k = alpha P^k (rescaled), pmf(k) = v_{k-1} . s.
+template <class T>
+void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
+                     int64_t n_times, Scaled<T>* out) {
+  const int32_t n = s.n;
+  std::vector<int64_t> idx(static_cast<size_t>(n_times));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
+  std::vector<T> v(ws.alpha), next(static_cast<size_t>(n)), diag(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; ++j) diag[j] = clamp_value(1.0 - ws.lam[j]);
+  double log_scale = 0.0;
+  Scaled<T> cur;  // pmf at the current step; step 0: the defect
+  cur.ls = 0.0;
+  cur.acc = clamp_value(1.0 - alpha_mass(ws));
+  int64_t step = 0;
+  for (int64_t ii : idx) {
+    const int64_t target = static_cast<int64_t>(times[ii]);
+    while (step < target) {
+      T p = 0.0;
+      std::fill(next.begin(), next.end(), T(0.0));
+      for (int32_t j = 0; j < n; ++j) {
+        const T& vj = v[j];
+        if (is_zero(vj)) continue;
+        fma_into(p, vj, ws.absv[j]);
+        fma_into(next[j], vj, diag[j]);
+        for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
+          fma_into(next[s.tt_dst[e]], vj, ws.w[s.off_tt + e]);
+      }
+      cur.ls = log_scale;
+      cur.acc = p;
+      const VecSize size = flush_and_measure(next);
+      rescale(next, size.mag, log_scale);
+      v.swap(next);
+      ++step;
+    }
+    out[ii] = cur;
+  }
+}
+
+// Checks theta and times, then the scaled series of every time (derivatives for
+// directions dir0.. when T is a Dual).
+template <class T>
+void scaled_distribution(const Structure& s, const double* theta, int64_t plen,
+                         const double* times, int64_t n_times, bool relative, int64_t dir0,
+                         std::vector<Scaled<T>>& out) {
+  Workspace<T>& ws = workspace<T>();
+  edge_weights(s, theta, plen, ws, dir0);
+  check_times(s, times, n_times);
+  out.assign(static_cast<size_t>(n_times), Scaled<T>{});
+  if (n_times == 0) return;
+  // The elimination pivots detect closed classes (as in compute_distribution).
+  if (s.n > 0 && !s.acyclic) {
+    if constexpr (Tangents<T>::n == 0) {
+      factor(s, ws);
+    } else {
+      Workspace<double>& wd = workspace<double>();
+      edge_weights(s, theta, plen, wd);
+      factor(s, wd);
+    }
+  }
+  if (s.discrete)
+    discrete_scaled(s, ws, times, n_times, out.data());
+  else
+    uniformized(s, ws, times, n_times, relative, out.data());
+}
+
 }  // namespace
+
+void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* times, int64_t n_times, double* pmf, double* jac) {
+  const int64_t P = theta_len;
+  if (P == 0 || s.P != P) {  // nothing to differentiate (or a length error to report)
+    std::vector<Scaled<double>> o;
+    scaled_distribution<double>(s, theta, theta_len, times, n_times, false, 0, o);
+    for (int64_t i = 0; i < n_times; ++i) pmf[i] = unscale(o[i].ls, o[i].acc);
+    return;
+  }
+  for_each_block(P, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    constexpr int N = Tangents<T>::n;
+    std::vector<Scaled<T>> o;
+    scaled_distribution<T>(s, theta, P, times, n_times, false, d0, o);
+    for (int64_t i = 0; i < n_times; ++i) {
+      pmf[i] = unscale(o[i].ls, o[i].acc.v);
+      for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = unscale(o[i].ls, o[i].acc.d[j]);
+    }
+  });
+}
+
+void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* times, int64_t n_times, double* logf, double* dlogf) {
+  const int64_t P = theta_len;
+  if (dlogf == nullptr || P == 0 || s.P != P) {
+    std::vector<Scaled<double>> o;
+    scaled_distribution<double>(s, theta, theta_len, times, n_times, true, 0, o);
+    for (int64_t i = 0; i < n_times; ++i) logf[i] = log_value(o[i]);
+    return;
+  }
+  for_each_block(P, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    constexpr int N = Tangents<T>::n;
+    std::vector<Scaled<T>> o;
+    scaled_distribution<T>(s, theta, P, times, n_times, true, d0, o);
+    for (int64_t i = 0; i < n_times; ++i) {
+      logf[i] = log_value(o[i]);
+      const double a = o[i].acc.v;
+      // Where the density is exactly 0 (log = -inf) the derivative is reported as 0.
+      for (int j = 0; j < N && d0 + j < P; ++j)
+        dlogf[i * P + d0 + j] = a > 0.0 ? o[i].acc.d[j] / a : 0.0;
+    }
+  });
+}
 
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf) {
-  Workspace& ws = tls;
+  Workspace<double>& ws = workspace<double>();
   edge_weights(s, theta, theta_len, ws);
   check_times(s, times, n_times);
   if (n_times == 0) return;

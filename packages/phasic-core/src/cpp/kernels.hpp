@@ -16,6 +16,25 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf);
 
+// Derivatives with respect to theta, exact (forward-mode dual numbers through the
+// same kernels). Jacobians are row-major: jac[i * theta_len + p] = d out[i] / d theta[p].
+
+// Moments (as compute_moments) and their Jacobian, shape (k, theta_len).
+void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
+                         const double* rewards, int64_t rewards_len, int64_t k, double* out,
+                         double* jac);
+
+// Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
+// uniformization truncation bounds both the values and the derivatives.
+void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* times, int64_t n_times, double* pmf, double* jac);
+
+// log density / log PMF at each time, to a relative tolerance at every time however
+// small the density (scaled sums; -inf only where it is exactly 0). dlogf (nullable)
+// receives d log f / d theta, shape (n_times, theta_len); 0 where f is exactly 0.
+void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* times, int64_t n_times, double* logf, double* dlogf);
+
 // Rough cost of one evaluation, used to decide whether a batch is worth threads.
 double work_estimate(const Structure& s);
 

@@ -182,7 +182,59 @@ NB_MODULE(_core, m) {
             }
             return to_numpy(std::move(out));
           },
-          "theta"_a, "times"_a);
+          "theta"_a, "times"_a)
+      .def(
+          "moments_jac",
+          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+            InArray th = as_f64(theta, "theta");
+            std::optional<InArray> rw;
+            if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
+            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            const size_t P = th.shape(0);
+            std::vector<double> out(static_cast<size_t>(k)), jac(static_cast<size_t>(k) * P);
+            {
+              nb::gil_scoped_release release;
+              compute_moments_jac(*p.s, th.data(), static_cast<int64_t>(P),
+                                  rw ? rw->data() : nullptr,
+                                  rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data(),
+                                  jac.data());
+            }
+            return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
+          },
+          "theta"_a, "k"_a, "rewards"_a = nb::none(),
+          "(moments, jacobian flattened row-major with shape (k, param_length))")
+      .def(
+          "pdf_jac",
+          [](const PyStructure& p, nb::handle theta, nb::handle times) {
+            InArray th = as_f64(theta, "theta");
+            InArray tm = as_f64(times, "times");
+            const size_t P = th.shape(0), T = tm.shape(0);
+            std::vector<double> out(T), jac(T * P);
+            {
+              nb::gil_scoped_release release;
+              compute_pmf_jac(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
+                              static_cast<int64_t>(T), out.data(), jac.data());
+            }
+            return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
+          },
+          "theta"_a, "times"_a,
+          "(pdf or pmf, jacobian flattened row-major with shape (len(times), param_length))")
+      .def(
+          "log_pdf",
+          [](const PyStructure& p, nb::handle theta, nb::handle times, bool grad) {
+            InArray th = as_f64(theta, "theta");
+            InArray tm = as_f64(times, "times");
+            const size_t P = th.shape(0), T = tm.shape(0);
+            std::vector<double> out(T), jac(grad ? T * P : 0);
+            {
+              nb::gil_scoped_release release;
+              compute_log_pmf(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
+                              static_cast<int64_t>(T), out.data(), grad ? jac.data() : nullptr);
+            }
+            return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
+          },
+          "theta"_a, "times"_a, "grad"_a = false,
+          "(log pdf or log pmf, d/dtheta flattened (len(times), param_length) or empty)");
 
   m.def(
       "kingman",
@@ -197,6 +249,11 @@ NB_MODULE(_core, m) {
     d["phasic_pmf"] = nb::capsule(ffi_pmf_handler());
     d["phasic_moments"] = nb::capsule(ffi_moments_handler());
     d["phasic_pmf_and_moments"] = nb::capsule(ffi_pmf_and_moments_handler());
+    d["phasic_pmf_jac"] = nb::capsule(ffi_pmf_jac_handler());
+    d["phasic_moments_jac"] = nb::capsule(ffi_moments_jac_handler());
+    d["phasic_pmf_and_moments_jac"] = nb::capsule(ffi_pmf_and_moments_jac_handler());
+    d["phasic_log_pmf"] = nb::capsule(ffi_log_pmf_handler());
+    d["phasic_log_pmf_jac"] = nb::capsule(ffi_log_pmf_jac_handler());
     return d;
   });
   m.def("cache_stats", &cache_stats);

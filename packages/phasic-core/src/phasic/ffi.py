@@ -7,6 +7,13 @@ the JSON again. `vmap_method="broadcast_all"` turns every vmap (over theta, time
 rewards, any mix, nested) into one FFI call whose leading dimensions are the batch;
 the C++ side loops over it with OpenMP.
 
+All three are differentiable with respect to theta (`jax.grad`, `jax.jacrev`,
+`jax.jacfwd`, under jit, vmap and shard_map): each is a `jax.custom_jvp` whose rule
+calls a companion FFI target (`phasic_*_jac`) that returns the values together with
+their exact Jacobian in theta, computed in C++ with forward-mode dual numbers. The
+tangent is Jacobian · tangent(theta). Tangents for `times` or `rewards` raise a
+clear error instead of being silently dropped.
+
 This module imports jax; `import phasic` does not, it loads this module on first use.
 """
 
@@ -22,6 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from ._ext import core
 from .graph import Graph
@@ -171,6 +179,172 @@ def _setup(structure_json: Any) -> tuple[str, _StructureInfo]:
     return text, info
 
 
+# -- differentiable FFI calls ----------------------------------------------------------
+#
+# One custom_jvp function per (structure, static options), cached: the structure text
+# and the options are closed over, so only arrays flow through JAX's tracing.
+
+_GRAD_ONLY_THETA = (
+    "phasic's FFI functions are differentiable with respect to theta only; {name} "
+    "received a tangent. Treat {name} as data: wrap it in jax.lax.stop_gradient(...) "
+    "or differentiate a function of theta alone."
+)
+
+
+def _is_zero(tangent: Any) -> bool:
+    return isinstance(tangent, SymbolicZero)
+
+
+def _refuse_tangent(tangent: Any, name: str) -> None:
+    if not _is_zero(tangent):
+        raise TypeError(_GRAD_ONLY_THETA.format(name=name))
+
+
+def _jvp_out(jac: jax.Array, dtheta: Any) -> jax.Array:
+    """Jacobian [..., P] contracted with the theta tangent (zeros for a symbolic zero)."""
+    if _is_zero(dtheta):
+        return jnp.zeros(jac.shape[:-1], jac.dtype)
+    return jac @ dtheta
+
+
+def _vma(x: Any) -> frozenset:
+    """Mesh axes over which x varies inside shard_map (empty outside, or on old jax)."""
+    typeof = getattr(jax, "typeof", None)
+    if typeof is None:
+        return frozenset()
+    aval = typeof(x)
+    mat = getattr(aval, "manual_axis_type", None)  # jax >= 0.9
+    if mat is not None:
+        return frozenset(mat.varying)
+    return frozenset(getattr(aval, "vma", ()))  # jax 0.7 - 0.8
+
+
+def _varying_like(outs: Any, *inputs: Any) -> Any:
+    """Cast FFI outputs to vary over every manual axis an input varies over.
+
+    An ffi_call's outputs carry no varying-axes type inside shard_map, while the
+    tangents computed from them (Jacobian · varying tangent) do; custom_jvp requires
+    the primal and tangent types to match, so the outputs are cast explicitly.
+    """
+    axes = frozenset().union(*(_vma(x) for x in inputs))
+    if not axes or not hasattr(jax.lax, "pcast"):
+        return outs
+
+    def cast(y: jax.Array) -> jax.Array:
+        missing = axes - _vma(y)
+        return jax.lax.pcast(y, tuple(sorted(missing)), to="varying") if missing else y
+
+    return jax.tree.map(cast, outs)
+
+
+def _sds(*shape: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(shape, jnp.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _pmf_fn(text: str, discrete: bool) -> Any:
+    info = _info(text)
+    attrs = dict(structure=text, key=info.key, discrete=discrete)
+    p = info.param_length
+
+    @jax.custom_jvp
+    def pmf(theta: jax.Array, times: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call("phasic_pmf", _sds(*times.shape), vmap_method="broadcast_all")
+        return _varying_like(call(theta, times, **attrs), theta, times)
+
+    @functools.partial(pmf.defjvp, symbolic_zeros=True)
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        theta, times = primals
+        dtheta, dtimes = tangents
+        _refuse_tangent(dtimes, "times")
+        call = jax.ffi.ffi_call(
+            "phasic_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
+            vmap_method="broadcast_all")
+        value, jac = _varying_like(call(theta, times, **attrs), theta, times, dtheta)
+        return value, _jvp_out(jac, dtheta)
+
+    return pmf
+
+
+@functools.lru_cache(maxsize=64)
+def _moments_fn(text: str, k: int) -> Any:
+    info = _info(text)
+    attrs = dict(structure=text, key=info.key, nr_moments=np.int64(k))
+    p = info.param_length
+
+    @jax.custom_jvp
+    def moments(theta: jax.Array, rewards: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call("phasic_moments", _sds(k), vmap_method="broadcast_all")
+        return _varying_like(call(theta, rewards, **attrs), theta, rewards)
+
+    @functools.partial(moments.defjvp, symbolic_zeros=True)
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        theta, rewards = primals
+        dtheta, drewards = tangents
+        _refuse_tangent(drewards, "rewards")
+        call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(k), _sds(k, p)),
+                                vmap_method="broadcast_all")
+        value, jac = _varying_like(call(theta, rewards, **attrs), theta, rewards, dtheta)
+        return value, _jvp_out(jac, dtheta)
+
+    return moments
+
+
+@functools.lru_cache(maxsize=64)
+def _pmf_and_moments_fn(text: str, discrete: bool, k: int) -> Any:
+    info = _info(text)
+    attrs = dict(structure=text, key=info.key, discrete=discrete, nr_moments=np.int64(k))
+    p = info.param_length
+
+    @jax.custom_jvp
+    def both(theta: jax.Array, times: jax.Array, rewards: jax.Array) -> tuple:
+        call = jax.ffi.ffi_call("phasic_pmf_and_moments", (_sds(*times.shape), _sds(k)),
+                                vmap_method="broadcast_all")
+        return _varying_like(tuple(call(theta, times, rewards, **attrs)), theta, times, rewards)
+
+    @functools.partial(both.defjvp, symbolic_zeros=True)
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        theta, times, rewards = primals
+        dtheta, dtimes, drewards = tangents
+        _refuse_tangent(dtimes, "times")
+        _refuse_tangent(drewards, "rewards")
+        call = jax.ffi.ffi_call(
+            "phasic_pmf_and_moments_jac",
+            (_sds(*times.shape), _sds(*times.shape, p), _sds(k), _sds(k, p)),
+            vmap_method="broadcast_all")
+        pmf, pmf_jac, mom, mom_jac = _varying_like(
+            call(theta, times, rewards, **attrs), theta, times, rewards, dtheta)
+        return (pmf, mom), (_jvp_out(pmf_jac, dtheta), _jvp_out(mom_jac, dtheta))
+
+    return both
+
+
+@functools.lru_cache(maxsize=64)
+def _log_pmf_fn(text: str, discrete: bool) -> Any:
+    info = _info(text)
+    attrs = dict(structure=text, key=info.key, discrete=discrete)
+    p = info.param_length
+
+    @jax.custom_jvp
+    def log_pmf(theta: jax.Array, times: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call("phasic_log_pmf", _sds(*times.shape),
+                                vmap_method="broadcast_all")
+        return _varying_like(call(theta, times, **attrs), theta, times)
+
+    @functools.partial(log_pmf.defjvp, symbolic_zeros=True)
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        theta, times = primals
+        dtheta, dtimes = tangents
+        _refuse_tangent(dtimes, "times")
+        call = jax.ffi.ffi_call(
+            "phasic_log_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
+            vmap_method="broadcast_all")
+        value, jac = _varying_like(call(theta, times, **attrs), theta, times, dtheta)
+        return value, _jvp_out(jac, dtheta)
+
+    return log_pmf
+
+
 def compute_pmf_ffi(
     structure_json: str | Graph | Mapping[str, Any],
     theta: Any,
@@ -180,19 +354,35 @@ def compute_pmf_ffi(
     """PDF (continuous graphs) or PMF (discrete graphs) at `times`, for one theta.
 
     `theta` has shape (param_length,); `times` any shape, and the result has the
-    shape of `times`. Use `jax.vmap` for many thetas or time grids.
+    shape of `times`. Use `jax.vmap` for many thetas or time grids. Differentiable
+    with respect to theta (exact derivatives from C++).
     """
     text, info = _setup(structure_json)
     discrete = _check_discrete(discrete, info)
     theta = _prepare_theta(theta, info)
     times = _as_f64(times, "times")
-    flat = _flat(times)
-    call = jax.ffi.ffi_call(
-        "phasic_pmf",
-        jax.ShapeDtypeStruct(flat.shape, jnp.float64),
-        vmap_method="broadcast_all",
-    )
-    out = call(theta, flat, structure=text, key=info.key, discrete=discrete)
+    out = _pmf_fn(text, discrete)(theta, _flat(times))
+    return _unflat(out, times.shape)
+
+
+def compute_log_pmf_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    times: Any,
+    discrete: bool = False,
+) -> jax.Array:
+    """log PDF / log PMF at `times`, accurate however small the density.
+
+    Computed in C++ with scaled sums: a density of 1e-320, or one far below the
+    float64 range, has a finite and accurate log; the result is -inf only where the
+    density is exactly 0 (e.g. a discrete PMF at 0 without a defect). Differentiable
+    with respect to theta; d log f / d theta is exact (0 where f is exactly 0).
+    """
+    text, info = _setup(structure_json)
+    discrete = _check_discrete(discrete, info)
+    theta = _prepare_theta(theta, info)
+    times = _as_f64(times, "times")
+    out = _log_pmf_fn(text, discrete)(theta, _flat(times))
     return _unflat(out, times.shape)
 
 
@@ -204,18 +394,14 @@ def compute_moments_ffi(
 ) -> jax.Array:
     """The first `nr_moments` raw moments E[T^k] (or E[Y^k] with rewards), shape (nr_moments,).
 
-    `rewards`, if given, has one non-negative entry per vertex.
+    `rewards`, if given, has one non-negative entry per vertex. Differentiable with
+    respect to theta (not rewards).
     """
     text, info = _setup(structure_json)
     k = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
-    call = jax.ffi.ffi_call(
-        "phasic_moments",
-        jax.ShapeDtypeStruct((k,), jnp.float64),
-        vmap_method="broadcast_all",
-    )
-    return call(theta, rewards, structure=text, key=info.key, nr_moments=np.int64(k))
+    return _moments_fn(text, k)(theta, rewards)
 
 
 def compute_pmf_and_moments_ffi(
@@ -233,15 +419,7 @@ def compute_pmf_and_moments_ffi(
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
     times = _as_f64(times, "times")
-    flat = _flat(times)
-    call = jax.ffi.ffi_call(
-        "phasic_pmf_and_moments",
-        (jax.ShapeDtypeStruct(flat.shape, jnp.float64),
-         jax.ShapeDtypeStruct((k,), jnp.float64)),
-        vmap_method="broadcast_all",
-    )
-    pmf, moments = call(theta, flat, rewards, structure=text, key=info.key,
-                        discrete=discrete, nr_moments=np.int64(k))
+    pmf, moments = _pmf_and_moments_fn(text, discrete, k)(theta, _flat(times), rewards)
     return _unflat(pmf, times.shape), moments
 
 
