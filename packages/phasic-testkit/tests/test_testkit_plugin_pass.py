@@ -190,3 +190,39 @@ def test_result_json_is_what_the_parent_reads(tmp_path) -> None:
     write_result(path, RankResult(2, "failed", "boom", when="setup"))
     assert read_result(path) == RankResult(2, "failed", "boom", when="setup")
     assert json.loads(open(path).read())["rank"] == 2
+
+
+def test_taken_coordinator_port_is_retried(pytester: pytest.Pytester) -> None:
+    """The first probed port is taken (held by a listening socket) before rank 0 binds
+    it: rank 0 reports the port in use, and testkit reruns the test on a new port."""
+    pytester.makeconftest('''
+import socket
+from phasic_testkit import _distributed
+
+_held = []
+_real = _distributed.free_port
+
+def _taken_once():
+    with open("free_port_calls.txt", "a") as fh:
+        fh.write("call\\n")
+    if _held:
+        return _real()
+    s = socket.socket()
+    s.bind(("", 0))
+    s.listen()
+    _held.append(s)
+    return s.getsockname()[1]
+
+_distributed.free_port = _taken_once
+''')
+    pytester.makepyfile(test_inner='''
+import pytest
+
+@pytest.mark.multiprocess(nprocs=2, timeout=60)
+def test_x(rank):
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:xdist", timeout=120)
+    result.assert_outcomes(passed=1)
+    # two launches: the first on the taken port, the second on a free one
+    assert (pytester.path / "free_port_calls.txt").read_text().count("call") == 2

@@ -139,7 +139,26 @@ def _poll(ranks: list[_Rank]) -> None:
 
 
 def run(spec: LaunchSpec) -> list[RankOutcome]:
-    """Run the test on all ranks and return one outcome per rank, in rank order."""
+    """Run the test on all ranks and return one outcome per rank, in rank order.
+
+    The coordinator port is probed free just before the ranks start, but something
+    else (another xdist worker, any outgoing connection) may take it before rank 0
+    binds it; rank 0 then fails at initialization saying so, and the run is repeated
+    once on a new port.
+    """
+    outcomes = _run_once(spec)
+    if _port_was_taken(outcomes):
+        outcomes = _run_once(spec)
+    return outcomes
+
+
+def _port_was_taken(outcomes: list[RankOutcome]) -> bool:
+    first = outcomes[0]
+    return first.when == "initialize" and "coordinator port" in first.longrepr and (
+        "is in use" in first.longrepr)
+
+
+def _run_once(spec: LaunchSpec) -> list[RankOutcome]:
     with tempfile.TemporaryDirectory(prefix="phasic-testkit-") as workdir:
         ranks = _spawn(spec, workdir)
         try:
