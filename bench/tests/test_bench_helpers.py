@@ -1,0 +1,109 @@
+"""The references and plumbing the benchmarks rely on, checked independently."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+from common import (
+    kingman_mean_var,
+    kingman_tmrca_pdf_exact,
+    max_rel_error,
+    run_json,
+    sub_intensity,
+)
+from scaling import parse_ranks
+
+TIMES = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0])
+
+
+def _hypoexponential_expm(n: int, times: np.ndarray) -> np.ndarray:
+    """T_MRCA density from the (n-1)-state pure-death chain, by scipy's expm."""
+    rates = np.array([k * (k - 1) / 2 for k in range(n, 1, -1)])
+    sub = np.diag(-rates) + np.diag(rates[:-1], 1)
+    exit_rates = np.zeros(len(rates))
+    exit_rates[-1] = rates[-1]
+    return np.array([scipy.linalg.expm(sub * t)[0] @ exit_rates for t in times])
+
+
+def test_exact_pdf_small_closed_forms() -> None:
+    # n = 2: Exp(1); n = 3: rates 3 and 1, density 3/2 (e^-t - e^-3t)
+    np.testing.assert_allclose(kingman_tmrca_pdf_exact(2, TIMES), np.exp(-TIMES), rtol=1e-15)
+    want = 1.5 * (np.exp(-TIMES) - np.exp(-3 * TIMES))
+    np.testing.assert_allclose(kingman_tmrca_pdf_exact(3, TIMES), want, rtol=1e-13)
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_exact_pdf_matches_expm(n: int) -> None:
+    # expm on this small, well-conditioned chain is good to ~1e-12 relative
+    assert max_rel_error(_hypoexponential_expm(n, TIMES), kingman_tmrca_pdf_exact(n, TIMES)) < 1e-10
+
+
+def test_exact_pdf_integrates_to_one_with_the_right_mean() -> None:
+    from scipy.integrate import quad
+
+    def f(t: float) -> float:
+        return float(kingman_tmrca_pdf_exact(6, [t], digits=60)[0])
+
+    mass = quad(f, 0.0, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
+    mean = quad(lambda t: t * f(t), 0.0, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
+    assert abs(mass - 1.0) < 1e-9
+    assert abs(mean - kingman_mean_var(6)[0]) < 1e-9
+
+
+def test_closed_form_moments_against_the_chain() -> None:
+    for n in (2, 3, 7):
+        rates = [k * (k - 1) / 2 for k in range(2, n + 1)]
+        mean, var = kingman_mean_var(n)
+        assert math.isclose(mean, sum(1 / r for r in rates), rel_tol=1e-14)
+        assert math.isclose(var, sum(1 / r**2 for r in rates), rel_tol=1e-14)
+
+
+def test_sub_intensity_of_kingman_gives_its_moments() -> None:
+    from phasic import models
+
+    for n in (4, 9):
+        alpha, sub = sub_intensity(models.kingman(n).serialize(), [1.0])
+        assert math.isclose(alpha.sum(), 1.0)
+        u1 = np.linalg.solve(-sub.toarray(), np.ones(len(alpha)))
+        u2 = np.linalg.solve(-sub.toarray(), u1)
+        mean, var = kingman_mean_var(n)
+        assert math.isclose(alpha @ u1, mean, rel_tol=1e-12)
+        assert math.isclose(2 * alpha @ u2 - (alpha @ u1) ** 2, var, rel_tol=1e-12)
+
+
+def test_sub_intensity_scales_with_theta() -> None:
+    from phasic import models
+
+    structure = models.kingman(5).serialize()
+    _, s1 = sub_intensity(structure, [1.0])
+    _, s3 = sub_intensity(structure, [3.0])
+    np.testing.assert_allclose(s3.toarray(), 3 * s1.toarray(), rtol=1e-15)
+
+
+def test_run_json_reads_the_result_line() -> None:
+    code = "import json; print('noise'); print('RESULT ' + json.dumps({'x': 1}))"
+    assert run_json([sys.executable, "-c", code]) == ({"x": 1}, "")
+
+
+def test_run_json_names_why_a_worker_gave_nothing() -> None:
+    res, why = run_json([sys.executable, "-c", "import sys; sys.exit('boom')"])
+    assert res is None and "exit code 1" in why and "boom" in why
+    res, why = run_json([sys.executable, "-c", "import time; time.sleep(30)"], timeout=1)
+    assert res is None and "timed out after 1 s" in why
+    res, why = run_json(["/nonexistent/python"])
+    assert res is None and "could not start" in why
+
+
+def test_parse_ranks_reads_launcher_and_srun_prefixes() -> None:
+    out = "\n".join([
+        "[rank 1] RESULT " + json.dumps({"rank": 1}),
+        "[rank 0] something else",
+        "0: RESULT " + json.dumps({"rank": 0}),
+        "RESULT " + json.dumps({"rank": 2}),
+    ])
+    assert [r["rank"] for r in parse_ranks(out)] == [0, 1, 2]
