@@ -170,7 +170,26 @@ def environment() -> dict[str, Any]:
         module = sys.modules.get(name)
         if module is not None:
             info[name] = getattr(module, "__version__", "?")
+        if name == "phasic" and module is not None:
+            info["phasic_path"] = str(pathlib.Path(module.__file__).parent)
+    info.update(_git_state())
     return info
+
+
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and whether phasic-core's sources differed from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=30, check=False).stdout.strip()
+        except OSError:
+            return ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    dirty = git("status", "--porcelain", "--", "packages/phasic-core/src")
+    return {"git_commit": commit, "phasic_core_uncommitted_changes": bool(dirty)}
 
 
 def _clean(x: Any) -> Any:
