@@ -111,14 +111,22 @@ class TestComputeMomentsFfiMultiProcess:
         s0 = phasic.cache_stats()
         first = f(sharded).block_until_ready()
         s1 = phasic.cache_stats()
-        second = f(sharded).block_until_ready()
+        calls = 10
+        for _ in range(calls):
+            again = f(sharded).block_until_ready()
         s2 = phasic.cache_stats()
-        # each thread parses the structure at most once, then only hits
-        assert s1["misses"] - s0["misses"] >= 1
-        assert s2["misses"] == s1["misses"], (s1, s2)
-        assert s2["hits"] > s1["hits"], (s1, s2)
-        assert s2["entries"] >= 1
-        np.testing.assert_array_equal(first, second)
+        devices = len(jax.devices())
+        # The first call parses the structure on every thread that runs a shard.
+        assert 1 <= s1["misses"] - s0["misses"] <= devices
+        # Every shard looks the structure up exactly once per call...
+        lookups = (s2["hits"] - s1["hits"]) + (s2["misses"] - s1["misses"])
+        assert lookups == calls * devices, (s1, s2)
+        # ...and XLA may hand a shard to a thread that has not seen it yet, which parses
+        # once more; a thread never parses twice, so misses stay far below lookups.
+        assert s2["misses"] - s1["misses"] <= devices, (s1, s2)
+        assert s2["hits"] - s1["hits"] >= lookups - devices, (s1, s2)
+        assert 1 <= s2["entries"] <= s2["misses"] - s0["misses"]
+        np.testing.assert_array_equal(first, again)
 
 
 class TestComputePmfAndMomentsFfiMultiProcess:
