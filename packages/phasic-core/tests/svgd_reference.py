@@ -1,8 +1,9 @@
 """An independent SVGD in plain numpy (one process, one loop) to check phasic.svgd.
 
-Written from the update rule of Liu & Wang (2016), not from phasic/svgd.py: explicit
-double loops over particle pairs, numpy's sort for the median, no JAX. phasic.svgd
-must reproduce it step by step to rounding error on any device layout.
+Written from the update rule of Liu & Wang (2016), not from phasic/svgd.py: a loop
+over particles (each summing over all others), a list of pair distances, numpy's
+sort for the median, no JAX. phasic.svgd must reproduce it step by step to
+rounding error on any device layout.
 """
 
 from __future__ import annotations
@@ -50,12 +51,10 @@ def svgd(
         med = np.sort(pair_sq)[(len(pair_sq) - 1) // 2]  # lower median
         h = med / np.log(n)
         phi = np.zeros_like(x)
-        for i in range(n):
-            for j in range(n):
-                k = np.exp(-np.sum((x[j] - x[i]) ** 2) / h)
-                # grad_{x_j} k(x_j, x_i) = -2 (x_j - x_i) / h * k
-                phi[i] += k * g[j] - 2.0 * (x[j] - x[i]) / h * k
-        phi /= n
+        for i in range(n):  # one particle at a time, a sum over all j
+            k = np.exp(-np.sum((x - x[i]) ** 2, axis=1) / h)[:, None]
+            # grad_{x_j} k(x_j, x_i) = -2 (x_j - x_i) / h * k
+            phi[i] = np.sum(k * g - 2.0 * (x - x[i]) / h * k, axis=0) / n
         if optimizer == "adagrad":
             acc += phi**2
             x = x + step_size * phi / (1e-8 + np.sqrt(acc))

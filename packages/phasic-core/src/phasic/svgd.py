@@ -467,7 +467,8 @@ def svgd(
         )
     n = _positive_int(n_particles, "n_particles", minimum=2)
     n_steps = _positive_int(n_steps, "n_steps")
-    chunk_size = _positive_int(chunk_size, "chunk_size")
+    # a short run is one chunk of exactly n_steps (no zero-size padding steps)
+    chunk_size = min(_positive_int(chunk_size, "chunk_size"), n_steps)
     if optimizer not in ("adagrad", "sgd"):
         raise ValueError(f"optimizer must be 'adagrad' or 'sgd', got {optimizer!r}")
     if log_prior is not None and not callable(log_prior):
