@@ -17,6 +17,10 @@ particles, which the reference check proves (a device using only its own particl
 would move them differently in the first step). Convergence: particle mean within
 0.02 posterior sd of the exact Gamma posterior mean and sd within 10 % (SVGD with
 ~20 particles under-disperses by about 6.5 %, measured with the reference itself).
+
+The Kingman test runs the phasic likelihood (phasic.loglik: a custom_jvp over the
+C++ FFI call) inside shard_map on 8 devices, checks it against the same run on one
+device (1e-10) and against the exact grid posterior of the example script.
 """
 
 from __future__ import annotations
@@ -115,6 +119,30 @@ def test_one_process_eight_devices(device_setup) -> None:
     # sharding: 24 padded particles, each evaluated once in the step (not 8 x 24)
     seen = evaluated_in_first_step()
     np.testing.assert_array_equal(seen, padded_start())
+
+
+def test_kingman_phasic_loglik_on_eight_devices() -> None:
+    """The FFI likelihood (custom_jvp over ffi_call) inside shard_map, vs one device."""
+    if in_multi_task_slurm_step():
+        pytest.skip("a SLURM step sets its own devices; TestSlurm covers it")
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
+    import kingman_inference as ki
+
+    n = 5
+    data = ki.simulate_tmrca(n, 2.0, 40, seed=2)
+    kw = dict(log_prior=ki.log_prior, n_particles=21, n_steps=150, step_size=0.3, seed=1,
+              progress=False, chunk_size=50)
+    graph = phasic.models.kingman(n)
+    eight = phasic.svgd(graph, data, **kw)
+    one = phasic.svgd(graph, data, devices=jax.devices()[:1], **kw)
+    assert eight.n_devices == 8
+    np.testing.assert_allclose(eight.particles, one.particles, rtol=LAYOUT_RTOL)
+    grid = np.linspace(0.05, 8.0, 4000)
+    dens = ki.grid_posterior(data, n, grid)
+    mean = np.trapezoid(grid * dens, grid)
+    sd = np.sqrt(np.trapezoid((grid - mean) ** 2 * dens, grid))
+    assert abs(eight.mean()[0] - mean) < MEAN_TOL_SD * sd, (eight.mean(), mean, sd)
+    np.testing.assert_allclose(eight.sd()[0], sd, rtol=SD_RTOL)
 
 
 # ---- several processes ---------------------------------------------------------------
