@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="kingman_posterior.png", help="PNG of the posterior")
     args = ap.parse_args(argv)
+    # one process here, or the ranks of phasic-launch / srun: join them before the
+    # first JAX computation (a no-op for a plain single process)
+    phasic.init_parallel()
 
     data = simulate_tmrca(args.samples, args.rate, args.loci, args.seed)
     graph = phasic.models.kingman(args.samples)
