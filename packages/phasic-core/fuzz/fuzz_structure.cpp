@@ -1,0 +1,105 @@
+// libFuzzer harness for the graph JSON parser, the validator and the structure
+// compiler: the same .cpp files the `phasic._core` extension is built from.
+//
+// Contract checked on every input:
+//   * bad input may only raise std::invalid_argument (nanobind turns it into
+//     ValueError); any other exception escapes and libFuzzer reports it as a crash;
+//   * anything accepted must survive serialize -> parse -> serialize unchanged,
+//     compile to a Structure, and (when small) run the moment and density kernels
+//     for theta = 1 without a sanitizer report.
+// AddressSanitizer and UBSan (built with -fsanitize=fuzzer,address,undefined)
+// report memory errors and undefined behaviour as crashes.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "graph.hpp"
+#include "kernels.hpp"
+#include "structure.hpp"
+
+namespace {
+
+[[noreturn]] void contract_broken(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "phasic fuzz: contract broken: %s\n%s\n", what, detail.c_str());
+  std::abort();
+}
+
+// Largest exit rate of any transient vertex for this theta (|weights| summed, so a
+// graph with negative weights, which the kernels reject, is not skipped).
+double max_exit_rate(const phasic::Structure& s, const std::vector<double>& theta) {
+  std::vector<double> exit(static_cast<size_t>(s.V), 0.0);
+  for (int64_t e = 0; e < s.E; ++e) {
+    double w = s.eweight[e];
+    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k)
+      w += s.coef_value[k] * theta[s.coef_param[k]];
+    exit[s.efrom[e]] += std::fabs(w);
+  }
+  double m = 0.0;
+  for (int64_t v = 1; v < s.V; ++v) m = std::max(m, exit[v]);
+  return m;
+}
+
+// The kernels on an accepted structure: only std::invalid_argument is a legal outcome
+// (e.g. a closed class for this theta); anything else escapes.
+void run_kernels(const phasic::Structure& s) {
+  // Keep each input fast: the kernels are linear-ish in V + E per time / moment.
+  if (s.V > 512 || s.E > 4096) return;
+  std::vector<double> theta(static_cast<size_t>(s.P), 1.0);
+  double moments[3];
+  try {
+    phasic::compute_moments(s, theta.data(), s.P, nullptr, 0, 3, moments);
+  } catch (const std::invalid_argument&) {
+  }
+  // Continuous densities by uniformization take about (largest exit rate) x t steps;
+  // stiff inputs (rates of 1e19 are easy to write) would only measure that cost.
+  // The stiff case is a known limitation, reproduced by known_issues/ (hardening.md).
+  constexpr double kTmax = 2.0;
+  if (!s.discrete && !(max_exit_rate(s, theta) * kTmax <= 1e4)) return;
+  const double times[3] = {0.0, 0.5, kTmax};
+  double pdf[3], cdf[3];
+  try {
+    phasic::compute_distribution(s, theta.data(), s.P, times, 3, pdf, cdf);
+  } catch (const std::invalid_argument&) {
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  phasic::GraphData g;
+  try {
+    g = phasic::parse_graph_json(text);
+  } catch (const std::invalid_argument&) {
+    return 0;  // rejected with a message: the expected outcome for most inputs
+  }
+  // Accepted: the round trip through the writer must be exact.
+  const std::string once = phasic::serialize_graph(g);
+  phasic::GraphData again;
+  try {
+    again = phasic::parse_graph_json(once);
+  } catch (const std::invalid_argument& e) {
+    contract_broken("serialized output of an accepted graph does not parse", e.what());
+  }
+  if (phasic::serialize_graph(again) != once)
+    contract_broken("serialize(parse(serialize(g))) != serialize(g)", once);
+  // The builder path (GraphBuilder.from_json) re-validates and re-indexes.
+  phasic::GraphBuilder builder = phasic::GraphBuilder::from_data(std::move(again));
+  (void)builder.out_edges(0);
+  std::shared_ptr<const phasic::Structure> s;
+  try {
+    s = phasic::Structure::compile(g);
+  } catch (const std::invalid_argument&) {
+    return 0;  // e.g. a vertex that cannot reach absorption
+  }
+  run_kernels(*s);
+  return 0;
+}
