@@ -160,7 +160,11 @@ def test_kingman_phasic_loglik_on_eight_devices() -> None:
 def check_layout(nprocs: int, local: int) -> None:
     from phasic_testkit import assert_equal_across_processes
 
-    assert jax.process_count() == nprocs
+    assert jax.process_count() == nprocs, (
+        f"expected {nprocs} processes joined by jax.distributed, got "
+        f"{jax.process_count()}: run these tests with the phasic-testkit plugin active "
+        "(pip install -e packages/phasic-testkit) or under srun"
+    )
     assert jax.local_device_count() == local and jax.device_count() == nprocs * local
     res = run()
     assert res.n_processes == nprocs and res.n_devices == nprocs * local

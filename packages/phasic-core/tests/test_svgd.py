@@ -160,6 +160,13 @@ def test_bad_arguments(kw: dict, match: str) -> None:
         run_exp(**({"n_particles": 4, "n_steps": 2} | kw))
 
 
+def test_structure_fixes_the_dimension() -> None:
+    # Kingman has one parameter: a centre of length 2 is named as the problem
+    with pytest.raises(ValueError, match=r"init has 2 parameter\(s\) per particle but the "
+                       "model has 1"):
+        phasic.svgd(phasic.models.kingman(4), DATA, init=np.ones(2), n_steps=1)
+
+
 def test_no_model_or_data() -> None:
     with pytest.raises(ValueError, match="svgd needs a model"):
         phasic.svgd(None, DATA, init=np.ones(1))
