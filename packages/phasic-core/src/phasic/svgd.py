@@ -187,9 +187,11 @@ class _StructureLoglik:
     discrete: bool
 
     def __call__(self, theta: jax.Array, data: jax.Array) -> jax.Array:
-        import phasic
+        # the function from its module: `phasic.loglik` may be the module itself
+        # once something ran `import phasic.loglik`
+        from .loglik import loglik
 
-        return phasic.loglik(self.text, theta, data, discrete=self.discrete)
+        return loglik(self.text, theta, data, discrete=self.discrete)
 
 
 def _resolve_likelihood(
