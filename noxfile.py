@@ -21,7 +21,7 @@ WHEELS = ROOT / ".nox" / "_wheels"
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests"]
 
-TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "hypothesis", "scipy"]
+TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "hypothesis", "scipy", "matplotlib"]
 PACKAGE_TESTS = [
     "packages/phasic-distributed/tests",
     "packages/phasic-testkit/tests",
