@@ -520,13 +520,6 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 inline double safe_log(double x) { return x > 0.0 ? std::log(x) : kNegInf; }
 
-// log(exp(a) + exp(b)) without overflow; either may be -inf.
-inline double log_add(double a, double b) {
-  if (a < b) std::swap(a, b);
-  if (b == kNegInf) return a;
-  return a + std::log1p(std::exp(b - a));
-}
-
 // The sum of one time's series is exp(ls) * acc (ls = -inf: no term yet).
 template <class T>
 struct Scaled {
@@ -556,21 +549,20 @@ inline double unscale(double ls, double x) {
   return std::copysign(std::exp(ls + std::log(std::fabs(x))), x);
 }
 
+// Entries below this fraction of the vector's size are dropped (no subnormal arithmetic).
+constexpr double kFlushRel = 1e-150;
+
 struct VecSize {
   double mag = 0.0;   // sum of magnitudes (values and derivatives)
   double mass = 0.0;  // sum of values (they are probabilities, >= 0)
 };
 
-// Drops entries below 1e-150 of the vector's size (they would otherwise decay into
-// slow subnormal arithmetic; relative to the kept mass they are negligible) and
-// measures what is left.
+// Drops entries below `cut` (they would otherwise decay into slow subnormal
+// arithmetic; the caller sets cut to 1e-150 of the previous size, negligible next
+// to the kept mass) and measures what is left, in one pass.
 template <class T>
-VecSize flush_and_measure(std::vector<T>& v) {
-  double mag = 0.0;
-  for (const T& x : v) mag += magnitude(x);
+VecSize flush_and_measure(std::vector<T>& v, double cut) {
   VecSize r;
-  if (mag == 0.0) return r;
-  const double cut = 1e-150 * mag;
   for (T& x : v) {
     const double m = magnitude(x);
     if (m == 0.0) continue;
@@ -586,21 +578,22 @@ VecSize flush_and_measure(std::vector<T>& v) {
 
 // Rescales v to size 1 when its size leaves [1e-100, 1e100]; log_scale absorbs it.
 template <class T>
-void rescale(std::vector<T>& v, double mag, double& log_scale) {
-  if (mag == 0.0 || (mag >= 1e-100 && mag <= 1e100)) return;
-  const double f = 1.0 / mag;
+void rescale(std::vector<T>& v, VecSize& size, double& log_scale) {
+  if (size.mag == 0.0 || (size.mag >= 1e-100 && size.mag <= 1e100)) return;
+  const double f = 1.0 / size.mag;
   for (T& x : v) x *= f;
-  log_scale += std::log(mag);
+  log_scale += std::log(size.mag);
+  size.mass *= f;
+  size.mag = 1.0;
 }
 
 // Continuous: uniformization with lambda fixed from the primal rates (any lambda >=
 // the largest exit rate gives the same exp(S t), so only P = I + S / lambda carries
-// derivatives). Truncation is rigorous for the values and for the derivatives; with
-// `relative` every time meets a relative tolerance, otherwise a time may also stop
-// once its neglected terms are below 1e-13 of the largest density requested.
+// derivatives). The truncation is rigorous for the values and the derivatives, and
+// relative at every time (1e-10), however small the density.
 template <class T>
 void uniformized(const Structure& s, const Workspace<T>& ws, const double* times,
-                 int64_t n_times, bool relative, Scaled<T>* out) {
+                 int64_t n_times, Scaled<T>* out) {
   constexpr int N = Tangents<T>::n;
   const int32_t n = s.n;
   for (int64_t i = 0; i < n_times; ++i) out[i] = Scaled<T>{};
@@ -639,10 +632,11 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
   }
   const double step_cap = 4.0 * mu_max + 1e6;
   std::vector<T> v(ws.alpha), next(static_cast<size_t>(n));
+  double prev_mag = 0.0;
+  for (const T& a : v) prev_mag += magnitude(a);
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
   double lgam = 0.0;       // lgamma(step + 1)
-  double best_f = kNegInf, best_d = kNegInf;  // logs of the largest |value| / |derivative|
-  const double log_rel = std::log(1e-10), log_abs = std::log(1e-13);
+  constexpr double kRel = 1e-10, kTanAbs = 1e-13;
   for (int64_t step = 0; remaining > 0; ++step) {
     if (static_cast<double>(step) > step_cap)
       bad("uniformization did not converge within " + num(step_cap) + " steps");
@@ -655,52 +649,63 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
       fma_into(next[j], vj, diag[j]);
       for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) fma_into(next[s.tt_dst[e]], vj, pu[e]);
     }
-    const VecSize size = flush_and_measure(next);
+    VecSize size = flush_and_measure(next, kFlushRel * prev_mag);
+    // Bounds on every later term (n = step + 1 onwards), in units of exp(log_scale):
+    // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
+    // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
     const double mass = size.mass, dv1 = std::max(0.0, size.mag - size.mass);
+    const double val_bound = smax * mass;
+    const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
     const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
     const bool c_zero = is_zero(c);
     for (int64_t i = 0; i < n_times; ++i) {
       if (done[i]) continue;
-      double log_w, log_tail, log_next = kNegInf, r = 0.0;
-      if (mu[i] == 0.0) {
-        log_w = step == 0 ? 0.0 : kNegInf;
-        log_tail = kNegInf;
-      } else {
-        log_w = -mu[i] + static_cast<double>(step) * logmu[i] - lgam;
-        const double m1 = static_cast<double>(step + 1);
-        if (!(m1 + 1.0 > mu[i])) {  // before the Poisson mode: no geometric tail bound yet
-          if (!c_zero) add_scaled(out[i], log_w + log_scale, c);
-          best_f = std::max(best_f, log_value(out[i]));
-          continue;
+      Scaled<T>& o = out[i];
+      if (mu[i] == 0.0) {  // t = 0: the series is c_0 alone
+        if (!c_zero) {
+          o.ls = log_scale;
+          o.acc = c;
         }
-        r = mu[i] / (m1 + 1.0);
-        log_next = -mu[i] + m1 * logmu[i] - lgam_next;
-        log_tail = log_next - std::log1p(-r);  // sum_{m > step} Pois(m) <= Pois(step+1) / (1-r)
+        done[i] = 1;
+        --remaining;
+        continue;
       }
-      if (!c_zero && log_w != kNegInf) add_scaled(out[i], log_w + log_scale, c);
-      const double f_log = log_value(out[i]);
-      best_f = std::max(best_f, f_log);
-      // Neglected terms m > step: c_m <= smax * mass (P is substochastic).
-      const double err = log_tail + log_scale + safe_log(smax * mass);
-      bool ok = err <= log_rel + f_log || (!relative && err <= log_abs + best_f);
-      if constexpr (N > 0) {
-        // dc_{n+k} = dv_{n+k} s + v_{n+k} ds and |dv_{n+k}|_1 <= |dv_n|_1 + k dp_max mass_n
-        // (n = step + 1), so sum_k Pois(n+k) |dc_{n+k}| <= A tail + B Pois(n) r / (1-r)^2.
-        const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
-        const double t1 = safe_log(A) + log_tail;
-        const double t2 = safe_log(B) + log_next + safe_log(r) - 2.0 * std::log1p(-r);
-        const double terr = log_add(t1, t2) + log_scale;
-        const double d_log = out[i].ls + safe_log(max_tangent(out[i].acc));
-        best_d = std::max(best_d, d_log);
-        ok = ok && (terr <= log_rel + d_log || terr <= log_abs + f_log ||
-                    (!relative && terr <= log_abs + best_d));
+      const double lw = -mu[i] + static_cast<double>(step) * logmu[i] - lgam + log_scale;
+      double lx = o.ls == kNegInf ? 0.0 : lw - o.ls;  // log of this term's weight in acc units
+      if (!c_zero) {
+        if (o.ls == kNegInf || lx > 300.0) {  // first term, or keep acc in range
+          if (o.ls != kNegInf) o.acc *= std::exp(-lx);
+          o.ls = lw;
+          lx = 0.0;
+        }
+        fma_into(o.acc, c, std::exp(lx));
+      }
+      const double m1 = static_cast<double>(step + 1);
+      if (!(m1 + 1.0 > mu[i])) continue;  // before the Poisson mode: no geometric tail bound
+      // sum_{m > step} Pois(m) <= Pois(step) q and sum_k k Pois(n+k) <= Pois(step) q r/(1-r).
+      const double r = mu[i] / (m1 + 1.0);
+      const double q = mu[i] / m1 / (1.0 - r);
+      const double verr = q * val_bound;
+      const double terr = q * (A + B * r / (1.0 - r));
+      const double f = value(o.acc), g = max_tangent(o.acc);
+      bool ok;
+      if (o.ls == kNegInf) {
+        ok = verr == 0.0 && terr == 0.0;  // nothing so far and nothing can follow
+      } else if (lx > -700.0 && lx < 700.0) {
+        const double x = std::exp(lx);
+        ok = x * verr <= kRel * f && (N == 0 || x * terr <= kRel * g || x * terr <= kTanAbs * f);
+      } else {  // the weight is out of double range relative to acc: compare logs
+        ok = lx + safe_log(verr) <= std::log(kRel) + safe_log(f) &&
+             (N == 0 || lx + safe_log(terr) <= std::log(kRel) + safe_log(g) ||
+              lx + safe_log(terr) <= std::log(kTanAbs) + safe_log(f));
       }
       if (ok) {
         done[i] = 1;
         --remaining;
       }
     }
-    rescale(next, size.mag, log_scale);
+    rescale(next, size, log_scale);
+    prev_mag = size.mag;
     v.swap(next);
     lgam = lgam_next;
   }
@@ -716,7 +721,8 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
   std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
   std::vector<T> v(ws.alpha), next(static_cast<size_t>(n)), diag(static_cast<size_t>(n));
   for (int32_t j = 0; j < n; ++j) diag[j] = clamp_value(1.0 - ws.lam[j]);
-  double log_scale = 0.0;
+  double log_scale = 0.0, prev_mag = 0.0;
+  for (const T& a : v) prev_mag += magnitude(a);
   Scaled<T> cur;  // pmf at the current step; step 0: the defect
   cur.ls = 0.0;
   cur.acc = clamp_value(1.0 - alpha_mass(ws));
@@ -736,8 +742,9 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
       }
       cur.ls = log_scale;
       cur.acc = p;
-      const VecSize size = flush_and_measure(next);
-      rescale(next, size.mag, log_scale);
+      VecSize size = flush_and_measure(next, kFlushRel * prev_mag);
+      rescale(next, size, log_scale);
+      prev_mag = size.mag;
       v.swap(next);
       ++step;
     }
@@ -749,7 +756,7 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
 // directions dir0.. when T is a Dual).
 template <class T>
 void scaled_distribution(const Structure& s, const double* theta, int64_t plen,
-                         const double* times, int64_t n_times, bool relative, int64_t dir0,
+                         const double* times, int64_t n_times, int64_t dir0,
                          std::vector<Scaled<T>>& out) {
   Workspace<T>& ws = workspace<T>();
   edge_weights(s, theta, plen, ws, dir0);
@@ -769,7 +776,7 @@ void scaled_distribution(const Structure& s, const double* theta, int64_t plen,
   if (s.discrete)
     discrete_scaled(s, ws, times, n_times, out.data());
   else
-    uniformized(s, ws, times, n_times, relative, out.data());
+    uniformized(s, ws, times, n_times, out.data());
 }
 
 }  // namespace
@@ -779,7 +786,7 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
   const int64_t P = theta_len;
   if (P == 0 || s.P != P) {  // nothing to differentiate (or a length error to report)
     std::vector<Scaled<double>> o;
-    scaled_distribution<double>(s, theta, theta_len, times, n_times, false, 0, o);
+    scaled_distribution<double>(s, theta, theta_len, times, n_times, 0, o);
     for (int64_t i = 0; i < n_times; ++i) pmf[i] = unscale(o[i].ls, o[i].acc);
     return;
   }
@@ -787,7 +794,7 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
     using T = decltype(tag);
     constexpr int N = Tangents<T>::n;
     std::vector<Scaled<T>> o;
-    scaled_distribution<T>(s, theta, P, times, n_times, false, d0, o);
+    scaled_distribution<T>(s, theta, P, times, n_times, d0, o);
     for (int64_t i = 0; i < n_times; ++i) {
       pmf[i] = unscale(o[i].ls, o[i].acc.v);
       for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = unscale(o[i].ls, o[i].acc.d[j]);
@@ -800,7 +807,7 @@ void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
   const int64_t P = theta_len;
   if (dlogf == nullptr || P == 0 || s.P != P) {
     std::vector<Scaled<double>> o;
-    scaled_distribution<double>(s, theta, theta_len, times, n_times, true, 0, o);
+    scaled_distribution<double>(s, theta, theta_len, times, n_times, 0, o);
     for (int64_t i = 0; i < n_times; ++i) logf[i] = log_value(o[i]);
     return;
   }
@@ -808,7 +815,7 @@ void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
     using T = decltype(tag);
     constexpr int N = Tangents<T>::n;
     std::vector<Scaled<T>> o;
-    scaled_distribution<T>(s, theta, P, times, n_times, true, d0, o);
+    scaled_distribution<T>(s, theta, P, times, n_times, d0, o);
     for (int64_t i = 0; i < n_times; ++i) {
       logf[i] = log_value(o[i]);
       const double a = o[i].acc.v;

@@ -237,6 +237,21 @@ def _varying_like(outs: Any, *inputs: Any) -> Any:
     return jax.tree.map(cast, outs)
 
 
+def _first_order_only(call: Any, name: str) -> Any:
+    """`call` (a Jacobian FFI call) with a JVP rule that refuses second derivatives."""
+    wrapped = jax.custom_jvp(call)
+
+    @wrapped.defjvp
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        raise NotImplementedError(
+            f"{name}: phasic computes exact first derivatives in theta (jax.grad, jacrev, "
+            "jacfwd); second and higher derivatives (jax.hessian, grad of grad) are not "
+            "implemented."
+        )
+
+    return wrapped
+
+
 def _sds(*shape: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, jnp.float64)
 
@@ -260,7 +275,8 @@ def _pmf_fn(text: str, discrete: bool) -> Any:
         call = jax.ffi.ffi_call(
             "phasic_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
             vmap_method="broadcast_all")
-        value, jac = _varying_like(call(theta, times, **attrs), theta, times, dtheta)
+        call = _first_order_only(functools.partial(call, **attrs), "derivative of a pmf")
+        value, jac = _varying_like(call(theta, times), theta, times, dtheta)
         return value, _jvp_out(jac, dtheta)
 
     return pmf
@@ -284,7 +300,8 @@ def _moments_fn(text: str, k: int) -> Any:
         _refuse_tangent(drewards, "rewards")
         call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(k), _sds(k, p)),
                                 vmap_method="broadcast_all")
-        value, jac = _varying_like(call(theta, rewards, **attrs), theta, rewards, dtheta)
+        call = _first_order_only(functools.partial(call, **attrs), "derivative of moments")
+        value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
         return value, _jvp_out(jac, dtheta)
 
     return moments
@@ -312,8 +329,9 @@ def _pmf_and_moments_fn(text: str, discrete: bool, k: int) -> Any:
             "phasic_pmf_and_moments_jac",
             (_sds(*times.shape), _sds(*times.shape, p), _sds(k), _sds(k, p)),
             vmap_method="broadcast_all")
+        call = _first_order_only(functools.partial(call, **attrs), "derivative")
         pmf, pmf_jac, mom, mom_jac = _varying_like(
-            call(theta, times, rewards, **attrs), theta, times, rewards, dtheta)
+            call(theta, times, rewards), theta, times, rewards, dtheta)
         return (pmf, mom), (_jvp_out(pmf_jac, dtheta), _jvp_out(mom_jac, dtheta))
 
     return both
@@ -339,7 +357,8 @@ def _log_pmf_fn(text: str, discrete: bool) -> Any:
         call = jax.ffi.ffi_call(
             "phasic_log_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
             vmap_method="broadcast_all")
-        value, jac = _varying_like(call(theta, times, **attrs), theta, times, dtheta)
+        call = _first_order_only(functools.partial(call, **attrs), "derivative of a log pmf")
+        value, jac = _varying_like(call(theta, times), theta, times, dtheta)
         return value, _jvp_out(jac, dtheta)
 
     return log_pmf
