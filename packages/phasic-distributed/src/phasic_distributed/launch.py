@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -180,16 +181,19 @@ def launch(
                 timed_out = True
                 break
             time.sleep(0.02)
+        # where: every rank runs on this host and joins this coordinator
+        where = f"ranks on host {socket.gethostname()}, coordinator {coordinator}"
         if failed is not None:
             code = procs[failed].returncode
             alive = [r for r, p in enumerate(procs) if p.poll() is None]
             run.say(
                 f"rank {failed} {_describe(code)}; stopping the other ranks"
-                + (f" ({', '.join(map(str, alive))})" if alive else "")
+                + (f" ({', '.join(map(str, alive))})" if alive else "") + f"; {where}"
             )
         elif timed_out:
             alive = [r for r, p in enumerate(procs) if p.poll() is None]
-            run.say(f"timeout after {timeout:g} s; ranks still running: {alive}; stopping them")
+            run.say(f"timeout after {timeout:g} s; ranks still running: {alive}; stopping "
+                    f"them; {where}")
         run.stop(procs)
     finally:
         for sig, handler in previous.items():

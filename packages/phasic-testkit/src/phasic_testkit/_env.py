@@ -9,6 +9,7 @@ RESULT_FILE = "PHASIC_TESTKIT_RESULT"
 STACK_FILE = "PHASIC_TESTKIT_STACK"
 PARENT_PID = "PHASIC_TESTKIT_PARENT_PID"
 TIMEOUT = "PHASIC_TESTKIT_TIMEOUT"
+DEADLINE = "PHASIC_TESTKIT_DEADLINE"  # time.time() at which the parent stops the ranks
 
 # The launcher variables that phasic_distributed.plan() reads.
 COORDINATOR = "PHASIC_COORDINATOR"

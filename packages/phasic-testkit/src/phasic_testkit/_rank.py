@@ -21,6 +21,9 @@ from . import _distributed, _env
 from ._terminal import silence_terminal
 from .report import FAILED, PASSED, SKIPPED, RankResult, write_result
 
+#: Seconds before the parent's deadline at which initialization gives up and reports.
+INIT_MARGIN = 2.0
+
 
 class RankPlugin:
     """Registered by the main plugin when this process is a spawned rank."""
@@ -37,6 +40,13 @@ class RankPlugin:
         faulthandler.register(signal.SIGUSR1, file=self._stack, all_threads=True)
         _watch_parent(int(os.environ[_env.PARENT_PID]))
 
+    def _init_timeout(self) -> float:
+        """Seconds to wait for the coordinator: at most 60, and over before the parent's
+        deadline (INIT_MARGIN early), so a coordinator that never comes is reported by
+        this rank with its host and port instead of as a hang."""
+        deadline = float(os.environ.get(_env.DEADLINE, time.time() + self.timeout))
+        return max(1.0, min(60.0, deadline - time.time() - INIT_MARGIN))
+
     def _write(self, result: RankResult) -> None:
         if not self.written:
             self.written = True
@@ -49,7 +59,7 @@ class RankPlugin:
         # travels in the result file
         silence_terminal(config)
         try:
-            _distributed.initialize(timeout=min(self.timeout, 60.0))
+            _distributed.initialize(timeout=self._init_timeout())
         except BaseException:
             self._write(RankResult(self.rank, FAILED, "jax.distributed could not be "
                                    "initialized on this rank:\n" + traceback.format_exc(),

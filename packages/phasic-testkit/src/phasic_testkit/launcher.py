@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,7 @@ class _Rank:
     result_file: str
     stack_file: str
     log_file: str
+    coordinator: str
     result: RankResult | None = None
 
 
@@ -76,6 +78,10 @@ def _rank_command(spec: LaunchSpec, basetemp: str) -> list[str]:
 
 def _spawn(spec: LaunchSpec, workdir: str) -> list[_Rank]:
     coordinator = f"127.0.0.1:{_distributed.free_port()}"
+    # the rank's own initialization gives up a little before this, so that a missing
+    # coordinator is reported by the waiting rank (naming host and port) rather than
+    # as a hang
+    deadline = time.time() + spec.timeout
     ranks = []
     for r in range(spec.nprocs):
         files = {k: os.path.join(workdir, f"rank{r}.{k}") for k in ("json", "stack", "log")}
@@ -84,12 +90,13 @@ def _spawn(spec: LaunchSpec, workdir: str) -> list[_Rank]:
             devices=spec.devices_per_process, result_file=files["json"],
             stack_file=files["stack"], timeout=spec.timeout,
         )
+        env[_env.DEADLINE] = repr(deadline)
         with open(files["log"], "wb") as log:
             proc = subprocess.Popen(
                 _rank_command(spec, os.path.join(workdir, f"tmp{r}")), cwd=spec.rootdir, env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        ranks.append(_Rank(r, proc, files["json"], files["stack"], files["log"]))
+        ranks.append(_Rank(r, proc, files["json"], files["stack"], files["log"], coordinator))
     return ranks
 
 
@@ -211,7 +218,8 @@ def _outcome(rank: _Rank, forced: str | None, stack: str, upto: int | None) -> R
     code = rank.proc.returncode
     res = rank.result
     out = RankOutcome(rank=rank.rank, status=DIED, exit_code=code,
-                      output_tail=tail(rank.log_file, upto=upto), stack=trim_stack(stack))
+                      output_tail=tail(rank.log_file, upto=upto), stack=trim_stack(stack),
+                      host=socket.gethostname(), coordinator=rank.coordinator)
     if res is not None:
         out.status, out.longrepr, out.when = res.outcome, res.longrepr, res.when
         if res.outcome == PASSED and code not in (0, None, -signal.SIGKILL):

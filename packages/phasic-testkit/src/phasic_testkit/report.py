@@ -41,6 +41,8 @@ class RankOutcome:
     when: str = "call"
     output_tail: list[str] = field(default_factory=list)
     stack: str = ""
+    host: str = ""  # where the rank ran
+    coordinator: str = ""  # the jax.distributed coordinator (host:port) it joined
 
     @property
     def failed(self) -> bool:
@@ -132,13 +134,28 @@ def _headline(o: RankOutcome, timeout: float) -> str:
     return f"rank {o.rank}: {o.status}"
 
 
+def _where(outcomes: list[RankOutcome]) -> str:
+    """'; coordinator H:P; ranks on host X' (or each rank's host when they differ)."""
+    parts = []
+    coordinators = sorted({o.coordinator for o in outcomes if o.coordinator})
+    if coordinators:
+        parts.append("coordinator " + ", ".join(coordinators))
+    hosts = {o.host for o in outcomes if o.host}
+    if len(hosts) == 1:
+        parts.append(f"ranks on host {hosts.pop()}")
+    elif hosts:
+        parts.append("ranks on hosts " + ", ".join(
+            f"{o.host} (rank {o.rank})" for o in outcomes if o.host))
+    return "".join(f"; {p}" for p in parts)
+
+
 def merge(nodeid: str, outcomes: list[RankOutcome], timeout: float) -> str:
     """One readable failure message: a summary line, then each failing rank's details."""
     bad = [o for o in outcomes if o.failed]
     n = len(outcomes)
     lines = [
         f"multiprocess test {nodeid} failed on {len(bad)} of {n} ranks: "
-        + ", ".join(f"rank {o.rank} ({o.status})" for o in bad)
+        + ", ".join(f"rank {o.rank} ({o.status})" for o in bad) + _where(outcomes)
     ]
     shown_full = False
     for o in outcomes:
