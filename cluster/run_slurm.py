@@ -11,7 +11,10 @@ Python's PATH/VIRTUAL_ENV exported so every rank uses the same environment; each
 rank's JUnit XML is parsed into a table. (2) Two ``srun`` steps running at once in
 one allocation must both initialize jax.distributed (no port collision). (3) One
 rank SIGKILLed mid-collective must make the job fail within seconds, with Slurm
-naming the rank, and leave no task behind. Exit status is non-zero if anything
+naming the rank, and leave no task behind. (4) phasic-testkit's SLURM mode (the
+suite's second step runs tests/test_slurm_testkit.py with the plugin on): a test
+failing on the last rank only must be reported by rank 0 naming that rank, its
+node and the coordinator, with nothing left running. Exit status is non-zero if anything
 failed, timed out or a rank reported no result.
 """
 
@@ -156,11 +159,17 @@ def run_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     log = out / f"suite-{job}.log"
     ntasks = ns.nodes * ns.ntasks_per_node
     results = [parse_junit(results_dir / f"junit-rank{r}.xml", r) for r in range(ntasks)]
+    print("FFI suite (tests/test_slurm_multinode_ffi.py, plugin off):")
     print_table(results)
+    # rank 0's report of the testkit step is the merged one: it must list every test
+    testkit = [parse_junit(results_dir / f"junit-testkit-rank{r}.xml", r)
+               for r in range(ntasks)]
+    print("\ntestkit suite (tests/test_slurm_testkit.py, plugin on, merged into rank 0):")
+    print_table(testkit)
     for rank, reason in slurm_task_errors(log):
         print(f"Slurm reports rank {rank}: {reason}")
     print(f"job {job}: exit status {status}, sbatch --wait turnaround {took:.1f} s")
-    ok = status == 0 and all(r.ok for r in results)
+    ok = status == 0 and all(r.ok for r in results + testkit)
     if not ok and log.exists():
         print(f"----- {log} (last 60 lines) -----")
         print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
@@ -235,6 +244,73 @@ def run_killed_rank(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     return ok
 
 
+EXPECTED_FAILURE = """
+import os
+
+import pytest
+
+N = int(os.environ["SLURM_NTASKS"])
+
+
+@pytest.mark.multiprocess(nprocs=N, timeout=60)
+def test_fails_on_the_last_rank(rank, nprocs):
+    assert rank != nprocs - 1, f"deliberate failure on rank {rank}"
+"""
+
+
+def run_testkit_failure(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+    """A test failing on the last rank only: rank 0's merged report must name that rank.
+
+    Runs phasic-testkit's SLURM mode (plugin on) under a real srun. Every task exits 0
+    from bash so that srun keeps the others alive to the end; their pytest statuses
+    are checked instead: 1 on rank 0 (the merged report) and on the failing rank, 0
+    elsewhere. The report must name the rank, its node and the coordinator's port.
+    """
+    ntasks = ns.nodes * ns.ntasks_per_node
+    victim = ntasks - 1
+    test = out / "test_testkit_expected_failure.py"
+    test.write_text(EXPECTED_FAILURE)
+    wrap = ("srun --kill-on-bad-exit=1 bash -c '"
+            f"python -m pytest {test} -p no:cacheprovider -q --rootdir {ROOT}; "
+            f"echo $? > {out}/xfail-exit-rank$SLURM_PROCID; exit 0'")
+    print(f"== testkit SLURM mode: a test failing on rank {victim} only")
+    job, status, took = sbatch_wait(
+        [*shape_args(ns), f"--output={out}/xfail-%j.log", "--wrap", wrap], job_env(),
+        min(ns.timeout, 180))
+    log = (out / f"xfail-{job}.log")
+    text = log.read_text(errors="replace") if log.exists() else ""
+    codes = {}
+    for r in range(ntasks):
+        path = out / f"xfail-exit-rank{r}"
+        codes[r] = path.read_text().strip() if path.exists() else "none"
+    expected = {r: "1" if r in (0, victim) else "0" for r in range(ntasks)}
+    summary = f"failed on 1 of {ntasks} ranks: rank {victim} (failed)"
+    named = (summary in text and f"deliberate failure on rank {victim}" in text
+             and bool(re.search(rf"{summary}; coordinator \S+:\d+; ranks on hosts? ", text)))
+    leftovers = pids_running(str(test))
+    ok = status == 0 and codes == expected and named and not leftovers
+    line = next((ln for ln in text.splitlines() if summary in ln), "(no merged summary line)")
+    print(f"   rank 0 reported: {line.strip()}")
+    print(f"   pytest exit status per rank: {codes} (expected {expected}); "
+          f"leftover processes: {leftovers or 'none'}")
+    print(f"   job {job}: exit status {status} in {took:.1f} s -> {'ok' if ok else 'FAILED'}")
+    if not ok:
+        print("\n".join(text.splitlines()[-60:]))
+    return ok
+
+
+def pids_running(marker: str) -> list[int]:
+    """PIDs of processes on this machine whose command line contains `marker`."""
+    pids = []
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 def probe_processes() -> list[int]:
     """PIDs of probe ranks still alive on this machine (there must be none after a job)."""
     pids = []
@@ -259,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds to wait for each job before cancelling it")
     parser.add_argument("--suite-only", action="store_true",
-                        help="skip the concurrent-steps and killed-rank checks")
+                        help="skip the concurrent-steps, killed-rank and testkit-failure checks")
     ns = parser.parse_args(argv)
     if min(ns.nodes, ns.ntasks_per_node, ns.cpus_per_task) < 1:
         parser.error("--nodes, --ntasks-per-node and --cpus-per-task must be at least 1")
@@ -279,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ns.suite_only:
             checks["concurrent steps"] = run_concurrent_steps(ns, out)
             checks["killed rank"] = run_killed_rank(ns, out)
+            checks["testkit failure named"] = run_testkit_failure(ns, out)
     except FileNotFoundError as exc:
         print(f"cannot run a Slurm command: {exc}", file=sys.stderr)
         return 2

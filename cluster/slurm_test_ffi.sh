@@ -4,9 +4,10 @@
 #   sbatch cluster/slurm_test_ffi.sh                  # from the repository root
 #   sbatch --wait cluster/slurm_test_ffi.sh; echo $?  # 0 only if every rank passed
 #
-# One task per node runs tests/test_slurm_multinode_ffi.py under srun; each rank
-# writes its own JUnit XML, junit-rank<PROCID>.xml, into $PHASIC_SLURM_RESULTS
-# (default: slurm-results/<job id>/). Options on the sbatch command line override
+# One task per node runs tests/test_slurm_multinode_ffi.py under srun, then
+# tests/test_slurm_testkit.py with the phasic-testkit plugin on; each rank writes
+# its own JUnit XML, junit-rank<PROCID>.xml and junit-testkit-rank<PROCID>.xml,
+# into $PHASIC_SLURM_RESULTS (default: slurm-results/<job id>/). Options on the sbatch command line override
 # the #SBATCH lines below, e.g. `sbatch --nodes=2 --ntasks=2 cluster/slurm_test_ffi.sh`.
 #
 #SBATCH --job-name=phasic-ffi
@@ -53,17 +54,35 @@ srun --kill-on-bad-exit=1 bash -c '
 '
 srun_status=$?
 
-# The job passes only if srun succeeded and every rank's pytest returned 0.
+# Second step: phasic-testkit's plugin ON (it must be installed: its pytest entry
+# point loads it). In an srun step the plugin runs @multiprocess tests in place on
+# the tasks, checks the task count and merges every rank's outcome into rank 0's
+# report; each rank still writes its own JUnit file (rank 0's holds the merged one).
+srun --kill-on-bad-exit=1 bash -c '
+  python -m pytest tests/test_slurm_testkit.py -v -p no:cacheprovider \
+      --timeout="${PHASIC_TEST_TIMEOUT:-120}" \
+      --junitxml="$RESULTS/junit-testkit-rank${SLURM_PROCID}.xml" \
+      -o junit_suite_name="testkit-rank${SLURM_PROCID}"
+  status=$?
+  echo "$status" > "$RESULTS/exit-testkit-rank${SLURM_PROCID}"
+  [ "$status" -eq 1 ] && exit 0
+  exit "$status"
+'
+testkit_status=$?
+
+# The job passes only if both steps succeeded and every rank's pytest returned 0.
 failed=0
 for ((rank = 0; rank < SLURM_NTASKS; rank++)); do
-  status=$(cat "$RESULTS/exit-rank${rank}" 2>/dev/null || echo "none (killed?)")
-  if [ "$status" != 0 ]; then
-    echo "rank ${rank}: pytest exit status ${status}"
-    failed=1
-  fi
+  for suite in "" "testkit-"; do
+    status=$(cat "$RESULTS/exit-${suite}rank${rank}" 2>/dev/null || echo "none (killed?)")
+    if [ "$status" != 0 ]; then
+      echo "rank ${rank}: ${suite:-ffi-}suite pytest exit status ${status}"
+      failed=1
+    fi
+  done
 done
-echo "srun exit status: ${srun_status}"
-if [ "$srun_status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+echo "srun exit status: ${srun_status} (FFI suite), ${testkit_status} (testkit suite)"
+if [ "$srun_status" -ne 0 ] || [ "$testkit_status" -ne 0 ] || [ "$failed" -ne 0 ]; then
   exit 1
 fi
-echo "all ${SLURM_NTASKS} ranks passed"
+echo "all ${SLURM_NTASKS} ranks passed both suites"

@@ -13,11 +13,14 @@ def free_port() -> int:
     return int(phasic_distributed.free_port())
 
 
-def initialize(timeout: float) -> None:
-    """Join jax.distributed with the plan found in the environment (launcher vars or SLURM)."""
+def initialize(timeout: float) -> str:
+    """Join jax.distributed with the plan found in the environment (launcher vars or SLURM).
+
+    Returns the coordinator's ``host:port`` ("" for a single process), for reports.
+    """
     import phasic_distributed
 
-    phasic_distributed.initialize(timeout=timeout)
+    return phasic_distributed.initialize(timeout=timeout).coordinator_address or ""
 
 
 def kv_client():

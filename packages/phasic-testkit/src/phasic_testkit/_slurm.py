@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import os
+import socket
 import sys
 
 import pytest
@@ -29,10 +31,12 @@ class SlurmPlugin:
         assert step is not None
         self.rank, self.ntasks = step
         self.config = config
+        self.coordinator = ""
+        self.host = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        _distributed.initialize(timeout=60.0)
+        self.coordinator = _distributed.initialize(timeout=60.0)
         if self.rank != 0:
             silence_terminal(config)
 
@@ -72,7 +76,8 @@ class SlurmPlugin:
         client = _distributed.kv_client()
         key = f"{_KEY}/{item.nodeid}"
         client.key_value_set(f"{key}/{self.rank}", json.dumps(
-            {"outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}))
+            {"outcome": outcome, "longrepr": report.longreprtext if report.failed else "",
+             "host": self.host}))
         if self.rank != 0 or outcome == SKIPPED:
             return
         timeout = float(item.get_closest_marker("multiprocess").kwargs.get("timeout", 120))
@@ -81,10 +86,13 @@ class SlurmPlugin:
             try:
                 raw = client.blocking_key_value_get(f"{key}/{r}", int(timeout * 1000))
                 got = json.loads(raw)
-                outcomes.append(RankOutcome(r, got["outcome"], longrepr=got["longrepr"]))
+                outcomes.append(RankOutcome(r, got["outcome"], longrepr=got["longrepr"],
+                                            host=got.get("host", "")))
             except Exception as exc:  # the key never came: that rank hung or died
                 outcomes.append(RankOutcome(
                     r, "died", longrepr=f"rank {r} did not report within {timeout:g} s: {exc}"))
+        for o in outcomes:
+            o.coordinator = self.coordinator
         if any(o.failed for o in outcomes):
             report.outcome = "failed"
             report.longrepr = merge(item.nodeid, outcomes, timeout)
