@@ -286,7 +286,7 @@ def run_testkit_failure(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     expected = {r: "1" if r in (0, victim) else "0" for r in range(ntasks)}
     summary = f"failed on 1 of {ntasks} ranks: rank {victim} (failed)"
     named = (summary in text and f"deliberate failure on rank {victim}" in text
-             and bool(re.search(rf"{summary}; coordinator \S+:\d+; ranks on hosts? ", text)))
+             and bool(re.search(rf"{re.escape(summary)}; coordinator \S+:\d+; ranks on hosts? ", text)))
     leftovers = pids_running(str(test))
     ok = status == 0 and codes == expected and named and not leftovers
     line = next((ln for ln in text.splitlines() if summary in ln), "(no merged summary line)")
