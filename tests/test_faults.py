@@ -274,7 +274,9 @@ def test_testkit_rank_dies(inner) -> None:
 def test_testkit_rank_hangs(inner) -> None:
     text = _section(inner, "test_hangs")
     assert f"rank 1: HUNG - still running after the {HANG_TIMEOUT:g} s timeout; killed" in text
-    assert "time.sleep(600)" in text  # the hung rank's stack shows where it was
+    # the hung rank's stack shows the line where it hangs
+    line = textwrap.dedent(INNER_TESTS).splitlines().index("        time.sleep(600)") + 1
+    assert f'{inner["name"]}", line {line} in test_hangs' in text.split("rank 1: HUNG")[1]
     assert f"ranks on host {HOST}" in text and coordinator_port(text)
     assert inner["took"]["test_hangs"] < HANG_TIMEOUT + STARTUP
 
