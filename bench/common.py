@@ -172,7 +172,7 @@ def environment() -> dict[str, Any]:
             info[name] = getattr(module, "__version__", "?")
         if name == "phasic" and module is not None:
             info["phasic_path"] = str(pathlib.Path(module.__file__).parent)
-    info.update(_git_state())
+    info.update(_GIT_AT_START)
     return info
 
 
@@ -278,3 +278,7 @@ def nice_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})
     return env
+
+
+# Taken when the benchmarks start (the code measured), not when a result is written.
+_GIT_AT_START = _git_state()

@@ -263,7 +263,7 @@ def plot(results: dict[str, Any], quick: bool) -> None:
 def run(quick: bool) -> dict[str, Any]:
     """Run every core benchmark; write core.json/png; return the results."""
     start_load = load()
-    sizes = [10, 20, 30] if quick else [10, 20, 30, 40, 50]
+    sizes = [10, 20] if quick else [10, 20, 30, 40, 50]
     results: dict[str, Any] = {"dispatch": bench_dispatch()}
     results["moments"] = [bench_moments_one(n, quick) for n in sizes]
     results["pdf"] = [bench_pdf_one(n, quick) for n in sizes]

@@ -11,7 +11,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   previous  the published phasic 0.32.1 on the same models (its own venv)
   batching  vmap vs separate calls, OpenMP 1 vs 2 threads, shard_map over 1-8 devices
   scaling   1, 2, 4 processes with phasic-launch and on the local Slurm cluster
-  gradients bench/gradients.py, when present (run as its own process)
+  gradients bench/gradients.py, when present (another engineer's; its own process)
+  memory    bench/memory.py, likewise
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the issue-2 targets with measured value and ratio and writes summary[-quick].json.
@@ -31,25 +32,27 @@ from typing import Any
 
 from common import BENCH, load, write_json
 
-MODULES = ("core", "previous", "batching", "scaling", "gradients")
+MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory")
+#: Scripts other engineers own: run as their own processes when they exist.
+EXTERNAL = ("gradients", "memory")
 
 
-def run_gradients(quick: bool) -> dict[str, Any]:
-    """bench/gradients.py (another engineer's) as a subprocess, if it exists."""
-    script = BENCH / "gradients.py"
+def run_external(name: str, quick: bool) -> dict[str, Any]:
+    """bench/<name>.py as a subprocess (it writes its own results), if it exists."""
+    script = BENCH / f"{name}.py"
     if not script.exists():
-        print("  bench/gradients.py does not exist yet: skipped")
-        return {"skipped": "bench/gradients.py does not exist"}
+        print(f"  bench/{name}.py does not exist yet: skipped")
+        return {"skipped": f"bench/{name}.py does not exist"}
     code = subprocess.call([sys.executable, str(script), *(["--quick"] if quick else [])],
                            cwd=BENCH.parent)
     if code != 0:
-        raise RuntimeError(f"bench/gradients.py exited with code {code}")
+        raise RuntimeError(f"bench/{name}.py exited with code {code}")
     return {"exit_code": code}
 
 
 def run_module(name: str, quick: bool, slurm: bool) -> dict[str, Any]:
-    if name == "gradients":
-        return run_gradients(quick)
+    if name in EXTERNAL:
+        return run_external(name, quick)
     module = __import__(name)
     if name == "scaling":
         return module.run(quick, slurm=slurm)
