@@ -159,7 +159,8 @@ def run_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     log = out / f"suite-{job}.log"
     ntasks = ns.nodes * ns.ntasks_per_node
     results = [parse_junit(results_dir / f"junit-rank{r}.xml", r) for r in range(ntasks)]
-    print("FFI suite (tests/test_slurm_multinode_ffi.py, plugin off):")
+    print("FFI and SVGD suite (tests/test_slurm_multinode_ffi.py, "
+          "tests/test_multi_process_svgd.py::TestSlurm; plugin off):")
     print_table(results)
     # rank 0's report of the testkit step is the merged one: it must list every test
     testkit = [parse_junit(results_dir / f"junit-testkit-rank{r}.xml", r)

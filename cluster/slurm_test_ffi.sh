@@ -4,7 +4,8 @@
 #   sbatch cluster/slurm_test_ffi.sh                  # from the repository root
 #   sbatch --wait cluster/slurm_test_ffi.sh; echo $?  # 0 only if every rank passed
 #
-# One task per node runs tests/test_slurm_multinode_ffi.py under srun, then
+# One task per node runs tests/test_slurm_multinode_ffi.py and the SLURM variant of
+# tests/test_multi_process_svgd.py (TestSlurm) under srun, then
 # tests/test_slurm_testkit.py with the phasic-testkit plugin on; each rank writes
 # its own JUnit XML, junit-rank<PROCID>.xml and junit-testkit-rank<PROCID>.xml,
 # into $PHASIC_SLURM_RESULTS (default: slurm-results/<job id>/). Options on the sbatch command line override
@@ -43,7 +44,8 @@ echo "job ${SLURM_JOB_ID}: ${SLURM_NNODES} nodes (${SLURM_JOB_NODELIST}), ${SLUR
 # phasic-testkit's plugin is off: its srun mode silences ranks > 0 and merges
 # only @multiprocess tests, while this suite wants every rank's own report.
 srun --kill-on-bad-exit=1 bash -c '
-  python -m pytest tests/test_slurm_multinode_ffi.py -v -p no:cacheprovider \
+  python -m pytest tests/test_slurm_multinode_ffi.py \
+      tests/test_multi_process_svgd.py::TestSlurm -v -p no:cacheprovider \
       -p no:phasic_testkit --timeout="${PHASIC_TEST_TIMEOUT:-120}" \
       --junitxml="$RESULTS/junit-rank${SLURM_PROCID}.xml" \
       -o junit_suite_name="rank${SLURM_PROCID}"
