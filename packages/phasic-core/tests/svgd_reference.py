@@ -1,6 +1,6 @@
 """An independent SVGD in plain numpy (one process, one loop) to check phasic.svgd.
 
-Written from the update rule of Liu & Wang (2016), not from phasic/svgd.py: a loop
+Written from the update rule of Liu & Wang (2016), not from phasic/inference.py: a loop
 over particles (each summing over all others), a list of pair distances, numpy's
 sort for the median, no JAX. phasic.svgd must reproduce it step by step to
 rounding error on any device layout.

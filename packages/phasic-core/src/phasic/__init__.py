@@ -28,13 +28,13 @@ _LAZY = {
     "set_cache_capacity": "ffi",
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
-    "loglik": "loglik",
-    "svgd": "svgd",
-    "SVGDResult": "svgd",
-    "SVGDHistory": "svgd",
-    "SVGDError": "svgd",
+    "loglik": "likelihood",
+    "svgd": "inference",
+    "SVGDResult": "inference",
+    "SVGDHistory": "inference",
+    "SVGDError": "inference",
 }
-_SUBMODULES = {"graph", "models", "ffi", "auto_parallel"}  # "svgd" is also a function
+_SUBMODULES = {"graph", "models", "ffi", "likelihood", "inference", "auto_parallel"}
 
 __all__ = [
     "Edge",

@@ -29,7 +29,6 @@ import functools
 import math
 import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,9 +186,7 @@ class _StructureLoglik:
     discrete: bool
 
     def __call__(self, theta: jax.Array, data: jax.Array) -> jax.Array:
-        # the function from its module: `phasic.loglik` may be the module itself
-        # once something ran `import phasic.loglik`
-        from .loglik import loglik
+        from .likelihood import loglik
 
         return loglik(self.text, theta, data, discrete=self.discrete)
 
@@ -582,11 +579,3 @@ def _check_start(
         )
 
 
-class _CallableModule(types.ModuleType):
-    """`phasic.svgd(...)` works even after `import phasic.svgd` bound the module there."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SVGDResult:
-        return svgd(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
