@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 
 import jax
-import phasic
 import pytest
+
+import phasic
 from phasic.auto_parallel import cpu_devices_from_env, in_multi_task_slurm_step
 
 jax.config.update("jax_enable_x64", True)

@@ -21,10 +21,11 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import phasic
 import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+import phasic
 from phasic import compute_moments_ffi, compute_pmf_and_moments_ffi, compute_pmf_ffi, models
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "packages" / "phasic-core" / "tests"))

@@ -18,6 +18,7 @@ if sys.argv[1] == "x64":
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+
 import phasic  # noqa: E402
 from phasic import models  # noqa: E402
 

@@ -12,10 +12,11 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import phasic
 import pytest
 import reference
 from graphs import random_graph
+
+import phasic
 from phasic import compute_moments_ffi, compute_pmf_and_moments_ffi, compute_pmf_ffi, models
 
 LOOP_RTOL = 1e-13

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import reference
+
 from phasic import Graph, models
 
 

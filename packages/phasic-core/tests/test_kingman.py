@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference
+
 from phasic import models
 
 NS = range(2, 13)
