@@ -36,7 +36,8 @@ FUZZ = ROOT / "packages" / "phasic-core" / "fuzz"
 class Case(NamedTuple):
     group: str  # "core" (jax, x64 on), "dist" (phasic_distributed), "testkit"
     code: str  # an expression evaluated in the child
-    raises: tuple[str, ...]  # accepted exception class names (any class in the MRO)
+    raises: tuple[str, ...]  # accepted exception class names (any class in the MRO);
+    # "<none>": returning is accepted too, and then `message` must match repr(result)
     message: str  # regex the message must match (re.S)
     timeout: float = 20.0  # seconds without a result before the case counts as a hang
     xfail: str = ""  # a known, reported bug: the case must fail until it is fixed
@@ -209,6 +210,17 @@ CASES: dict[str, Case] = {
     "nr_moments negative (vmap)": Case(
         "core", f"jax.vmap(lambda th: phasic.compute_pmf_and_moments_ffi({K}, th, {T}, -1))("
                 "jnp.ones((2, 1)))", VAL, r"nr_moments must be >= 1, got -1"),
+    "NaN theta (pmf_and_moments)": Case(
+        "core", f"phasic.compute_pmf_and_moments_ffi({K}, jnp.array([np.nan]), {T}, 2)",
+        KERNEL, r"theta\[0\] is nan"),
+    "negative rate (log pmf, jit)": Case(
+        "core", f"jax.jit(lambda th: phasic.compute_log_pmf_ffi({K}, th, {T}))("
+                "jnp.array([-1.0]))", KERNEL, r"edge \d+ .*weight -\d.*>= 0"),
+    # an empty time grid is not an error: the result is empty, with the grid's shape
+    "empty times (eager, vmap)": Case(
+        "core", f"(phasic.compute_pmf_ffi({K}, {TH}, jnp.zeros(0)).shape, jax.vmap(lambda t: "
+                f"phasic.compute_pmf_ffi({K}, {TH}, t))(jnp.zeros((3, 0))).shape)",
+        ("<none>",), r"^\(\(0,\), \(3, 0\)\)$"),
     "NaN reward": Case("core", f"phasic.compute_moments_ffi({K}, {TH}, 1, rewards=jnp.full("
                                "k.vertices_length(), np.nan))", KERNEL, r"rewards\[0\] is nan"),
     "initial probabilities > 1 (vmap)": Case(
@@ -490,7 +502,9 @@ def test_bad_input(results: dict[str, dict], name: str) -> None:
     assert "crash" not in res, (f"{case.code!r} killed or hung the process ({res['crash']}; "
                                 f"a signal is a negative exit code):\n{res['stderr']}")
     if "<none>" in case.raises and res["raised"] is None:
-        return  # a fuzzer regression input that is now accepted
+        # an accepted input (or a fuzzer regression that now parses): check its result
+        assert re.search(case.message, res["message"]), res["message"]
+        return
     assert res["raised"] is not None, f"{case.code!r} raised nothing, returned {res['message']}"
     assert set(case.raises) & set(res["mro"]), \
         f"{case.code!r} raised {res['raised']} (expected {case.raises}): {res['message']}"
