@@ -41,6 +41,7 @@ from common import (  # noqa: E402
 
 import phasic  # noqa: E402
 from phasic import models  # noqa: E402
+from phasic._ext import core  # noqa: E402
 
 #: Largest transient-state count for which the dense routes are run (O(m^2) memory,
 #: O(m^3) time): quick and full mode.
@@ -200,9 +201,20 @@ def bench_vmap(n: int, batch: int, ntimes: int) -> dict[str, Any]:
     t_single = timeit(lambda: single(thetas[0]).block_until_ready(), repeat=5)
     row = {"n": n, "batch": batch, "times": ntimes, "per_element_s": t_batch / batch,
            "single_s": t_single, "per_element_over_single": t_batch / batch / t_single}
+    # The same with one OpenMP thread: separates the batch loop's own cost per
+    # element from what thread contention on a busy machine adds.
+    before = core().get_num_threads()
+    core().set_num_threads(1)
+    try:
+        t_batch1 = timeit(lambda: batched(thetas).block_until_ready(), repeat=5)
+        t_single1 = timeit(lambda: single(thetas[0]).block_until_ready(), repeat=5)
+    finally:
+        core().set_num_threads(before)
+    row["per_element_over_single_1_thread"] = t_batch1 / batch / t_single1
     print(f"  jit(vmap) n={n}, {batch} thetas x {ntimes} times: "
           f"{row['per_element_s'] * 1e3:.3f} ms per element, one warm single call "
-          f"{t_single * 1e3:.3f} ms -> {row['per_element_over_single']:.2f}x")
+          f"{t_single * 1e3:.3f} ms -> {row['per_element_over_single']:.2f}x "
+          f"(one OpenMP thread: {row['per_element_over_single_1_thread']:.2f}x)")
     return row
 
 
