@@ -27,6 +27,7 @@ PACKAGE_TESTS = [
     "packages/phasic-testkit/tests",
     "packages/phasic-core/tests",
     "tests",
+    "bench/tests",
 ]
 
 
@@ -129,3 +130,5 @@ def ci(session: nox.Session) -> None:
     session.notify("lint")
     session.notify("tests")
     session.notify("slurm", posargs=["--local-cluster"])
+    session.notify("docs")
+    session.notify("bench", posargs=["--quick"])
