@@ -73,6 +73,7 @@ def phase_structures(n: int) -> dict[str, Any]:
 
     import jax
     import jax.numpy as jnp
+
     import phasic
 
     theta = jnp.array([1.0])
@@ -131,6 +132,7 @@ def _slope_growth(calls: list[int], rss: list[float], warm: int, total: int) -> 
 def phase_calls(n: int, eager: bool) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
+
     import phasic
     from phasic import models
 
