@@ -117,6 +117,13 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def fuzz(session: nox.Session) -> None:
+    """libFuzzer + ASan + UBSan on the C++ JSON parser and validator (`-- --seconds N`)."""
+    session.run("bash", "packages/phasic-core/fuzz/run.sh",
+                *(session.posargs or ["--seconds", "60"]), external=True)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
@@ -132,3 +139,4 @@ def ci(session: nox.Session) -> None:
     session.notify("slurm", posargs=["--local-cluster"])
     session.notify("docs")
     session.notify("bench", posargs=["--quick"])
+    session.notify("fuzz", posargs=["--seconds", "60"])
