@@ -37,6 +37,8 @@ struct Workspace {
   std::vector<T> x, y;
   std::vector<double> r;  // rewards do not depend on theta
   std::vector<std::vector<T>> q;
+  std::vector<double> theta_ext;  // theta and a trailing 0 (edges without a coefficient)
+  std::vector<T> fy, facc;        // fused moments: k moments per position, accumulators
 };
 
 template <class T>
@@ -300,6 +302,99 @@ void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
   }
 }
 
+// Acyclic continuous graphs, all k moments in one sweep over the vertices sinks first
+// (Layout::fused_moments): y_0 = 1 and lam_v y_i[v] = r_v y_(i-1)[v] + sum_c w_vc y_i[c],
+// which is y_i = U diag(r) y_(i-1) solved by back substitution, with the edge weights
+// computed inline from their coefficients. One pass over contiguous edge records in
+// elimination order, no per-call allocation once the workspace has grown. Returns
+// false, having reported nothing, when the fast path does not apply or an input
+// check fails: the general path then runs and names the problem. KC > 0 fixes k.
+template <class T, int KC>
+bool fused_moments_k(const Structure& s, const double* theta, int64_t plen, int64_t k_rt,
+                     T* out, int64_t dir0) {
+  const Layout& L = s.layout;
+  const int64_t k = KC > 0 ? KC : k_rt;
+  Workspace<T>& ws = workspace<T>();
+  ws.theta_ext.assign(theta, theta + plen);
+  ws.theta_ext.push_back(0.0);
+  const double* th = ws.theta_ext.data();
+  const int32_t n = s.n;
+  ws.fy.resize(static_cast<size_t>((n + 1) * k));
+  T* y = ws.fy.data();
+  std::fill(y + static_cast<int64_t>(n) * k, y + static_cast<int64_t>(n + 1) * k, T(0.0));
+  ws.facc.resize(static_cast<size_t>(k));
+  T local[KC > 0 ? KC : 1];
+  T* acc = KC > 0 ? local : ws.facc.data();
+  const MomentEdge* ed = L.m_edge.data();
+  const int64_t* ptr = L.m_ptr.data();
+  const int32_t* tidx = L.m_tidx.data();
+  const double* r = ws.r.data();
+  constexpr double kMax = std::numeric_limits<double>::max();
+  bool ok = true;
+  for (int32_t p = 0; p < n; ++p) {
+    T lam = 0.0;
+    for (int64_t i = 0; i < k; ++i) acc[i] = 0.0;
+    for (int64_t e = ptr[p]; e < ptr[p + 1]; ++e) {
+      const MomentEdge& m = ed[e];
+      const double x = m.w0 + m.coef * th[m.param];
+      ok &= (x >= 0.0) & (x <= kMax);
+      T w = x;
+      seed(w, m.param, m.coef, dir0);
+      lam += w;
+      const T* yc = y + static_cast<int64_t>(m.child) * k;
+      for (int64_t i = 0; i < k; ++i) fma_into(acc[i], w, yc[i]);
+    }
+    ok &= value(lam) > 0.0;
+    const T inv = reciprocal(lam);
+    const double rv = r[tidx[p]];
+    T* yp = y + static_cast<int64_t>(p) * k;
+    T prev = 1.0;
+    for (int64_t i = 0; i < k; ++i) {
+      T a = acc[i];
+      fma_into(a, prev, rv);
+      yp[i] = a * inv;
+      prev = yp[i];
+    }
+  }
+  // The initial distribution, checked as in edge_weights.
+  for (int64_t i = 0; i < k; ++i) acc[i] = 0.0;
+  double total = 0.0;
+  for (size_t a = 0; a < L.m_alpha.size(); ++a) {
+    const int32_t par = s.spar[a];
+    const double x = s.w0[a] + (par >= 0 ? s.sval[a] * th[par] : 0.0);
+    ok &= (x >= 0.0) & (x <= kMax);
+    total += x;
+    if (L.m_alpha[a] < 0) continue;
+    T w = x;
+    if (par >= 0) seed(w, par, s.sval[a], dir0);
+    const T* yc = y + static_cast<int64_t>(L.m_alpha[a]) * k;
+    for (int64_t i = 0; i < k; ++i) fma_into(acc[i], w, yc[i]);
+  }
+  if (!ok || total > 1.0 + 1e-12) return false;
+  double fact = 1.0;
+  for (int64_t i = 0; i < k; ++i) {
+    fact *= static_cast<double>(i + 1);
+    out[i] = acc[i] * fact;
+  }
+  return true;
+}
+
+// Theta checked (length, finite) and rewards loaded into ws.r first; see fused_moments_k.
+template <class T>
+bool fused_moments(const Structure& s, const double* theta, int64_t plen, int64_t k, T* out,
+                   int64_t dir0 = 0) {
+  if (!s.layout.fused_moments || k <= 0 || plen != s.P) return false;
+  for (int64_t p = 0; p < plen; ++p)
+    if (!std::isfinite(theta[p])) return false;
+  switch (k) {
+    case 1: return fused_moments_k<T, 1>(s, theta, plen, k, out, dir0);
+    case 2: return fused_moments_k<T, 2>(s, theta, plen, k, out, dir0);
+    case 3: return fused_moments_k<T, 3>(s, theta, plen, k, out, dir0);
+    case 4: return fused_moments_k<T, 4>(s, theta, plen, k, out, dir0);
+    default: return fused_moments_k<T, 0>(s, theta, plen, k, out, dir0);
+  }
+}
+
 // Runs fn(T{}, dir0) for each block of at most 8 derivative directions, with T the
 // smallest Dual type that holds the block.
 template <class F>
@@ -325,6 +420,10 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
                      const double* rewards, int64_t rewards_len, int64_t k, double* out) {
   if (k < 0) bad("nr_moments must be >= 0, got " + std::to_string(k));
   Workspace<double>& ws = workspace<double>();
+  if (s.layout.fused_moments && k > 0) {
+    load_rewards(s, ws, rewards, rewards_len);
+    if (fused_moments(s, theta, theta_len, k, out)) return;
+  }
   edge_weights(s, theta, theta_len, ws);
   load_rewards(s, ws, rewards, rewards_len);
   moments_impl(s, ws, k, out);
@@ -343,10 +442,17 @@ void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_
     using T = decltype(tag);
     constexpr int N = Tangents<T>::n;
     Workspace<T>& ws = workspace<T>();
-    edge_weights(s, theta, theta_len, ws, d0);
-    load_rewards(s, ws, rewards, rewards_len);
     std::vector<T> res(static_cast<size_t>(k));
-    moments_impl(s, ws, k, res.data());
+    bool fused = false;
+    if (s.layout.fused_moments) {
+      load_rewards(s, ws, rewards, rewards_len);
+      fused = fused_moments(s, theta, theta_len, k, res.data(), d0);
+    }
+    if (!fused) {
+      edge_weights(s, theta, theta_len, ws, d0);
+      load_rewards(s, ws, rewards, rewards_len);
+      moments_impl(s, ws, k, res.data());
+    }
     for (int64_t i = 0; i < k; ++i) {
       out[i] = res[i].v;
       for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = res[i].d[j];

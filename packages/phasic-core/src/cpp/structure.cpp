@@ -307,6 +307,7 @@ std::shared_ptr<const Structure> Structure::compile(const GraphData& g) {
             "vertices); add an edge towards absorption");
   }
   plan_elimination(s);
+  s.layout = build_layout(s);
   return sp;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "graph.hpp"
+#include "layout.hpp"
 
 namespace phasic {
 
@@ -57,6 +58,9 @@ struct Structure {
   int64_t n_slots = 0;  // original T->T edges plus fill
   int64_t n_fill = 0;
   bool acyclic = true;
+
+  // The same facts laid out for the per-theta hot loops (layout.hpp).
+  Layout layout;
 
   static std::shared_ptr<const Structure> compile(const GraphData& g);
   static std::shared_ptr<const Structure> from_json(std::string_view text);
