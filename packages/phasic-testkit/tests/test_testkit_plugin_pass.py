@@ -71,7 +71,9 @@ BAD_MARKERS = {
     "nprocs=0": "nprocs must be a positive int or a list of them, got 0",
     "nprocs=[]": "nprocs=[] lists no process count",
     "devices_per_process='2'": "devices_per_process must be a positive int, got '2'",
-    "timeout=-1": "timeout must be a positive number of seconds, got -1",
+    "timeout=-1": "timeout must be a positive, finite number of seconds",
+    "timeout=float('inf')": "timeout must be a positive, finite number of seconds",
+    "nprocs=10**6": "nprocs=1000000 is more than 128 local processes",
     "procs=2": "unknown multiprocess argument(s) ['procs']",
     "2": "give multiprocess arguments by name",
 }

@@ -12,6 +12,7 @@ Three modes, chosen once per process:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ from .report import SKIPPED, merge
 
 MARKER = "multiprocess"
 DEFAULTS = {"nprocs": 2, "devices_per_process": 1, "timeout": 120.0}
+# Upper bounds that catch typos (10**6 ranks) before they fork-bomb the machine.
+MAX_PROCS = 128
+MAX_DEVICES_PER_PROCESS = 256
 
 
 @dataclass(frozen=True)
@@ -59,16 +63,27 @@ def parse_marker(mark: pytest.Mark, where: str) -> MarkerArgs:
             )
     if not counts:
         raise pytest.UsageError(f"{where}: multiprocess nprocs=[] lists no process count")
+    if max(counts) > MAX_PROCS:
+        raise pytest.UsageError(
+            f"{where}: multiprocess nprocs={max(counts)} is more than {MAX_PROCS} local "
+            "processes; use a smaller count (or run under srun, where SLURM starts the ranks)"
+        )
     dev = kw["devices_per_process"]
     if isinstance(dev, bool) or not isinstance(dev, int) or dev < 1:
         raise pytest.UsageError(
             f"{where}: multiprocess devices_per_process must be a positive int, got {dev!r}"
         )
-    timeout = kw["timeout"]
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+    if dev > MAX_DEVICES_PER_PROCESS:
         raise pytest.UsageError(
-            f"{where}: multiprocess timeout must be a positive number of seconds, "
-            f"got {timeout!r}"
+            f"{where}: multiprocess devices_per_process={dev} is more than "
+            f"{MAX_DEVICES_PER_PROCESS} CPU devices per process; use a smaller count"
+        )
+    timeout = kw["timeout"]
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf):
+        raise pytest.UsageError(
+            f"{where}: multiprocess timeout must be a positive, finite number of seconds "
+            f"(a hung rank must be killed), got {timeout!r}"
         )
     return MarkerArgs(list(counts) if isinstance(nprocs, list | tuple) else nprocs,
                       dev, float(timeout))
