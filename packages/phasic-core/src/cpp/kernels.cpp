@@ -1,6 +1,9 @@
 #include "kernels.hpp"
 
 #include "dual.hpp"
+#include "ffi_handlers.hpp"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -39,7 +42,20 @@ struct Workspace {
   std::vector<std::vector<T>> q;
   std::vector<double> theta_ext;  // theta and a trailing 0 (edges without a coefficient)
   std::vector<T> fy, facc;        // fused moments: k moments per position, accumulators
+  // Gather uniformization (Layout order): P entries, diagonal, absorption rates,
+  // the two probability vectors, per-chunk partial sums.
+  std::vector<double> gp, gd, gs, ga, gb, gpart;
 };
+
+// OpenMP team for one sweep of `work` multiply-adds per step: threads only when the
+// step is big enough to repay two barriers, and never nested inside a running
+// parallel batch loop (that loop already uses the cores).
+int sweep_team(double work) {
+  constexpr double kMinWork = 2e4;
+  if (work < kMinWork || omp_in_parallel()) return 1;
+  const int64_t nt = get_num_threads();
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, work / (kMinWork / 2))));
+}
 
 template <class T>
 Workspace<T>& workspace() {
@@ -509,12 +525,46 @@ void discrete_distribution(const Structure& s, Workspace<double>& ws, const doub
   }
 }
 
+// Rows a..b of nxt = cur P (diagonal gd, in-edges gp from in_src), entries below 1e-60
+// flushed; out[0] = sum cur . gs, out[1] = sum of the kept entries, out[2] = flushed.
+void gather_rows(int32_t a, int32_t b, const double* __restrict cur, double* __restrict nxt,
+                 const double* __restrict gd, const double* __restrict gs,
+                 const double* __restrict gp, const int64_t* __restrict in_ptr,
+                 const int32_t* __restrict in_src, double* __restrict out) {
+  constexpr double kFlush = 1e-60;
+  double cp = 0.0, mp = 0.0, dp = 0.0;
+  for (int32_t q = a; q <= b; ++q) {
+    const double vq = cur[q];
+    double x = gd[q] * vq;
+    for (int64_t e = in_ptr[q]; e < in_ptr[q + 1]; ++e) x += gp[e] * cur[in_src[e]];
+    if (x < kFlush) {
+      dp += x;
+      x = 0.0;
+    }
+    nxt[q] = x;
+    mp += x;
+    cp += vq * gs[q];
+  }
+  out[0] = cp;
+  out[1] = mp;
+  out[2] = dp;
+}
+
 // Continuous: uniformization. c_n = alpha P^n s with P = I + S / lambda; the
 // pdf is sum_n Pois(n; lambda t) c_n and the cdf is defect + sum_n Pois(n;
 // lambda t) C_n, C_n = sum_{m<n} c_m / lambda. All terms are >= 0, so bounding the
 // neglected Poisson tail bounds the relative error.
+//
+// The matvec is a gather over the in-edges of each row (Layout, CSR by destination,
+// topological-like numbering), restricted to the index window that can hold mass.
+// Rows are cut into fixed chunks of kChunk indices; each row is summed by one thread
+// in a fixed order and the per-chunk partial sums are added in chunk order, so the
+// result does not depend on the number of threads. Large sweeps run in one OpenMP
+// region for the whole sweep (not one per step) when not already inside a parallel
+// batch loop.
 void continuous_distribution(const Structure& s, Workspace<double>& ws, const double* times,
                              int64_t n_times, double* pdf, double* cdf) {
+  const Layout& L = s.layout;
   const int32_t n = s.n;
   const double mass0 = alpha_mass(ws);
   const double defect = std::max(0.0, 1.0 - mass0);
@@ -538,78 +588,132 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
     mu[i] = lambda * times[i];
     logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
   }
-  // Transition probabilities of the uniformized chain.
+  // Transition probabilities of the uniformized chain, in gather order.
   const double inv = 1.0 / lambda;
-  std::vector<double> pu(s.tt_dst.size()), diag(static_cast<size_t>(n));
-  for (size_t k = 0; k < s.tt_dst.size(); ++k) pu[k] = ws.w[s.off_tt + k] * inv;
-  for (int32_t j = 0; j < n; ++j) diag[j] = std::max(0.0, 1.0 - ws.lam[j] * inv);
-  std::vector<double> v(ws.alpha), next(static_cast<size_t>(n));
+  const size_t nnz = L.in_src.size();
+  ws.gp.resize(nnz);
+  ws.gd.resize(static_cast<size_t>(n));
+  ws.gs.resize(static_cast<size_t>(n));
+  for (size_t k = 0; k < nnz; ++k) ws.gp[k] = ws.w[L.in_edge[k]] * inv;
+  int32_t lo = n, hi = -1;  // window of v's nonzero entries
+  ws.ga.assign(static_cast<size_t>(n), 0.0);
+  ws.gb.assign(static_cast<size_t>(n), 0.0);
+  for (int32_t q = 0; q < n; ++q) {
+    const int32_t j = L.u_tidx[q];
+    ws.gd[q] = std::max(0.0, 1.0 - ws.lam[j] * inv);
+    ws.gs[q] = ws.absv[j];
+    ws.ga[q] = ws.alpha[j];
+    if (ws.ga[q] != 0.0) {
+      lo = std::min(lo, q);
+      hi = q;
+    }
+  }
+  constexpr int32_t kChunk = 256;
+  const int64_t n_chunks = (static_cast<int64_t>(n) + kChunk - 1) / kChunk;
+  ws.gpart.assign(static_cast<size_t>(3 * n_chunks), 0.0);
+  const double* gp = ws.gp.data();
+  const double* gd = ws.gd.data();
+  const double* gs = ws.gs.data();
+  const int64_t* in_ptr = L.in_ptr.data();
+  const int32_t* in_src = L.in_src.data();
+  double* part = ws.gpart.data();
+  double* cur = ws.ga.data();
+  double* nxt = ws.gb.data();
   double big_c = 0.0;   // C_n
   double lgam = 0.0;    // lgamma(n + 1)
   double max_pdf = 0.0;
-  // Entries below kFlush are set to zero (they would otherwise decay through slow
-  // subnormal arithmetic); the dropped mass changes the pdf by at most smax * dropped.
-  constexpr double kFlush = 1e-60;
+  // Entries below 1e-60 are set to zero (gather_rows; they would otherwise decay
+  // through slow subnormal arithmetic); the dropped mass changes the pdf by at most
+  // smax * dropped.
   double dropped = 0.0;
   double mu_max = 0.0;
   for (double m : mu) mu_max = std::max(mu_max, m);
   const double step_cap = 4.0 * mu_max + 1e6;
-  for (int64_t step = 0; remaining > 0; ++step) {
-    if (static_cast<double>(step) > step_cap)
-      bad("uniformization did not converge within " + num(step_cap) + " steps");
-    double c = 0.0, mass = 0.0;
-    // Advance v to alpha P^(step+1), skipping rows with no mass, and measure its
-    // mass, which bounds every later c.
-    std::fill(next.begin(), next.end(), 0.0);
-    for (int32_t j = 0; j < n; ++j) {
-      const double vj = v[j];
-      if (vj == 0.0) continue;
-      c += vj * ws.absv[j];
-      next[j] += vj * diag[j];
-      for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) next[s.tt_dst[e]] += vj * pu[e];
+  int64_t step = 0;
+  int32_t nlo = 0, nhi = -1;  // rows of the next vector that can be nonzero
+  int32_t slo = n, shi = -1;  // rows of the `nxt` buffer that may hold stale values
+  auto plan_step = [&] {      // the next window; stale entries outside it zeroed
+    if (lo <= hi) {
+      nlo = std::min(lo, L.reach_lo[lo]);
+      nhi = std::max(hi, L.reach_hi[hi]);
+    } else {
+      nlo = 0;
+      nhi = -1;
     }
-    for (int32_t j = 0; j < n; ++j) {
-      if (next[j] < kFlush) {
-        dropped += next[j];
-        next[j] = 0.0;
+    for (int32_t q = slo; q <= shi; ++q)
+      if (q < nlo || q > nhi) nxt[q] = 0.0;
+  };
+  plan_step();
+  bool finished = false, failed = false;
+  const int team = sweep_team(static_cast<double>(nnz + static_cast<size_t>(n)));
+#pragma omp parallel num_threads(team) if (team > 1)
+  while (!finished) {
+    const int64_t c0 = nlo / kChunk, c1 = nhi < nlo ? c0 - 1 : nhi / kChunk;
+#pragma omp for schedule(static)
+    for (int64_t ck = c0; ck <= c1; ++ck)
+      gather_rows(std::max<int32_t>(nlo, static_cast<int32_t>(ck * kChunk)),
+                  std::min<int32_t>(nhi, static_cast<int32_t>(ck * kChunk + kChunk - 1)), cur, nxt,
+                  gd, gs, gp, in_ptr, in_src, part + 3 * (ck - c0));
+#pragma omp single
+    {
+      // c = v_step . s; mass of v_(step+1) bounds every later c.
+      double c = 0.0, mass = 0.0;
+      for (int64_t ck = c0; ck <= c1; ++ck) {
+        c += part[3 * (ck - c0)];
+        mass += part[3 * (ck - c0) + 1];
+        dropped += part[3 * (ck - c0) + 2];
       }
-      mass += next[j];
-    }
-    v.swap(next);
-    const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
-    for (int64_t i = 0; i < n_times; ++i) {
-      if (done[i]) continue;
-      double wgt, tail;
-      if (mu[i] == 0.0) {
-        wgt = step == 0 ? 1.0 : 0.0;
-        tail = 0.0;
-      } else {
-        wgt = std::exp(-mu[i] + step * logmu[i] - lgam);
-        const double m1 = static_cast<double>(step + 1);
-        if (m1 + 1.0 > mu[i]) {
-          const double next_w = std::exp(-mu[i] + m1 * logmu[i] - lgam_next);
-          tail = next_w / (1.0 - mu[i] / (m1 + 1.0));
+      while (nlo <= nhi && nxt[nlo] == 0.0) ++nlo;
+      while (nhi >= nlo && nxt[nhi] == 0.0) --nhi;
+      slo = lo;
+      shi = hi;
+      lo = nlo;
+      hi = nhi;
+      std::swap(cur, nxt);
+      const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
+      for (int64_t i = 0; i < n_times; ++i) {
+        if (done[i]) continue;
+        double wgt, tail;
+        if (mu[i] == 0.0) {
+          wgt = step == 0 ? 1.0 : 0.0;
+          tail = 0.0;
         } else {
-          tail = 1.0;
+          wgt = std::exp(-mu[i] + step * logmu[i] - lgam);
+          const double m1 = static_cast<double>(step + 1);
+          if (m1 + 1.0 > mu[i]) {
+            const double next_w = std::exp(-mu[i] + m1 * logmu[i] - lgam_next);
+            tail = next_w / (1.0 - mu[i] / (m1 + 1.0));
+          } else {
+            tail = 1.0;
+          }
+        }
+        spdf[i] += wgt * c;
+        scdf[i] += wgt * big_c;
+        max_pdf = std::max(max_pdf, spdf[i]);
+        // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-50).
+        const double pdf_err = tail * smax * mass;
+        const double cdf_err = tail * mass0;
+        const bool pdf_ok = pdf_err <= 1e-10 * spdf[i] || pdf_err <= 1e-13 * max_pdf ||
+                            pdf_err < 1e-300;
+        const bool cdf_ok = cdf_err <= 1e-10 * (scdf[i] + defect) || cdf_err < 1e-300;
+        if (pdf_ok && cdf_ok) {
+          done[i] = 1;
+          --remaining;
         }
       }
-      spdf[i] += wgt * c;
-      scdf[i] += wgt * big_c;
-      max_pdf = std::max(max_pdf, spdf[i]);
-      // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-50).
-      const double pdf_err = tail * smax * mass;
-      const double cdf_err = tail * mass0;
-      const bool pdf_ok = pdf_err <= 1e-10 * spdf[i] || pdf_err <= 1e-13 * max_pdf ||
-                          pdf_err < 1e-300;
-      const bool cdf_ok = cdf_err <= 1e-10 * (scdf[i] + defect) || cdf_err < 1e-300;
-      if (pdf_ok && cdf_ok) {
-        done[i] = 1;
-        --remaining;
+      big_c += c * inv;
+      lgam = lgam_next;
+      ++step;
+      if (remaining == 0) {
+        finished = true;
+      } else if (static_cast<double>(step) > step_cap) {
+        finished = failed = true;
+      } else {
+        plan_step();
       }
     }
-    big_c += c * inv;
-    lgam = lgam_next;
   }
+  if (failed) bad("uniformization did not converge within " + num(step_cap) + " steps");
   for (int64_t i = 0; i < n_times; ++i) {
     if (pdf) pdf[i] = spdf[i];
     if (cdf) cdf[i] = std::min(1.0, defect + scdf[i]);
