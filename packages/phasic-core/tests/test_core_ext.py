@@ -590,3 +590,54 @@ def test_cache_lru_and_clear() -> None:
         _core.set_num_threads(max(1, _core.get_num_threads()))
     with pytest.raises(ValueError, match="capacity must be >= 1"):
         _core.set_cache_capacity(0)
+
+
+# ---------------------------------------------------------------- large-graph sweeps
+
+
+def _hypoexponential_pdf(rates: list[int], times: list[float]) -> np.ndarray:
+    """Density of a sum of independent exponentials with distinct integer rates.
+
+    f(t) = sum_i l_i exp(-l_i t) prod_{j != i} l_j / (l_j - l_i); the products are exact
+    fractions and the alternating sum runs in 120-digit decimals, so its cancellation
+    near t = 0 is harmless.
+    """
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+
+    out = []
+    with localcontext() as ctx:
+        ctx.prec = 120
+        weights = []
+        for i, li in enumerate(rates):
+            c = Fraction(li)
+            for j, lj in enumerate(rates):
+                if j != i:
+                    c *= Fraction(lj, lj - li)
+            weights.append(Decimal(c.numerator) / Decimal(c.denominator))
+        for t in times:
+            dt = Decimal(repr(t))
+            terms = (w * (-li * dt).exp() for w, li in zip(weights, rates, strict=True))
+            out.append(float(sum(terms)))
+    return np.array(out)
+
+
+def test_pdf_sweep_threaded_is_exact_and_bit_identical() -> None:
+    # Kingman n = 30 (5,603 states, ~48k edges) is above the size at which one pdf
+    # sweep runs on an OpenMP team; the team must not change a single bit, and the
+    # T_MRCA density is a hypoexponential with rates k(k-1)/2, k = 30..2.
+    s = _core.kingman(30).compile()
+    times = [0.03, 0.1, 0.4]
+    before = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        one = s.pdf([1.0], times)
+        _core.set_num_threads(2)
+        two = s.pdf([1.0], times)
+    finally:
+        _core.set_num_threads(before)
+    assert one.tobytes() == two.tobytes()
+    ref = _hypoexponential_pdf([k * (k - 1) // 2 for k in range(30, 1, -1)], times)
+    np.testing.assert_allclose(one, ref, rtol=1e-8, atol=0)
+    # theta scales every rate: f_theta(t) = theta f_1(theta t).
+    np.testing.assert_allclose(s.pdf([2.0], [0.05, 0.2]), 2.0 * ref[[1, 2]], rtol=1e-8, atol=0)
