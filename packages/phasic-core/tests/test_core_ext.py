@@ -595,49 +595,70 @@ def test_cache_lru_and_clear() -> None:
 # ---------------------------------------------------------------- large-graph sweeps
 
 
-def _hypoexponential_pdf(rates: list[int], times: list[float]) -> np.ndarray:
-    """Density of a sum of independent exponentials with distinct integer rates.
+def _hypoexponential(rates: list[int], times: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Density and CDF of a sum of independent exponentials with distinct integer rates.
 
-    f(t) = sum_i l_i exp(-l_i t) prod_{j != i} l_j / (l_j - l_i); the products are exact
-    fractions and the alternating sum runs in 120-digit decimals, so its cancellation
-    near t = 0 is harmless.
+    With c_i = prod_{j != i} l_j / (l_j - l_i): f(t) = sum_i c_i l_i exp(-l_i t) and
+    F(t) = 1 - sum_i c_i exp(-l_i t). The c_i are exact fractions and the alternating
+    sums run in 120-digit decimals, so their cancellation near t = 0 is harmless.
     """
     from decimal import Decimal, localcontext
     from fractions import Fraction
 
-    out = []
+    pdf, cdf = [], []
     with localcontext() as ctx:
         ctx.prec = 120
-        weights = []
+        coef = []
         for i, li in enumerate(rates):
-            c = Fraction(li)
+            c = Fraction(1)
             for j, lj in enumerate(rates):
                 if j != i:
                     c *= Fraction(lj, lj - li)
-            weights.append(Decimal(c.numerator) / Decimal(c.denominator))
+            coef.append(Decimal(c.numerator) / Decimal(c.denominator))
         for t in times:
             dt = Decimal(repr(t))
-            terms = (w * (-li * dt).exp() for w, li in zip(weights, rates, strict=True))
-            out.append(float(sum(terms)))
-    return np.array(out)
+            decay = [c * (-li * dt).exp() for c, li in zip(coef, rates, strict=True)]
+            pdf.append(float(sum(d * li for d, li in zip(decay, rates, strict=True))))
+            cdf.append(float(1 - sum(decay)))
+    return np.array(pdf), np.array(cdf)
 
 
-def test_pdf_sweep_threaded_is_exact_and_bit_identical() -> None:
-    # Kingman n = 30 (5,603 states, ~48k edges) is above the size at which one pdf
-    # sweep runs on an OpenMP team; the team must not change a single bit, and the
-    # T_MRCA density is a hypoexponential with rates k(k-1)/2, k = 30..2.
+def test_large_sweeps_exact_and_bit_identical_across_threads() -> None:
+    # Kingman n = 30 (5,603 states, ~48k edges): the pdf takes the piecewise sweep and
+    # the cdf the single sweep, which is big enough here to run on an OpenMP team;
+    # neither may change a single bit with the thread count. T_MRCA is hypoexponential
+    # with rates k(k-1)/2, k = 30..2.
     s = _core.kingman(30).compile()
-    times = [0.03, 0.1, 0.4]
+    times = [0.03, 0.1, 0.4, 2.5]
     before = _core.get_num_threads()
+    runs = []
     try:
-        _core.set_num_threads(1)
-        one = s.pdf([1.0], times)
-        _core.set_num_threads(2)
-        two = s.pdf([1.0], times)
+        for threads in (1, 2):
+            _core.set_num_threads(threads)
+            runs.append((s.pdf([1.0], times), s.cdf([1.0], times)))
     finally:
         _core.set_num_threads(before)
-    assert one.tobytes() == two.tobytes()
-    ref = _hypoexponential_pdf([k * (k - 1) // 2 for k in range(30, 1, -1)], times)
-    np.testing.assert_allclose(one, ref, rtol=1e-8, atol=0)
+    for one, two in zip(runs[0], runs[1], strict=True):
+        assert one.tobytes() == two.tobytes()
+    pdf, cdf = _hypoexponential([k * (k - 1) // 2 for k in range(30, 1, -1)], times)
+    np.testing.assert_allclose(runs[0][0], pdf, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(runs[0][1], cdf, rtol=1e-9, atol=0)
     # theta scales every rate: f_theta(t) = theta f_1(theta t).
-    np.testing.assert_allclose(s.pdf([2.0], [0.05, 0.2]), 2.0 * ref[[1, 2]], rtol=1e-8, atol=0)
+    np.testing.assert_allclose(s.pdf([2.0], [0.05, 0.2]), 2.0 * pdf[[1, 2]], rtol=1e-9, atol=0)
+
+
+def test_piecewise_pdf_unsorted_repeated_and_spread_times() -> None:
+    # Acyclic graphs take the piecewise sweep (the rate drops as fast states empty):
+    # unsorted times, a repeat, t = 0, the far left and right tails, against expm.
+    b = _core.kingman(10)
+    s = b.compile()
+    times = np.array([3.0, 0.0, 0.004, 25.0, 0.3, 3.0, 1e-9, 0.05, 9.0, 1.2])
+    for theta in (1.0, 0.37):
+        alpha, S, exit_, _ = dense(b, np.array([theta]))
+        ref = np.array([alpha @ scipy.linalg.expm(S * t) @ exit_ for t in times])
+        got = s.pdf([theta], times)
+        big = ref >= 1e-12 * ref.max()
+        assert big.sum() >= 7
+        np.testing.assert_allclose(got[big], ref[big], rtol=1e-9, atol=0)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * ref.max())
+        assert got[1] == 0.0 and got[0] == got[5]
