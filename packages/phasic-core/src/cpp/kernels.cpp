@@ -551,24 +551,24 @@ void gather_rows(int32_t a, int32_t b, const double* __restrict cur, double* __r
   out[2] = dp;
 }
 
-// Acyclic graphs, density only: piecewise uniformization over [0, t_max], cut at
-// the sorted times and wherever a piece would need more than kPieceSteps steps.
-// Mass only moves forward in the Layout numbering (topological for acyclic graphs),
-// so once the vector u(t_a) is zero below index lo, exp(S dt) only involves states
-// >= lo and the uniformization rate for a piece can be the largest exit rate among
-// them (a suffix maximum) instead of the global one. Coalescent-like graphs lose
-// their fast states early, so later pieces need far fewer steps. Each piece sums
-// u P^n both as the density at its end (per-time relative truncation, as in
-// continuous_distribution) and as the vector that starts the next piece.
+// Acyclic graphs, density only: piecewise uniformization. Mass only moves forward in
+// the Layout numbering (topological for acyclic graphs), so once the vector u(t_a)
+// is zero below index lo, exp(S dt) only involves states >= lo and a piece starting
+// at t_a can use the largest exit rate among them (a suffix maximum) instead of the
+// global one. Coalescent-like graphs lose their fast states early, so later pieces
+// need far fewer steps. A piece spans kPieceSteps steps' worth of time (or up to the
+// last requested time); it sums u P^n once for every requested time inside it (their
+// densities, per-time relative truncation as in continuous_distribution) and as the
+// vector at its end, which starts the next piece.
 //
 // Everything neglected is one-sided and bounded in L1: the front entries dropped at
-// the start of a piece (at most kLoss pdf(t_a) / smax), the flushed entries, and the
-// Poisson tail of each vector sum (at most kLoss of the density, / smax). A
-// neglected mass m changes any later density by at most smax * m. Returns false,
-// leaving the work to the single sweep, when the accumulated bound is not within
-// 5e-11 of a requested density (or 1e-21 of the largest one, so 1e-9 relative
-// wherever the density is at least 1e-12 of its maximum), or a series does not
-// converge.
+// the start of a piece (at most kLoss of the last density / smax), the flushed
+// entries, and the Poisson tail of each end vector (at most kLoss of the largest
+// density so far / smax). A neglected mass m changes any later density by at most
+// smax * m. Returns false, leaving the work to the single sweep, when the
+// accumulated bound is not within 5e-11 of a requested density (or 1e-21 of the
+// largest one, so 1e-9 relative wherever the density is at least 1e-12 of its
+// maximum), or a series does not converge.
 bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* times,
                    int64_t n_times, double* pdf) {
   constexpr double kPieceSteps = 64.0, kLoss = 1e-24;
@@ -605,7 +605,9 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   std::vector<int64_t> idx(static_cast<size_t>(n_times));
   std::iota(idx.begin(), idx.end(), 0);
   std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
-  std::vector<double> err(static_cast<size_t>(n_times), 0.0);
+  // Per requested time inside a piece: Poisson mean, its log, done flag.
+  std::vector<double> tmu(static_cast<size_t>(n_times)), tlog(static_cast<size_t>(n_times));
+  std::vector<char> tdone(static_cast<size_t>(n_times));
   double* cur = ws.ga.data();
   double* nxt = ws.gb.data();
   double* z = ws.gz.data();
@@ -617,40 +619,74 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   for (int32_t q = lo; q <= hi; ++q) last_pdf += cur[q] * gs[q];
   double max_pdf = last_pdf, lambda_set = -1.0;
 
-  // One piece of length dt with rate lambda from cur (window [lo, hi]); returns the
-  // density at its end, leaves the vector in cur. False: no convergence.
-  auto piece = [&](double dt, double lambda, double& sp) -> bool {
+  // The piece [t_a, t_end] at rate lambda from cur (window [lo, hi]): densities of the
+  // requested times idx[first, last) (all inside (t_a, t_end]) into pdf, the density
+  // at t_end into sp_end, the vector at t_end into cur. False: no convergence.
+  auto piece = [&](double t_a, double t_end, double lambda, size_t first, size_t last,
+                   double& sp_end) -> bool {
     const double inv = 1.0 / lambda;
     if (lambda != lambda_set) {  // P = I + S / lambda, in gather order
       for (size_t k = 0; k < nnz; ++k) ws.gp[k] = ws.gw[k] * inv;
       for (int32_t q = 0; q < n; ++q) ws.gd[q] = std::max(0.0, 1.0 - ws.gl[q] * inv);
       lambda_set = lambda;
     }
-    const double mu = lambda * dt, logmu = std::log(mu);
+    for (size_t k = first; k < last; ++k) {
+      const int64_t i = idx[k];
+      tmu[i] = lambda * (times[i] - t_a);
+      tlog[i] = std::log(tmu[i]);
+      tdone[i] = 0;
+      pdf[i] = 0.0;
+    }
+    size_t remaining = last - first;
+    const double mu = lambda * (t_end - t_a), logmu = std::log(mu);
     const double step_cap = 4.0 * mu + 1e6;
     const int32_t zlo = lo;
     int32_t zhi = hi, slo = n, shi = -1;  // z's window; stale rows of nxt
     double lgam = 0.0, part[3];
-    sp = 0.0;
+    bool end_done = false;
+    sp_end = 0.0;
     for (int64_t step = 0;; ++step) {
       if (static_cast<double>(step) > step_cap) return false;
       const int32_t a = std::min(lo, slo), b = std::max({hi, L.reach_hi[hi], shi});
       gather_rows(a, b, cur, nxt, ws.gd.data(), gs, ws.gp.data(), in_ptr, in_src, part);
-      const double wgt = std::exp(-mu + static_cast<double>(step) * logmu - lgam);
-      sp += wgt * part[0];
-      for (int32_t q = lo; q <= hi; ++q) z[q] += wgt * cur[q];
+      const double c = part[0], mass = part[1];
       lost += part[2];
-      const double mass = part[1];
       const double m1 = static_cast<double>(step + 1);
       const double lgam_next = lgam + std::log(m1);
-      bool ok = false;
-      if (m1 + 1.0 > mu) {
-        // The same bound holds for this density and (/ smax) for the vector sum,
-        // whose error reaches every later density, so it is held to kLoss.
-        const double tail = std::exp(-mu + m1 * logmu - lgam_next) / (1.0 - mu / (m1 + 1.0));
-        const double bound = tail * smax * mass;
-        ok = bound <= kLoss * std::max(sp, max_pdf) || bound < 1e-300;
-        if (ok) lost += tail * mass;
+      // Weight of this term for Poisson mean m; bound on all later terms' weights.
+      auto weight = [&](double m, double logm) {
+        return std::exp(-m + static_cast<double>(step) * logm - lgam);
+      };
+      auto tail = [&](double m, double logm) {  // sum_{k > step} Pois(k; m), if bounded
+        return m1 + 1.0 > m ? std::exp(-m + m1 * logm - lgam_next) / (1.0 - m / (m1 + 1.0))
+                            : -1.0;
+      };
+      for (size_t k = first; k < last; ++k) {
+        const int64_t i = idx[k];
+        if (tdone[i]) continue;
+        pdf[i] += weight(tmu[i], tlog[i]) * c;
+        const double tl = tail(tmu[i], tlog[i]);
+        if (tl < 0.0) continue;
+        const double bound = tl * smax * mass;
+        if (bound <= 1e-11 * pdf[i] || bound <= 1e-22 * max_pdf || bound < 1e-300) {
+          tdone[i] = 1;
+          --remaining;
+          max_pdf = std::max(max_pdf, pdf[i]);
+        }
+      }
+      if (!end_done) {
+        const double w = weight(mu, logmu);
+        sp_end += w * c;
+        for (int32_t q = lo; q <= hi; ++q) z[q] += w * cur[q];
+        const double tl = tail(mu, logmu);
+        // The end vector's error reaches every later density: held to kLoss.
+        if (tl >= 0.0) {
+          const double bound = tl * smax * mass;
+          if (bound <= kLoss * std::max(sp_end, max_pdf) || bound < 1e-300) {
+            end_done = true;
+            lost += tl * mass;
+          }
+        }
       }
       slo = lo;
       shi = hi;
@@ -660,8 +696,8 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
       while (hi >= lo && nxt[hi] == 0.0) --hi;
       std::swap(cur, nxt);
       lgam = lgam_next;
-      if (ok || lo > hi) break;
-      zhi = std::max(zhi, hi);
+      if ((end_done && remaining == 0) || lo > hi) break;
+      if (!end_done) zhi = std::max(zhi, hi);
     }
     // The next piece starts from z; the two stepping buffers are cleared.
     for (int32_t q = std::min(slo, lo); q <= std::max(shi, hi); ++q) cur[q] = nxt[q] = 0.0;
@@ -674,39 +710,48 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   };
 
   double t_prev = 0.0, last_lambda = 0.0;
-  int64_t pieces = 0;  // cuts inside intervals
-  bool cut = false;    // the previous piece was cut at kPieceSteps
-  for (int64_t ii : idx) {
-    const double t = times[ii];
-    double sp = last_pdf;
-    bool split = true;  // off once a cut did not lower the rate (each cut costs a tail)
-    cut = false;
-    while (t_prev < t) {
-      // Drop front entries worth at most kLoss of the last density.
-      const double budget = kLoss * last_pdf / smax;
-      double dropped = 0.0;
-      while (lo <= hi && dropped + cur[lo] <= budget) {
-        dropped += cur[lo];
-        cur[lo++] = 0.0;
-      }
-      lost += dropped;
-      if (lo > hi) {  // nothing left
-        sp = 0.0;
-        break;
-      }
-      const double lambda = ws.gm[lo];
-      if (cut && !(lambda < last_lambda)) split = false;
-      last_lambda = lambda;
-      double t_end = t_prev + kPieceSteps / lambda;
-      cut = split && t_end > t_prev && t_end < t && ++pieces <= 100000;
-      if (!cut) t_end = t;
-      if (!piece(t_end - t_prev, lambda, sp)) return false;
-      t_prev = t_end;
-      last_pdf = sp;
-      max_pdf = std::max(max_pdf, sp);
+  int64_t pieces = 0;
+  double piece_steps = kPieceSteps;
+  size_t k = 0;       // next requested time (sorted)
+  std::vector<double> err(static_cast<size_t>(n_times), 0.0);
+  while (k < static_cast<size_t>(n_times)) {
+    // Times at t_prev (t = 0, repeats) take the density there.
+    if (times[idx[k]] <= t_prev) {
+      pdf[idx[k]] = last_pdf;
+      err[idx[k++]] = smax * lost;
+      continue;
     }
-    pdf[ii] = sp;
-    err[ii] = smax * lost;
+    // Drop front entries worth at most kLoss of the last density.
+    const double budget = kLoss * last_pdf / smax;
+    double dropped = 0.0;
+    while (lo <= hi && dropped + cur[lo] <= budget) {
+      dropped += cur[lo];
+      cur[lo++] = 0.0;
+    }
+    lost += dropped;
+    if (lo > hi) {  // nothing left: every later density is 0
+      for (; k < static_cast<size_t>(n_times); ++k) {
+        pdf[idx[k]] = 0.0;
+        err[idx[k]] = smax * lost;
+      }
+      break;
+    }
+    const double lambda = ws.gm[lo];
+    // A cut pays one more Poisson tail; when it did not lower the rate, the next
+    // piece is twice as long, which bounds that overhead.
+    piece_steps = pieces > 0 && !(lambda < last_lambda) ? 2.0 * piece_steps : kPieceSteps;
+    last_lambda = lambda;
+    const double t_last = times[idx[n_times - 1]];
+    double t_end = t_prev + piece_steps / lambda;
+    if (!(t_end > t_prev && t_end < t_last) || ++pieces > 100000) t_end = t_last;
+    size_t last = k;
+    while (last < static_cast<size_t>(n_times) && times[idx[last]] <= t_end) ++last;
+    double sp = 0.0;
+    if (!piece(t_prev, t_end, lambda, k, last, sp)) return false;
+    for (; k < last; ++k) err[idx[k]] = smax * lost;
+    t_prev = t_end;
+    last_pdf = sp;
+    max_pdf = std::max(max_pdf, sp);
   }
   for (int64_t i = 0; i < n_times; ++i)
     if (!(err[i] <= 5e-11 * pdf[i] || err[i] <= 1e-21 * max_pdf || err[i] < 1e-300)) return false;
