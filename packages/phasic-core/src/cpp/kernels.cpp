@@ -618,6 +618,12 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   double last_pdf = 0.0;  // density at the end of the previous piece
   for (int32_t q = lo; q <= hi; ++q) last_pdf += cur[q] * gs[q];
   double max_pdf = last_pdf, lambda_set = -1.0;
+  // Steps are cut into fixed chunks of rows (partial sums added in chunk order:
+  // results do not depend on the team size); big graphs run each piece on a team.
+  constexpr int32_t kChunk = 256;
+  ws.gpart.assign(static_cast<size_t>(3 * ((n + kChunk - 1) / kChunk)), 0.0);
+  double* part = ws.gpart.data();
+  const int team = sweep_team(static_cast<double>(nnz) + n);
 
   // The piece [t_a, t_end] at rate lambda from cur (window [lo, hi]): densities of the
   // requested times idx[first, last) (all inside (t_a, t_end]) into pdf, the density
@@ -642,63 +648,89 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
     const double step_cap = 4.0 * mu + 1e6;
     const int32_t zlo = lo;
     int32_t zhi = hi, slo = n, shi = -1;  // z's window; stale rows of nxt
-    double lgam = 0.0, part[3];
-    bool end_done = false;
+    // Rows of this step: the window, what it reaches, and nxt's stale rows.
+    int32_t ra = lo, rb = std::max(hi, L.reach_hi[hi]);
+    double lgam = 0.0, w_end = std::exp(-mu);
+    int64_t step = 0;
+    bool end_done = false, finished = false, failed = false;
     sp_end = 0.0;
-    for (int64_t step = 0;; ++step) {
-      if (static_cast<double>(step) > step_cap) return false;
-      const int32_t a = std::min(lo, slo), b = std::max({hi, L.reach_hi[hi], shi});
-      gather_rows(a, b, cur, nxt, ws.gd.data(), gs, ws.gp.data(), in_ptr, in_src, part);
-      const double c = part[0], mass = part[1];
-      lost += part[2];
-      const double m1 = static_cast<double>(step + 1);
-      const double lgam_next = lgam + std::log(m1);
-      // Weight of this term for Poisson mean m; bound on all later terms' weights.
-      auto weight = [&](double m, double logm) {
-        return std::exp(-m + static_cast<double>(step) * logm - lgam);
-      };
-      auto tail = [&](double m, double logm) {  // sum_{k > step} Pois(k; m), if bounded
-        return m1 + 1.0 > m ? std::exp(-m + m1 * logm - lgam_next) / (1.0 - m / (m1 + 1.0))
-                            : -1.0;
-      };
-      for (size_t k = first; k < last; ++k) {
-        const int64_t i = idx[k];
-        if (tdone[i]) continue;
-        pdf[i] += weight(tmu[i], tlog[i]) * c;
-        const double tl = tail(tmu[i], tlog[i]);
-        if (tl < 0.0) continue;
-        const double bound = tl * smax * mass;
-        if (bound <= 1e-11 * pdf[i] || bound <= 1e-22 * max_pdf || bound < 1e-300) {
-          tdone[i] = 1;
-          --remaining;
-          max_pdf = std::max(max_pdf, pdf[i]);
-        }
+#pragma omp parallel num_threads(team) if (team > 1)
+    while (!finished) {
+      const int64_t c0 = ra / kChunk, c1 = rb / kChunk;
+#pragma omp for schedule(static)
+      for (int64_t ck = c0; ck <= c1; ++ck) {
+        const int32_t qa = std::max<int32_t>(ra, static_cast<int32_t>(ck * kChunk));
+        const int32_t qb = std::min<int32_t>(rb, static_cast<int32_t>(ck * kChunk + kChunk - 1));
+        gather_rows(qa, qb, cur, nxt, ws.gd.data(), gs, ws.gp.data(), in_ptr, in_src,
+                    part + 3 * (ck - c0));
+        if (w_end != 0.0)  // the end vector's sum, row by row
+          for (int32_t q = std::max(qa, lo); q <= std::min(qb, hi); ++q) z[q] += w_end * cur[q];
       }
-      if (!end_done) {
-        const double w = weight(mu, logmu);
-        sp_end += w * c;
-        for (int32_t q = lo; q <= hi; ++q) z[q] += w * cur[q];
-        const double tl = tail(mu, logmu);
-        // The end vector's error reaches every later density: held to kLoss.
-        if (tl >= 0.0) {
+#pragma omp single
+      {
+        double c = 0.0, mass = 0.0;
+        for (int64_t ck = c0; ck <= c1; ++ck) {
+          c += part[3 * (ck - c0)];
+          mass += part[3 * (ck - c0) + 1];
+          lost += part[3 * (ck - c0) + 2];
+        }
+        const double m1 = static_cast<double>(step + 1);
+        const double lgam_next = lgam + std::log(m1);
+        // Weight of this term for Poisson mean m; bound on all later terms' weights.
+        auto weight = [&](double m, double logm) {
+          return std::exp(-m + static_cast<double>(step) * logm - lgam);
+        };
+        auto tail = [&](double m, double logm) {  // sum_{k > step} Pois(k; m), if bounded
+          return m1 + 1.0 > m ? std::exp(-m + m1 * logm - lgam_next) / (1.0 - m / (m1 + 1.0))
+                              : -1.0;
+        };
+        for (size_t k = first; k < last; ++k) {
+          const int64_t i = idx[k];
+          if (tdone[i]) continue;
+          pdf[i] += weight(tmu[i], tlog[i]) * c;
+          const double tl = tail(tmu[i], tlog[i]);
+          if (tl < 0.0) continue;
           const double bound = tl * smax * mass;
-          if (bound <= kLoss * std::max(sp_end, max_pdf) || bound < 1e-300) {
-            end_done = true;
-            lost += tl * mass;
+          if (bound <= 1e-11 * pdf[i] || bound <= 1e-22 * max_pdf || bound < 1e-300) {
+            tdone[i] = 1;
+            --remaining;
+            max_pdf = std::max(max_pdf, pdf[i]);
           }
         }
+        if (!end_done) {
+          sp_end += w_end * c;
+          const double tl = tail(mu, logmu);
+          // The end vector's error reaches every later density: held to kLoss.
+          if (tl >= 0.0) {
+            const double bound = tl * smax * mass;
+            if (bound <= kLoss * std::max(sp_end, max_pdf) || bound < 1e-300) {
+              end_done = true;
+              lost += tl * mass;
+            }
+          }
+        }
+        slo = lo;
+        shi = hi;
+        lo = ra;
+        hi = rb;
+        while (lo <= hi && nxt[lo] == 0.0) ++lo;
+        while (hi >= lo && nxt[hi] == 0.0) --hi;
+        std::swap(cur, nxt);
+        lgam = lgam_next;
+        ++step;
+        if ((end_done && remaining == 0) || lo > hi) {
+          finished = true;
+        } else if (static_cast<double>(step) > step_cap) {
+          finished = failed = true;
+        } else {
+          if (!end_done) zhi = std::max(zhi, hi);
+          ra = std::min(lo, slo);
+          rb = std::max({hi, L.reach_hi[hi], shi});
+          w_end = end_done ? 0.0 : std::exp(-mu + static_cast<double>(step) * logmu - lgam);
+        }
       }
-      slo = lo;
-      shi = hi;
-      lo = a;
-      hi = b;
-      while (lo <= hi && nxt[lo] == 0.0) ++lo;
-      while (hi >= lo && nxt[hi] == 0.0) --hi;
-      std::swap(cur, nxt);
-      lgam = lgam_next;
-      if ((end_done && remaining == 0) || lo > hi) break;
-      if (!end_done) zhi = std::max(zhi, hi);
     }
+    if (failed) return false;
     // The next piece starts from z; the two stepping buffers are cleared.
     for (int32_t q = std::min(slo, lo); q <= std::max(shi, hi); ++q) cur[q] = nxt[q] = 0.0;
     std::swap(cur, z);
