@@ -623,11 +623,13 @@ def _hypoexponential(rates: list[int], times: list[float]) -> tuple[np.ndarray, 
     return np.array(pdf), np.array(cdf)
 
 
-def test_large_sweeps_exact_and_bit_identical_across_threads() -> None:
+def test_large_sweeps_exact_and_bit_identical_across_threads(monkeypatch) -> None:
     # Kingman n = 30 (5,603 states, ~48k edges): the pdf takes the piecewise sweep and
-    # the cdf the single sweep, both big enough here to run on an OpenMP team; neither
-    # may change a single bit with the thread count. T_MRCA is hypoexponential with
-    # rates k(k-1)/2, k = 30..2.
+    # the cdf the single sweep, both big enough to run on an OpenMP team (forced here:
+    # by default the kernels pick team or one thread by measured speed); neither may
+    # change a single bit with the thread count. T_MRCA is hypoexponential with rates
+    # k(k-1)/2, k = 30..2.
+    monkeypatch.setenv("PHASIC_SWEEP_TEAM", "always")
     s = _core.kingman(30).compile()
     times = [0.03, 0.1, 0.4, 2.5]
     before = _core.get_num_threads()

@@ -6,7 +6,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -48,15 +52,62 @@ struct Workspace {
   std::vector<double> gw, gl, gm, gz;  // piecewise: rates, exit rates, suffix max, vector sum
 };
 
-// OpenMP team for one sweep of `work` multiply-adds per step: threads only when the
-// step is big enough to repay two barriers, and never nested inside a running
-// parallel batch loop (that loop already uses the cores).
+// OpenMP team for one big sweep. A team pays two barriers per step, and a member
+// that the OS preempts stalls every barrier: on 2 cores, Kingman n = 30's pdf took
+// 32 ms on two threads against 57 ms on one with one other busy process, but
+// 450-620 ms against 140 ms with five. So the choice is measured, not guessed: each
+// big sweep reports its time per multiply-add, one moving average per mode, and the
+// faster mode is used, trying the other one every 16th sweep to follow the load. The
+// results are the same bits for any team size, so this only moves time. Sweeps
+// below kMinWork multiply-adds per step, or inside a running parallel batch loop
+// (which already uses the cores), run on one thread. PHASIC_SWEEP_TEAM=always or
+// =never fixes the choice (tests).
+constexpr double kMinWork = 2e4;
+std::atomic<double> g_sweep_cost[2] = {{0.0}, {0.0}};  // s per multiply-add; 0: unknown
+std::atomic<int64_t> g_sweep_calls{0};
+
 int sweep_team(double work) {
-  constexpr double kMinWork = 2e4;
   if (work < kMinWork || omp_in_parallel()) return 1;
   const int64_t nt = get_num_threads();
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, work / (kMinWork / 2))));
+  if (nt < 2) return 1;
+  const int full =
+      static_cast<int>(std::max<int64_t>(2, std::min<int64_t>(nt, work / (kMinWork / 2))));
+  if (const char* fixed = std::getenv("PHASIC_SWEEP_TEAM")) {
+    if (std::strcmp(fixed, "always") == 0) return full;
+    if (std::strcmp(fixed, "never") == 0) return 1;
+  }
+  const double one = g_sweep_cost[0].load(), team = g_sweep_cost[1].load();
+  if (one == 0.0) return 1;
+  if (team == 0.0) return full;
+  bool use_team = team < one;
+  if (g_sweep_calls++ % 16 == 15) use_team = !use_team;
+  return use_team ? full : 1;
 }
+
+// Records a big sweep's cost (seconds per multiply-add) for its mode.
+void sweep_record(int team, double seconds, double madds) {
+  if (madds <= 0.0) return;
+  std::atomic<double>& avg = g_sweep_cost[team > 1 ? 1 : 0];
+  const double x = seconds / madds, old = avg.load();
+  avg.store(old == 0.0 ? x : 0.75 * old + 0.25 * x);
+}
+
+// Times one sweep and records it when it was big enough to have had the choice.
+class SweepTimer {
+ public:
+  SweepTimer(int team, double work) : team_(team), big_(work >= kMinWork && !omp_in_parallel()),
+                                      start_(std::chrono::steady_clock::now()) {}
+  void done(double madds) const {
+    if (!big_) return;
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - start_;
+    sweep_record(team_, dt.count(), madds);
+  }
+
+ private:
+  int team_;
+  bool big_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 template <class T>
 Workspace<T>& workspace() {
@@ -623,7 +674,10 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   constexpr int32_t kChunk = 256;
   ws.gpart.assign(static_cast<size_t>(3 * ((n + kChunk - 1) / kChunk)), 0.0);
   double* part = ws.gpart.data();
-  const int team = sweep_team(static_cast<double>(nnz) + n);
+  const double row_cost = (static_cast<double>(nnz) + n) / n;
+  const int team = sweep_team(row_cost * n);
+  const SweepTimer timer(team, row_cost * n);
+  double rows_done = 0.0;
 
   // The piece [t_a, t_end] at rate lambda from cur (window [lo, hi]): densities of the
   // requested times idx[first, last) (all inside (t_a, t_end]) into pdf, the density
@@ -668,6 +722,7 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
       }
 #pragma omp single
       {
+        rows_done += rb - ra + 1;
         double c = 0.0, mass = 0.0;
         for (int64_t ck = c0; ck <= c1; ++ck) {
           c += part[3 * (ck - c0)];
@@ -787,6 +842,7 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   }
   for (int64_t i = 0; i < n_times; ++i)
     if (!(err[i] <= 5e-11 * pdf[i] || err[i] <= 1e-21 * max_pdf || err[i] < 1e-300)) return false;
+  timer.done(rows_done * row_cost);
   return true;
 }
 
@@ -885,7 +941,10 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   };
   plan_step();
   bool finished = false, failed = false;
-  const int team = sweep_team(static_cast<double>(nnz + static_cast<size_t>(n)));
+  const double row_cost = static_cast<double>(nnz + static_cast<size_t>(n)) / n;
+  const int team = sweep_team(row_cost * n);
+  const SweepTimer timer(team, row_cost * n);
+  double rows_done = 0.0;
 #pragma omp parallel num_threads(team) if (team > 1)
   while (!finished) {
     const int64_t c0 = nlo / kChunk, c1 = nhi < nlo ? c0 - 1 : nhi / kChunk;
@@ -896,6 +955,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
                   gd, gs, gp, in_ptr, in_src, part + 3 * (ck - c0));
 #pragma omp single
     {
+      rows_done += std::max(0, nhi - nlo + 1);
       // c = v_step . s; mass of v_(step+1) bounds every later c.
       double c = 0.0, mass = 0.0;
       for (int64_t ck = c0; ck <= c1; ++ck) {
@@ -955,6 +1015,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
     }
   }
   if (failed) bad("uniformization did not converge within " + num(step_cap) + " steps");
+  timer.done(rows_done * row_cost);
   for (int64_t i = 0; i < n_times; ++i) {
     if (pdf) pdf[i] = spdf[i];
     if (cdf) cdf[i] = std::min(1.0, defect + scdf[i]);
