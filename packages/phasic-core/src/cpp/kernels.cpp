@@ -588,7 +588,16 @@ void gather_rows(int32_t a, int32_t b, const double* __restrict cur, double* __r
   for (int32_t q = a; q <= b; ++q) {
     const double vq = cur[q];
     double x = gd[q] * vq;
-    for (int64_t e = in_ptr[q]; e < in_ptr[q + 1]; ++e) x += gp[e] * cur[in_src[e]];
+    // Two interleaved partial sums (a fixed order: the same bits on every thread).
+    double y = 0.0;
+    int64_t e = in_ptr[q];
+    const int64_t e1 = in_ptr[q + 1];
+    for (; e + 1 < e1; e += 2) {
+      x += gp[e] * cur[in_src[e]];
+      y += gp[e + 1] * cur[in_src[e + 1]];
+    }
+    if (e < e1) x += gp[e] * cur[in_src[e]];
+    x += y;
     if (x < kFlush) {
       dp += x;
       x = 0.0;
