@@ -1082,9 +1082,10 @@ struct VecSize {
 // arithmetic; the caller sets cut to 1e-150 of the previous size, negligible next
 // to the kept mass) and measures what is left, in one pass.
 template <class T>
-VecSize flush_and_measure(std::vector<T>& v, double cut) {
+VecSize flush_and_measure(T* begin, T* end, double cut) {
   VecSize r;
-  for (T& x : v) {
+  for (T* p = begin; p < end; ++p) {
+    T& x = *p;
     const double m = magnitude(x);
     if (m == 0.0) continue;
     if (m < cut) {
@@ -1127,17 +1128,25 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     smax = std::max(smax, value(ws.absv[j]));
   }
   const double inv = 1.0 / lambda;
-  std::vector<T> pu(s.tt_dst.size()), diag(static_cast<size_t>(n));
-  for (size_t k = 0; k < s.tt_dst.size(); ++k) pu[k] = ws.w[s.off_tt + k] * inv;
-  for (int32_t j = 0; j < n; ++j) diag[j] = clamp_value(1.0 - ws.lam[j] * inv);
+  // P = I + S / lambda as a gather by destination in the Layout numbering (rows
+  // summed in a fixed order), vectors and rates in that numbering too.
+  const Layout& L = s.layout;
+  const size_t nnz = L.in_src.size();
+  std::vector<T> pu(nnz), diag(static_cast<size_t>(n)), absq(static_cast<size_t>(n));
+  for (size_t k = 0; k < nnz; ++k) pu[k] = ws.w[L.in_edge[k]] * inv;
+  for (int32_t q = 0; q < n; ++q) {
+    diag[q] = clamp_value(1.0 - ws.lam[L.u_tidx[q]] * inv);
+    absq[q] = ws.absv[L.u_tidx[q]];
+  }
   // Largest row sum of |dP| and largest |ds| over the directions: they bound how
   // fast the derivatives of later terms can grow (the tangent bound below).
   double dp_max = 0.0, ds_max = 0.0;
   if constexpr (N > 0) {
     for (int32_t j = 0; j < n; ++j)
       for (int k = 0; k < N; ++k) {
-        double row = std::fabs(diag[j].d[k]);
-        for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) row += std::fabs(pu[e].d[k]);
+        double row = std::fabs(diag[L.u_pos[j]].d[k]);
+        for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
+          row += std::fabs(ws.w[s.off_tt + e].d[k] * inv);
         dp_max = std::max(dp_max, row);
         ds_max = std::max(ds_max, std::fabs(ws.absv[j].d[k]));
       }
@@ -1152,9 +1161,18 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     mu_max = std::max(mu_max, mu[i]);
   }
   const double step_cap = 4.0 * mu_max + 1e6;
-  std::vector<T> v(ws.alpha), next(static_cast<size_t>(n));
+  std::vector<T> v(static_cast<size_t>(n)), next(static_cast<size_t>(n));
+  int32_t lo = n, hi = -1;    // window of v's nonzero entries
+  int32_t slo = n, shi = -1;  // rows of `next` that may hold stale values
   double prev_mag = 0.0;
-  for (const T& a : v) prev_mag += magnitude(a);
+  for (int32_t q = 0; q < n; ++q) {
+    v[q] = ws.alpha[L.u_tidx[q]];
+    prev_mag += magnitude(v[q]);
+    if (!is_zero(v[q])) {
+      lo = std::min(lo, q);
+      hi = q;
+    }
+  }
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
   double lgam = 0.0;       // lgamma(step + 1)
   constexpr double kRel = 1e-10, kTanAbs = 1e-13;
@@ -1162,15 +1180,17 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     if (static_cast<double>(step) > step_cap)
       bad("uniformization did not converge within " + num(step_cap) + " steps");
     T c = 0.0;
-    std::fill(next.begin(), next.end(), T(0.0));
-    for (int32_t j = 0; j < n; ++j) {
-      const T& vj = v[j];
-      if (is_zero(vj)) continue;
-      fma_into(c, vj, ws.absv[j]);
-      fma_into(next[j], vj, diag[j]);
-      for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e) fma_into(next[s.tt_dst[e]], vj, pu[e]);
+    for (int32_t q = lo; q <= hi; ++q) fma_into(c, v[q], absq[q]);
+    // Rows that can be nonzero, and stale ones (they compute to 0).
+    const int32_t ra = lo <= hi ? std::min({lo, L.reach_lo[lo], slo}) : slo;
+    const int32_t rb = lo <= hi ? std::max({hi, L.reach_hi[hi], shi}) : shi;
+    for (int32_t q = ra; q <= rb; ++q) {
+      T x = diag[q] * v[q];
+      for (int64_t e = L.in_ptr[q]; e < L.in_ptr[q + 1]; ++e) fma_into(x, pu[e], v[L.in_src[e]]);
+      next[q] = x;
     }
-    VecSize size = flush_and_measure(next, kFlushRel * prev_mag);
+    VecSize size = flush_and_measure(next.data() + std::max(ra, 0), next.data() + rb + 1,
+                                     kFlushRel * prev_mag);
     // Bounds on every later term (n = step + 1 onwards), in units of exp(log_scale):
     // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
     // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
@@ -1227,6 +1247,12 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     }
     rescale(next, size, log_scale);
     prev_mag = size.mag;
+    slo = lo;
+    shi = hi;
+    lo = ra;
+    hi = rb;
+    while (lo <= hi && is_zero(next[lo])) ++lo;
+    while (hi >= lo && is_zero(next[hi])) --hi;
     v.swap(next);
     lgam = lgam_next;
   }
@@ -1263,7 +1289,8 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
       }
       cur.ls = log_scale;
       cur.acc = p;
-      VecSize size = flush_and_measure(next, kFlushRel * prev_mag);
+      VecSize size =
+          flush_and_measure(next.data(), next.data() + next.size(), kFlushRel * prev_mag);
       rescale(next, size, log_scale);
       prev_mag = size.mag;
       v.swap(next);
