@@ -29,6 +29,18 @@ std::string num(double x) {
   return buf;
 }
 
+// Uniformization takes about (largest exit rate) x t steps. Past kMaxSteps the rates
+// are too stiff for the time asked: an error, not a computation that runs for hours
+// (a fuzzed rate of 1.9e19 at t = 1 otherwise never finished).
+constexpr double kMaxSteps = 1e8;
+
+void check_stiffness(double lambda, double mu_max) {
+  if (mu_max > kMaxSteps)
+    bad("uniformization would need about " + num(mu_max) + " steps (largest exit rate " +
+        num(lambda) + " x largest time " + num(mu_max / lambda) +
+        ") > 1e8: the rates are too stiff for this time span; rescale theta or the time unit");
+}
+
 // Scratch reused across calls on the same thread (XLA and OpenMP threads persist).
 // One per scalar type: double for values, Dual<N> for values with derivatives.
 template <class T>
@@ -665,6 +677,8 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   std::vector<int64_t> idx(static_cast<size_t>(n_times));
   std::iota(idx.begin(), idx.end(), 0);
   std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
+  // Too stiff for a single sweep: the single sweep reports it.
+  if (lo > hi || ws.gm[lo] * times[idx[n_times - 1]] > kMaxSteps) return false;
   // Per requested time inside a piece: Poisson mean, its log, done flag.
   std::vector<double> tmu(static_cast<size_t>(n_times)), tlog(static_cast<size_t>(n_times));
   std::vector<char> tdone(static_cast<size_t>(n_times));
@@ -708,6 +722,7 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
     }
     size_t remaining = last - first;
     const double mu = lambda * (t_end - t_a), logmu = std::log(mu);
+    if (mu > kMaxSteps) return false;  // the single sweep reports it
     const double step_cap = 4.0 * mu + 1e6;
     const int32_t zlo = lo;
     int32_t zhi = hi, slo = n, shi = -1;  // z's window; stale rows of nxt
@@ -933,6 +948,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   double dropped = 0.0;
   double mu_max = 0.0;
   for (double m : mu) mu_max = std::max(mu_max, m);
+  check_stiffness(lambda, mu_max);
   const double step_cap = 4.0 * mu_max + 1e6;
   int64_t step = 0;
   int32_t nlo = 0, nhi = -1;  // rows of the next vector that can be nonzero
@@ -1160,6 +1176,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
     mu_max = std::max(mu_max, mu[i]);
   }
+  check_stiffness(lambda, mu_max);
   const double step_cap = 4.0 * mu_max + 1e6;
   std::vector<T> v(static_cast<size_t>(n)), next(static_cast<size_t>(n));
   int32_t lo = n, hi = -1;    // window of v's nonzero entries
