@@ -29,16 +29,17 @@ std::string num(double x) {
   return buf;
 }
 
-// Uniformization takes about (largest exit rate) x t steps. Past kMaxSteps the rates
-// are too stiff for the time asked: an error, not a computation that runs for hours
-// (a fuzzed rate of 1.9e19 at t = 1 otherwise never finished).
-constexpr double kMaxSteps = 1e8;
+// Uniformization takes about (largest exit rate) x t steps (fewer when the mass
+// empties early). A sweep that passes kMaxSteps steps stops with this error instead
+// of running for hours (a fuzzed rate of 1.9e19 at t = 1 never finished).
+constexpr double kMaxSteps = 2e6;
 
-void check_stiffness(double lambda, double mu_max) {
-  if (mu_max > kMaxSteps)
-    bad("uniformization would need about " + num(mu_max) + " steps (largest exit rate " +
-        num(lambda) + " x largest time " + num(mu_max / lambda) +
-        ") > 1e8: the rates are too stiff for this time span; rescale theta or the time unit");
+[[noreturn]] void too_stiff(double lambda, double t_max) {
+  bad("uniformization would need about " + num(lambda * t_max) + " steps (largest exit rate " +
+      num(lambda) + " x largest time " + num(t_max) +
+      "), more than the 2e6 allowed: the rates are too stiff for this time span (a fast "
+      "transition keeps the step tiny while slow states hold mass); use shorter times or "
+      "remove the fast transitions");
 }
 
 // Scratch reused across calls on the same thread (XLA and OpenMP threads persist).
@@ -678,7 +679,9 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   std::iota(idx.begin(), idx.end(), 0);
   std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
   // Too stiff for a single sweep: the single sweep reports it.
-  if (lo > hi || ws.gm[lo] * times[idx[n_times - 1]] > kMaxSteps) return false;
+  if (lo > hi) return false;
+  int64_t total_steps = 0;
+  bool stiff = false;  // more than kMaxSteps steps in all
   // Per requested time inside a piece: Poisson mean, its log, done flag.
   std::vector<double> tmu(static_cast<size_t>(n_times)), tlog(static_cast<size_t>(n_times));
   std::vector<char> tdone(static_cast<size_t>(n_times));
@@ -722,7 +725,6 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
     }
     size_t remaining = last - first;
     const double mu = lambda * (t_end - t_a), logmu = std::log(mu);
-    if (mu > kMaxSteps) return false;  // the single sweep reports it
     const double step_cap = 4.0 * mu + 1e6;
     const int32_t zlo = lo;
     int32_t zhi = hi, slo = n, shi = -1;  // z's window; stale rows of nxt
@@ -799,7 +801,9 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
         ++step;
         if ((end_done && remaining == 0) || lo > hi) {
           finished = true;
-        } else if (static_cast<double>(step) > step_cap) {
+        } else if (static_cast<double>(step) > step_cap ||
+                   static_cast<double>(++total_steps) > kMaxSteps) {
+          stiff = static_cast<double>(total_steps) > kMaxSteps;
           finished = failed = true;
         } else {
           if (!end_done) zhi = std::max(zhi, hi);
@@ -858,7 +862,10 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
     size_t last = k;
     while (last < static_cast<size_t>(n_times) && times[idx[last]] <= t_end) ++last;
     double sp = 0.0;
-    if (!piece(t_prev, t_end, lambda, k, last, sp)) return false;
+    if (!piece(t_prev, t_end, lambda, k, last, sp)) {
+      if (stiff) too_stiff(ws.gm[0], t_last);
+      return false;
+    }
     for (; k < last; ++k) err[idx[k]] = smax * lost;
     t_prev = t_end;
     last_pdf = sp;
@@ -902,6 +909,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
     return;
   }
   std::vector<double> mu(static_cast<size_t>(n_times)), logmu(static_cast<size_t>(n_times));
+  std::vector<double> wsum(static_cast<size_t>(n_times), 0.0);  // Poisson weights so far
   std::vector<char> done(static_cast<size_t>(n_times), 0);
   int64_t remaining = n_times;
   for (int64_t i = 0; i < n_times; ++i) {
@@ -948,8 +956,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   double dropped = 0.0;
   double mu_max = 0.0;
   for (double m : mu) mu_max = std::max(mu_max, m);
-  check_stiffness(lambda, mu_max);
-  const double step_cap = 4.0 * mu_max + 1e6;
+  const double step_cap = std::min(4.0 * mu_max + 1e6, kMaxSteps + 1.0);
   int64_t step = 0;
   int32_t nlo = 0, nhi = -1;  // rows of the next vector that can be nonzero
   int32_t slo = n, shi = -1;  // rows of the `nxt` buffer that may hold stale values
@@ -1014,6 +1021,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
         }
         spdf[i] += wgt * c;
         scdf[i] += wgt * big_c;
+        wsum[i] += wgt;
         max_pdf = std::max(max_pdf, spdf[i]);
         // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-50).
         const double pdf_err = tail * smax * mass;
@@ -1028,6 +1036,14 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
         }
       }
       big_c += c * inv;
+      if (mass == 0.0) {  // nothing left: every later term is 0 (pdf) and big_c (cdf)
+        for (int64_t i = 0; i < n_times; ++i) {
+          if (done[i]) continue;
+          scdf[i] += big_c * std::max(0.0, 1.0 - wsum[i]);
+          done[i] = 1;
+          --remaining;
+        }
+      }
       lgam = lgam_next;
       ++step;
       if (remaining == 0) {
@@ -1039,7 +1055,10 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
       }
     }
   }
-  if (failed) bad("uniformization did not converge within " + num(step_cap) + " steps");
+  if (failed) {
+    if (step_cap > kMaxSteps) too_stiff(lambda, mu_max / lambda);
+    bad("uniformization did not converge within " + num(step_cap) + " steps");
+  }
   timer.done(rows_done * row_cost);
   for (int64_t i = 0; i < n_times; ++i) {
     if (pdf) pdf[i] = spdf[i];
@@ -1176,8 +1195,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
     mu_max = std::max(mu_max, mu[i]);
   }
-  check_stiffness(lambda, mu_max);
-  const double step_cap = 4.0 * mu_max + 1e6;
+  const double step_cap = std::min(4.0 * mu_max + 1e6, kMaxSteps + 1.0);
   std::vector<T> v(static_cast<size_t>(n)), next(static_cast<size_t>(n));
   int32_t lo = n, hi = -1;    // window of v's nonzero entries
   int32_t slo = n, shi = -1;  // rows of `next` that may hold stale values
@@ -1194,8 +1212,10 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
   double lgam = 0.0;       // lgamma(step + 1)
   constexpr double kRel = 1e-10, kTanAbs = 1e-13;
   for (int64_t step = 0; remaining > 0; ++step) {
-    if (static_cast<double>(step) > step_cap)
+    if (static_cast<double>(step) > step_cap) {
+      if (step_cap > kMaxSteps) too_stiff(lambda, mu_max / lambda);
       bad("uniformization did not converge within " + num(step_cap) + " steps");
+    }
     T c = 0.0;
     for (int32_t q = lo; q <= hi; ++q) fma_into(c, v[q], absq[q]);
     // Rows that can be nonzero, and stale ones (they compute to 0).
