@@ -679,7 +679,10 @@ bool segmented_pdf(const Structure& s, Workspace<double>& ws, const double* time
   std::iota(idx.begin(), idx.end(), 0);
   std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return times[a] < times[b]; });
   // Too stiff for a single sweep: the single sweep reports it.
-  if (lo > hi) return false;
+  // Short sweeps (lambda t_max below ~400 steps) are cheaper in one piece: each cut
+  // costs a Poisson tail (measured: Kingman n = 10 at t <= 5, 225 steps, 0.18 ms in
+  // one sweep, 0.22 ms piecewise; n = 15, 525 steps, 0.72 vs 0.66 ms).
+  if (lo > hi || ws.gm[lo] * times[idx[n_times - 1]] < 400.0) return false;
   int64_t total_steps = 0;
   bool stiff = false;  // more than kMaxSteps steps in all
   // Per requested time inside a piece: Poisson mean, its log, done flag.
