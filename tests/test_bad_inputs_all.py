@@ -233,7 +233,7 @@ CASES: dict[str, Case] = {
         r"vertex 1 \(state \[1\]\) has out-probabilities summing to 1\.5 > 1"),
     # -- inputs found by the fuzzer (packages/phasic-core/fuzz) -------------------------------
     "fuzz: stiff rate (1.9e19) pdf": Case(
-        "core", "phasic.Graph.from_json(open(fuzz / 'known_issues' / "
+        "core", "phasic.Graph.from_json(open(fuzz / 'regressions' / "
                 "'stiff_rate_uniformization_hang.json').read()).pdf([1.0], [1.0])", KERNEL,
         r"uniformization would need about 1\.92.*e\+19 steps .* too stiff", timeout=5.0),
     # -- SLURM and launcher environments (phasic-distributed) ----------------------------
