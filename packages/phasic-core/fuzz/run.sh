@@ -49,14 +49,24 @@ if [[ -z "$CXX" ]]; then
   CXX=clang++
 fi
 
+# The kernels use OpenMP: clang needs its runtime headers (Debian's libomp-dev).
+if ! echo '#include <omp.h>' | "$CXX" -fopenmp -x c++ -fsyntax-only - 2>/dev/null; then
+  echo "run.sh: OpenMP headers for $CXX not found; installing libomp-dev"
+  SUDO=""
+  if [[ "$(id -u)" -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libomp-dev
+fi
+
 mkdir -p "$WORKDIR/corpus" "$WORKDIR/artifacts"
 BIN="$WORKDIR/fuzz_structure"
 echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
-"$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer \
+"$CXX" -std=c++17 -g -O1 -fno-omit-frame-pointer -fopenmp \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I "$SRC" \
   "$HERE/fuzz_structure.cpp" \
-  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/kernels.cpp" \
+  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/layout.cpp" \
+  "$SRC/kernels.cpp" "$SRC/threads.cpp" \
   -o "$BIN"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"

@@ -1,4 +1,5 @@
 #include "ffi_handlers.hpp"
+#include "threads.hpp"
 
 #include <omp.h>
 
@@ -23,7 +24,6 @@ namespace {
 std::atomic<int64_t> g_hits{0}, g_misses{0}, g_evictions{0}, g_entries{0};
 std::atomic<int64_t> g_capacity{32};
 std::atomic<uint64_t> g_generation{0};
-std::atomic<int64_t> g_threads{0};  // 0: omp_get_max_threads()
 
 constexpr size_t kProbe = 64;  // bytes compared at each end on a hit, besides the length
 
@@ -116,15 +116,6 @@ void set_cache_capacity(int64_t n) {
   g_capacity = n;
 }
 
-void set_num_threads(int64_t n) {
-  if (n < 1) throw std::invalid_argument("number of threads must be >= 1, got " + std::to_string(n));
-  g_threads = n;
-}
-
-int64_t get_num_threads() {
-  const int64_t n = g_threads.load();
-  return n > 0 ? n : std::max(1, omp_get_max_threads());
-}
 
 // ---------------------------------------------------------------- handlers
 

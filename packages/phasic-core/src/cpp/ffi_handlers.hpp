@@ -1,4 +1,4 @@
-// XLA FFI handlers, the per-thread structure cache and the batch thread count.
+// XLA FFI handlers and the per-thread structure cache.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "structure.hpp"
+#include "threads.hpp"
 
 namespace phasic {
 
@@ -15,8 +16,6 @@ std::shared_ptr<const Structure> cached_structure(std::string_view json, int64_t
 std::map<std::string, int64_t> cache_stats();
 void cache_clear();
 void set_cache_capacity(int64_t n);
-void set_num_threads(int64_t n);
-int64_t get_num_threads();
 
 // Raw handler entry points (XLA_FFI_Handler*), for ffi_targets().
 void* ffi_pmf_handler();

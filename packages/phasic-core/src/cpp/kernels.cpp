@@ -1,7 +1,7 @@
 #include "kernels.hpp"
 
 #include "dual.hpp"
-#include "ffi_handlers.hpp"
+#include "threads.hpp"
 
 #include <omp.h>
 
