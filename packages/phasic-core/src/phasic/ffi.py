@@ -258,28 +258,33 @@ def _sds(*shape: int) -> jax.ShapeDtypeStruct:
 
 @functools.lru_cache(maxsize=64)
 def _pmf_fn(text: str, discrete: bool) -> Any:
+    return _per_time_fn(text, discrete, "phasic_pmf", "derivative of a pmf")
+
+
+def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
+    """A custom_jvp over the FFI target `target` (one value per time) and `target`_jac."""
     info = _info(text)
     attrs = dict(structure=text, key=info.key, discrete=discrete)
     p = info.param_length
 
     @jax.custom_jvp
-    def pmf(theta: jax.Array, times: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call("phasic_pmf", _sds(*times.shape), vmap_method="broadcast_all")
+    def per_time(theta: jax.Array, times: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call(target, _sds(*times.shape), vmap_method="broadcast_all")
         return _varying_like(call(theta, times, **attrs), theta, times)
 
-    @functools.partial(pmf.defjvp, symbolic_zeros=True)
+    @functools.partial(per_time.defjvp, symbolic_zeros=True)
     def _(primals: tuple, tangents: tuple) -> tuple:
         theta, times = primals
         dtheta, dtimes = tangents
         _refuse_tangent(dtimes, "times")
         call = jax.ffi.ffi_call(
-            "phasic_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
+            f"{target}_jac", (_sds(*times.shape), _sds(*times.shape, p)),
             vmap_method="broadcast_all")
-        call = _first_order_only(functools.partial(call, **attrs), "derivative of a pmf")
+        call = _first_order_only(functools.partial(call, **attrs), what)
         value, jac = _varying_like(call(theta, times), theta, times, dtheta)
         return value, _jvp_out(jac, dtheta)
 
-    return pmf
+    return per_time
 
 
 @functools.lru_cache(maxsize=64)
@@ -339,29 +344,7 @@ def _pmf_and_moments_fn(text: str, discrete: bool, k: int) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _log_pmf_fn(text: str, discrete: bool) -> Any:
-    info = _info(text)
-    attrs = dict(structure=text, key=info.key, discrete=discrete)
-    p = info.param_length
-
-    @jax.custom_jvp
-    def log_pmf(theta: jax.Array, times: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call("phasic_log_pmf", _sds(*times.shape),
-                                vmap_method="broadcast_all")
-        return _varying_like(call(theta, times, **attrs), theta, times)
-
-    @functools.partial(log_pmf.defjvp, symbolic_zeros=True)
-    def _(primals: tuple, tangents: tuple) -> tuple:
-        theta, times = primals
-        dtheta, dtimes = tangents
-        _refuse_tangent(dtimes, "times")
-        call = jax.ffi.ffi_call(
-            "phasic_log_pmf_jac", (_sds(*times.shape), _sds(*times.shape, p)),
-            vmap_method="broadcast_all")
-        call = _first_order_only(functools.partial(call, **attrs), "derivative of a log pmf")
-        value, jac = _varying_like(call(theta, times), theta, times, dtheta)
-        return value, _jvp_out(jac, dtheta)
-
-    return log_pmf
+    return _per_time_fn(text, discrete, "phasic_log_pmf", "derivative of a log pmf")
 
 
 def compute_pmf_ffi(
