@@ -347,6 +347,17 @@ def _log_pmf_fn(text: str, discrete: bool) -> Any:
     return _per_time_fn(text, discrete, "phasic_log_pmf", "derivative of a log pmf")
 
 
+def _per_time_call(factory: Any, structure_json: Any, theta: Any, times: Any,
+                   discrete: bool) -> jax.Array:
+    """Validate the arguments, run `factory(text, discrete)` on flat times, restore the shape."""
+    text, info = _setup(structure_json)
+    discrete = _check_discrete(discrete, info)
+    theta = _prepare_theta(theta, info)
+    times = _as_f64(times, "times")
+    out = factory(text, discrete)(theta, _flat(times))
+    return _unflat(out, times.shape)
+
+
 def compute_pmf_ffi(
     structure_json: str | Graph | Mapping[str, Any],
     theta: Any,
@@ -359,12 +370,7 @@ def compute_pmf_ffi(
     shape of `times`. Use `jax.vmap` for many thetas or time grids. Differentiable
     with respect to theta (exact derivatives from C++).
     """
-    text, info = _setup(structure_json)
-    discrete = _check_discrete(discrete, info)
-    theta = _prepare_theta(theta, info)
-    times = _as_f64(times, "times")
-    out = _pmf_fn(text, discrete)(theta, _flat(times))
-    return _unflat(out, times.shape)
+    return _per_time_call(_pmf_fn, structure_json, theta, times, discrete)
 
 
 def compute_log_pmf_ffi(
@@ -380,12 +386,7 @@ def compute_log_pmf_ffi(
     density is exactly 0 (e.g. a discrete PMF at 0 without a defect). Differentiable
     with respect to theta; d log f / d theta is exact (0 where f is exactly 0).
     """
-    text, info = _setup(structure_json)
-    discrete = _check_discrete(discrete, info)
-    theta = _prepare_theta(theta, info)
-    times = _as_f64(times, "times")
-    out = _log_pmf_fn(text, discrete)(theta, _flat(times))
-    return _unflat(out, times.shape)
+    return _per_time_call(_log_pmf_fn, structure_json, theta, times, discrete)
 
 
 def compute_moments_ffi(
