@@ -67,6 +67,20 @@ struct PyStructure {
   std::shared_ptr<const Structure> s;
 };
 
+// Structure.pdf / Structure.cdf: one kernel computes both; ask for the one wanted.
+Array1 distribution(const PyStructure& p, nb::handle theta, nb::handle times, bool want_pdf) {
+  InArray th = as_f64(theta, "theta");
+  InArray tm = as_f64(times, "times");
+  std::vector<double> out(tm.shape(0));
+  {
+    nb::gil_scoped_release release;
+    compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
+                         static_cast<int64_t>(tm.shape(0)), want_pdf ? out.data() : nullptr,
+                         want_pdf ? nullptr : out.data());
+  }
+  return to_numpy(std::move(out));
+}
+
 }  // namespace
 }  // namespace phasic
 
@@ -158,29 +172,13 @@ NB_MODULE(_core, m) {
       .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
-            InArray th = as_f64(theta, "theta");
-            InArray tm = as_f64(times, "times");
-            std::vector<double> out(tm.shape(0));
-            {
-              nb::gil_scoped_release release;
-              compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
-                                   static_cast<int64_t>(tm.shape(0)), out.data(), nullptr);
-            }
-            return to_numpy(std::move(out));
+            return distribution(p, theta, times, /*want_pdf=*/true);
           },
           "theta"_a, "times"_a)
       .def(
           "cdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
-            InArray th = as_f64(theta, "theta");
-            InArray tm = as_f64(times, "times");
-            std::vector<double> out(tm.shape(0));
-            {
-              nb::gil_scoped_release release;
-              compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
-                                   static_cast<int64_t>(tm.shape(0)), nullptr, out.data());
-            }
-            return to_numpy(std::move(out));
+            return distribution(p, theta, times, /*want_pdf=*/false);
           },
           "theta"_a, "times"_a)
       .def(
