@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+import reference
 import scipy.linalg
 
 from phasic import _core
@@ -595,34 +596,6 @@ def test_cache_lru_and_clear() -> None:
 # ---------------------------------------------------------------- large-graph sweeps
 
 
-def _hypoexponential(rates: list[int], times: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Density and CDF of a sum of independent exponentials with distinct integer rates.
-
-    With c_i = prod_{j != i} l_j / (l_j - l_i): f(t) = sum_i c_i l_i exp(-l_i t) and
-    F(t) = 1 - sum_i c_i exp(-l_i t). The c_i are exact fractions and the alternating
-    sums run in 120-digit decimals, so their cancellation near t = 0 is harmless.
-    """
-    from decimal import Decimal, localcontext
-    from fractions import Fraction
-
-    pdf, cdf = [], []
-    with localcontext() as ctx:
-        ctx.prec = 120
-        coef = []
-        for i, li in enumerate(rates):
-            c = Fraction(1)
-            for j, lj in enumerate(rates):
-                if j != i:
-                    c *= Fraction(lj, lj - li)
-            coef.append(Decimal(c.numerator) / Decimal(c.denominator))
-        for t in times:
-            dt = Decimal(repr(t))
-            decay = [c * (-li * dt).exp() for c, li in zip(coef, rates, strict=True)]
-            pdf.append(float(sum(d * li for d, li in zip(decay, rates, strict=True))))
-            cdf.append(float(1 - sum(decay)))
-    return np.array(pdf), np.array(cdf)
-
-
 def test_large_sweeps_exact_and_bit_identical_across_threads(monkeypatch) -> None:
     # Kingman n = 30 (5,603 states, ~48k edges): the pdf takes the piecewise sweep and
     # the cdf the single sweep, both big enough to run on an OpenMP team (forced here:
@@ -642,7 +615,8 @@ def test_large_sweeps_exact_and_bit_identical_across_threads(monkeypatch) -> Non
         _core.set_num_threads(before)
     for one, two in zip(runs[0], runs[1], strict=True):
         assert one.tobytes() == two.tobytes()
-    pdf, cdf = _hypoexponential([k * (k - 1) // 2 for k in range(30, 1, -1)], times)
+    pdf, cdf, _ = reference.hypoexponential([k * (k - 1) // 2 for k in range(30, 1, -1)],
+                                            times)
     np.testing.assert_allclose(runs[0][0], pdf, rtol=1e-9, atol=0)
     np.testing.assert_allclose(runs[0][1], cdf, rtol=1e-9, atol=0)
     # theta scales every rate: f_theta(t) = theta f_1(theta t).
@@ -668,15 +642,24 @@ def test_piecewise_pdf_unsorted_repeated_and_spread_times() -> None:
 
 def test_stiff_rates_piecewise_pdf_or_a_clear_error() -> None:
     # A fast phase (rate 1e9) then a slow one (rate 0.5). One sweep at the largest rate
-    # would need ~1e9 steps: cdf, pdf_jac and log_pdf stop at the 2e6-step cap with an
-    # error naming the rate and the time. The pdf alone takes the piecewise sweep, whose
-    # rate drops to 0.5 once the fast state is empty, and is exact: a hypoexponential.
+    # would need ~1e9 steps: the cdf stops at the 2e6-step cap with an error naming the
+    # rate and the time. The pdf, its derivatives and its log take the piecewise sweep,
+    # whose rate drops to 0.5 once the fast state is empty, and are exact: a
+    # hypoexponential. Derivatives are promised to 1e-10 of the largest partial or 1e-13
+    # of the value; here d f / d theta is ~1e-19 f, so the second one applies.
     s = _compiled([(0, 1, 1.0, []), (1, 2, 0.0, [1.0]), (2, 3, 0.5, [])])
-    theta, times = [1e9], [0.5, 1.0, 4.0]
+    theta, times = [1e9], np.array([0.5, 1.0, 4.0])
     stiff = r"about 4000000000 steps \(largest exit rate 1000000000 x largest time 4\).* too stiff"
-    for call in (s.cdf, s.pdf_jac, lambda th, ts: s.log_pdf(th, ts, grad=True)):
-        with pytest.raises(ValueError, match=stiff):
-            call(theta, times)
+    with pytest.raises(ValueError, match=stiff):
+        s.cdf(theta, times)
     a, b = 1e9, 0.5
-    ref = [a * b / (a - b) * (math.exp(-b * t) - math.exp(-a * t)) for t in times]
+    slow = np.exp(-b * times)  # e^{-a t} is 0 at these times
+    ref = a * b / (a - b) * slow
+    d_ref = -b * b / (a - b) ** 2 * slow
     np.testing.assert_allclose(s.pdf(theta, times), ref, rtol=1e-9, atol=0)
+    f, jac = s.pdf_jac(theta, times)
+    np.testing.assert_allclose(f, ref, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(jac.ravel(), d_ref, rtol=0, atol=1e-13 * ref.min())
+    logf, dlogf = s.log_pdf(theta, times, grad=True)
+    np.testing.assert_allclose(logf, np.log(ref), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(dlogf.ravel(), 1 / a - 1 / (a - b), rtol=0, atol=1e-13)

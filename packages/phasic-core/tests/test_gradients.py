@@ -153,6 +153,80 @@ def test_kingman_analytic(n: int) -> None:
     np.testing.assert_allclose(got, np.sum(1 / theta + t * df1 / f1), rtol=1e-9)
 
 
+# -- piecewise uniformization (acyclic graphs whose fast states empty early) ---------
+
+
+def fast_to_slow(seed: int) -> tuple[Graph, np.ndarray]:
+    """An acyclic chain with skips whose exit rates fall from ~300 to ~0.5 along it,
+    with constant and theta-coefficient weights over 1-4 parameters: one sweep at the
+    largest rate would take thousands of steps, while the pieces lower their rate as
+    the fast states empty."""
+    rng = np.random.default_rng(seed)
+    n, p = int(rng.integers(12, 26)), int(rng.integers(1, 5))
+    theta = rng.uniform(0.5, 2.0, size=p)
+    g = Graph(1)
+    vs = [g.find_or_create_vertex((k + 1,)) for k in range(n + 1)]  # vs[n] absorbs
+    g.starting_vertex().add_edge(vs[0], 0.7)
+    g.starting_vertex().add_edge(vs[1], 0.3)
+    for i in range(n):
+        scale = 300.0 * (500.0 / 0.5) ** (-i / (n - 1))
+        targets = {i + 1} | {int(j) for j in rng.integers(i + 1, n + 1, size=2)}
+        for j in sorted(targets):
+            if rng.random() < 0.3:
+                vs[i].add_edge(vs[j], float(scale * rng.uniform(0.2, 1.0)))
+            else:
+                c = rng.uniform(0.1, 1.0, size=p) * (rng.random(p) < 0.6)
+                c[rng.integers(p)] += 0.3
+                vs[i].add_edge(vs[j], (scale * c).tolist())
+    return g, theta
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_piecewise_derivatives_against_finite_differences(seed: int) -> None:
+    g, theta = fast_to_slow(seed)
+    js, th = g.serialize(), jnp.asarray(theta)
+    mean = float(reference.moments(js, theta, 1)[0])
+    times = mean * np.array([0.02, 0.3, 1.0, 2.0, 4.0])
+    before = phasic._core.sweep_counts()
+    f = compute_pmf_ffi(js, th, times)
+    jac = jax.jacfwd(lambda t: compute_pmf_ffi(js, t, times))(th)
+    logf = compute_log_pmf_ffi(js, th, times)
+    dlogf = jax.jacfwd(lambda t: compute_log_pmf_ffi(js, t, times))(th)
+    after = phasic._core.sweep_counts()
+    # every continuous sweep above ran piecewise (values, derivatives, log, its derivatives)
+    assert after["piecewise"] - before["piecewise"] == 4
+    assert after["single"] == before["single"]
+    ref = lambda t: reference.pdf_expm(js, t, times)  # noqa: E731
+    np.testing.assert_allclose(f, ref(theta), rtol=1e-9, atol=0)
+    assert_jac_close(jac, central_fd(ref, theta))
+    np.testing.assert_allclose(logf, np.log(ref(theta)), rtol=1e-9, atol=0)
+    assert_jac_close(dlogf, central_fd(lambda t: np.log(ref(t)), theta))
+
+
+def kingman_exact(n: int, theta: float, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T_MRCA's density f_theta(t) = theta f_1(theta t) and d f / d theta = f_1(u) + u
+    f_1'(u) at u = theta t, from the exact hypoexponential closed form."""
+    u = theta * np.asarray(times)
+    f1, _, slope = reference.hypoexponential([k * (k - 1) // 2 for k in range(n, 1, -1)], u)
+    return theta * f1, f1 + u * slope
+
+
+def test_kingman_piecewise_derivatives_against_closed_form() -> None:
+    # n = 20 at theta = 1.3: 190 theta is the largest rate, so 7 times up to 5 take the
+    # piecewise sweep (~1200 steps in one sweep), including the far left tail (f ~ 1e-21).
+    n, theta = 20, 1.3
+    js, th = models.kingman(n).serialize(), jnp.array([theta])
+    t = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0])
+    f, df = kingman_exact(n, theta, t)
+    before = phasic._core.sweep_counts()["piecewise"]
+    got = jax.jacfwd(lambda x: compute_pmf_ffi(js, x, t))(th)[:, 0]
+    grad = jax.grad(lambda x: phasic.loglik(js, x, t))(th)[0]
+    assert phasic._core.sweep_counts()["piecewise"] - before == 2
+    np.testing.assert_allclose(compute_pmf_ffi(js, th, t), f, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(got, df, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(grad, np.sum(df / f), rtol=1e-9)
+
+
 # -- loglik: tiny densities, exact zeros, bad times -----------------------------------
 
 

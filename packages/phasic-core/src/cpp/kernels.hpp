@@ -35,6 +35,14 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
 void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
                      const double* times, int64_t n_times, double* logf, double* dlogf);
 
+// Continuous uniformization sweeps run in this process so far: piecewise (acyclic
+// graphs, the rate lowered as fast states empty) and single (one rate throughout).
+struct SweepCounts {
+  int64_t piecewise;
+  int64_t single;
+};
+SweepCounts sweep_counts();
+
 // Rough cost of one evaluation, used to decide whether a batch is worth threads.
 double work_estimate(const Structure& s);
 

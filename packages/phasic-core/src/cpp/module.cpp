@@ -255,6 +255,16 @@ NB_MODULE(_core, m) {
     return d;
   });
   m.def("cache_stats", &cache_stats);
+  m.def(
+      "sweep_counts",
+      []() {
+        const SweepCounts c = sweep_counts();
+        nb::dict d;
+        d["piecewise"] = c.piecewise;
+        d["single"] = c.single;
+        return d;
+      },
+      "Continuous sweeps run so far in this process: {'piecewise': n, 'single': m}.");
   m.def("cache_clear", &cache_clear);
   m.def("set_cache_capacity", &set_cache_capacity, "n"_a);
   m.def("set_num_threads", &set_num_threads, "n"_a);
