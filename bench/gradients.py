@@ -129,8 +129,8 @@ def run(quick: bool) -> dict[str, Any]:
     ax.set_title("Cost of exact gradients (one run, side by side)")
     ax.legend(fontsize=8)
     save_figure(fig, "gradients", quick)
-    path = write_json("gradients", quick, {"rows": rows, "all_within_bound": within},
-                      load_start)
+    path = write_json("gradients", quick,
+                      {"rows": rows, "all_within_bound": within, "closest": worst}, load_start)
     print(f"  wrote {path}")
     return {"rows": rows, "all_within_bound": within}
 
