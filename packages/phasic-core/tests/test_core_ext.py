@@ -640,6 +640,26 @@ def test_piecewise_pdf_unsorted_repeated_and_spread_times() -> None:
         assert got[1] == 0.0 and got[0] == got[5]
 
 
+def test_piecewise_time_next_to_zero_and_far_right_tail() -> None:
+    # Exponential at rate 0.4 theta. At t = 5e-324, lambda t underflows to 0: the density
+    # is the one at t = 0. At t = 2000 it is 0.4 e^-800 ~ 1e-348, below the float64 range:
+    # the pdf (piecewise, lambda t = 800 steps) returns 0, the scaled kernels its exact
+    # log and d log f / d theta = 1 / theta - 0.4 t.
+    s = _compiled([(0, 1, 1.0, []), (1, 2, 0.0, [0.4])])
+    times = [5e-324, 1.0, 2000.0]
+    before = _core.sweep_counts()["piecewise"]
+    pdf = s.pdf([1.0], times)
+    assert _core.sweep_counts()["piecewise"] == before + 1
+    np.testing.assert_allclose(pdf, [0.4, 0.4 * math.exp(-0.4), 0.0], rtol=1e-12, atol=0)
+    f, jac = s.pdf_jac([1.0], times)
+    np.testing.assert_allclose(f, pdf, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(jac.ravel(), [0.4, 0.4 * math.exp(-0.4) * 0.6, 0.0],
+                               rtol=1e-12, atol=0)
+    logf, dlogf = s.log_pdf([1.0], times, grad=True)
+    np.testing.assert_allclose(logf, math.log(0.4) - 0.4 * np.array(times), rtol=1e-12)
+    np.testing.assert_allclose(dlogf.ravel(), 1.0 - 0.4 * np.array(times), rtol=1e-12)
+
+
 def test_stiff_rates_piecewise_pdf_or_a_clear_error() -> None:
     # A fast phase (rate 1e9) then a slow one (rate 0.5). One sweep at the largest rate
     # would need ~1e9 steps: the cdf stops at the 2e6-step cap with an error naming the

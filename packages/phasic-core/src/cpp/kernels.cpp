@@ -1266,7 +1266,9 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
         for (size_t k = first; k < last_k; ++k) {
           const int64_t i = idx[k];
           if (tdone[i]) continue;
-          const double w = std::exp(-tmu[i] + step * tlog[i] - lgam);
+          // A time so close to t_a that lambda (t - t_a) underflows is the series' first term.
+          const double w = tmu[i] > 0.0 ? std::exp(-tmu[i] + step * tlog[i] - lgam)
+                                        : (step == 0 ? 1.0 : 0.0);
           fma_into(acc[i], c, w);
           if (!(m1 + 1.0 > tmu[i])) continue;  // before the mode: no geometric bound
           // sum_{m > step} Pois(m) <= Pois(step) q, q = mu / m1 / (1 - r).
