@@ -5,8 +5,8 @@
 //   * bad input may only raise std::invalid_argument (nanobind turns it into
 //     ValueError); any other exception escapes and libFuzzer reports it as a crash;
 //   * anything accepted must survive serialize -> parse -> serialize unchanged,
-//     compile to a Structure, and (when small) run the moment and density kernels
-//     for theta = 1 without a sanitizer report.
+//     compile to a Structure, and (when small) run the moment, density, derivative
+//     and log-density kernels for theta = 1 without a sanitizer report.
 // AddressSanitizer and UBSan (built with -fsanitize=fuzzer,address,undefined)
 // report memory errors and undefined behaviour as crashes.
 #include <cstddef>
@@ -64,9 +64,24 @@ void run_kernels(const phasic::Structure& s) {
   constexpr double kTmax = 2.0;
   if (!s.discrete && !(max_exit_rate(s, theta) * kTmax <= 1e4)) return;
   const double times[3] = {0.0, 0.5, kTmax};
-  double pdf[3], cdf[3];
+  double pdf[3], cdf[3], logf[3];
+  std::vector<double> jac(static_cast<size_t>(3 * s.P));
   try {
     phasic::compute_distribution(s, theta.data(), s.P, times, 3, pdf, cdf);
+  } catch (const std::invalid_argument&) {
+  }
+  // The density alone, its derivatives and its log: on acyclic graphs with enough
+  // steps these take the piecewise sweep (with the single sweep as fallback).
+  try {
+    phasic::compute_distribution(s, theta.data(), s.P, times, 3, pdf, nullptr);
+  } catch (const std::invalid_argument&) {
+  }
+  try {
+    phasic::compute_pmf_jac(s, theta.data(), s.P, times, 3, pdf, jac.data());
+  } catch (const std::invalid_argument&) {
+  }
+  try {
+    phasic::compute_log_pmf(s, theta.data(), s.P, times, 3, logf, jac.data());
   } catch (const std::invalid_argument&) {
   }
 }

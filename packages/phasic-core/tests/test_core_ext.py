@@ -638,6 +638,19 @@ def test_piecewise_pdf_unsorted_repeated_and_spread_times() -> None:
         np.testing.assert_allclose(got[big], ref[big], rtol=1e-9, atol=0)
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-20 * ref.max())
         assert got[1] == 0.0 and got[0] == got[5]
+        # the derivative and log kernels take their piecewise sweep on the same times
+        # (the flushes late in the first piece do not reach t = 1e-9's finished series)
+        before = _core.sweep_counts()
+        f, jac = s.pdf_jac([theta], times)
+        jac = np.asarray(jac).reshape(len(times), -1)
+        logf, _ = s.log_pdf([theta], times, grad=True)
+        after = _core.sweep_counts()
+        assert after["piecewise"] - before["piecewise"] == 2
+        assert after["single"] == before["single"]
+        np.testing.assert_allclose(f[big], ref[big], rtol=1e-9, atol=0)
+        np.testing.assert_allclose(logf[big], np.log(ref[big]), rtol=1e-10, atol=0)
+        assert f[1] == 0.0 and logf[1] == -np.inf and jac[1, 0] == 0.0
+        assert f[0] == f[5] and logf[0] == logf[5] and jac[0, 0] == jac[5, 0]
 
 
 def test_piecewise_time_next_to_zero_and_far_right_tail() -> None:

@@ -1105,8 +1105,8 @@ void piece_rows(int32_t a, int32_t b, const T* __restrict cur, T* __restrict nxt
 // most smax m, and its derivatives by at most smax g + m (ds_max + t smax dS_max)
 // (d/dtheta of m e^{S tau} s, |dS| the row sums of the derivatives of S). A piece's
 // times stop by the per-time bounds of `uniformized` held to 1e-11; after each piece
-// its times are checked against what was neglected before and during it (5e-11 of the
-// value, and of the largest partial or 5e-14 of the value). `strict` (the scaled
+// its times are checked against what was neglected until their series were complete
+// (5e-11 of the value, and of the largest partial or 5e-14 of the value). `strict` (the scaled
 // kernels) also refuses densities below 1e-280, where unscaled arithmetic may have
 // underflowed; otherwise (the plain pdf) an error within 1e-21 of the largest density
 // is accepted, as in continuous_distribution. Returns false when a check fails or a
@@ -1171,6 +1171,9 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
   std::vector<T> diag(static_cast<size_t>(n)), acc(static_cast<size_t>(n_times));
   std::vector<double> tmu(static_cast<size_t>(n_times)), tlog(static_cast<size_t>(n_times));
   std::vector<char> tdone(static_cast<size_t>(n_times));
+  // Neglected value and derivative mass when each time's series was complete: what
+  // is neglected later in its piece cannot reach it.
+  std::vector<double> tlost_m(static_cast<size_t>(n_times)), tlost_g(static_cast<size_t>(n_times));
   T* cur = v.data();
   T* nxt = next.data();
   T* z = zv.data();
@@ -1191,11 +1194,11 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
   int64_t total_steps = 0;
   bool stiff = false;
 
-  // Whether time i, inside a finished piece, is within the checks.
-  auto within = [&](int64_t i) {
+  // Whether time i is within the checks, its series complete with lm and lg neglected.
+  auto within = [&](int64_t i, double lm, double lg) {
     const double f = value(acc[i]), g = max_tangent(acc[i]);
-    const double em = smax * lost_m;
-    const double eg = smax * lost_g + lost_m * (ds_max + times[i] * smax * dsm[0]);
+    const double em = smax * lm;
+    const double eg = smax * lg + lm * (ds_max + times[i] * smax * dsm[0]);
     if (!strict) return em <= kCheck * f || em <= 1e-21 * max_f || em < 1e-300;
     if (f < 1e-280 && times[i] > 0.0) return false;  // may have underflowed
     return em <= kCheck * f && (N == 0 || eg <= kCheck * g || eg <= kCheckTan * f);
@@ -1281,6 +1284,8 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
             tdone[i] = 1;
             --remaining;
             max_f = std::max(max_f, f);
+            tlost_m[i] = lost_m;
+            tlost_g[i] = lost_g;
           }
         }
         if (!end_done && m1 + 1.0 > mu) {
@@ -1316,6 +1321,13 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
       }
     }
     if (failed) return false;
+    for (size_t k = first; k < last_k; ++k) {  // ended early by an empty vector
+      const int64_t i = idx[k];
+      if (!tdone[i]) {
+        tlost_m[i] = lost_m;
+        tlost_g[i] = lost_g;
+      }
+    }
     // The next piece starts from z; the two stepping buffers are cleared.
     std::fill(cur, cur + n, T(0.0));
     std::fill(nxt, nxt + n, T(0.0));
@@ -1335,7 +1347,7 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
   while (k < nt) {
     if (times[idx[k]] <= t_prev) {  // t = 0 and repeats of a piece's end
       acc[idx[k]] = last;
-      if (!within(idx[k++])) return false;
+      if (!within(idx[k++], lost_m, lost_g)) return false;
       continue;
     }
     // Drop front entries whose effect is at most kLoss of the last density.
@@ -1350,7 +1362,7 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
     if (lo > hi) {  // nothing left: every later density is 0
       for (; k < nt; ++k) {
         acc[idx[k]] = 0.0;
-        if (!within(idx[k])) return false;
+        if (!within(idx[k], lost_m, lost_g)) return false;
       }
       break;
     }
@@ -1371,7 +1383,7 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
       return false;
     }
     for (; k < last_k; ++k)
-      if (!within(idx[k])) return false;
+      if (!within(idx[k], tlost_m[idx[k]], tlost_g[idx[k]])) return false;
     lost_m += tail_m;
     lost_g += tail_g;
     t_prev = t_end;
