@@ -114,6 +114,11 @@ inline double magnitude(const Dual<N>& x) {
 }
 inline double magnitude(double x) { return std::fabs(x); }
 
+// Partial derivative k (0 for a double, which carries none).
+template <int N>
+inline double partial(const Dual<N>& x, int k) { return x.d[k]; }
+inline double partial(double, int) { return 0.0; }
+
 // Largest |derivative| (0 for a double).
 template <int N>
 inline double max_tangent(const Dual<N>& x) {

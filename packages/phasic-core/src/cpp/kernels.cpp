@@ -1479,23 +1479,39 @@ bool piecewise_pdf(const Structure& s, const Workspace<double>& ws, const double
 
 }  // namespace
 
-void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
-                     const double* times, int64_t n_times, double* pmf, double* jac) {
+namespace {
+
+// The scaled series of every time: in doubles when `derivatives` is false or there
+// is nothing to differentiate (a theta length error is then reported too), else with
+// dual numbers, once per block of up to 8 directions. emit(o, d0, N) reads one run:
+// o[i].acc carries the partials d0 .. d0 + N - 1 (N = 0 for doubles).
+template <class Emit>
+void scaled_runs(const Structure& s, const double* theta, int64_t theta_len,
+                 const double* times, int64_t n_times, bool derivatives, Emit&& emit) {
   const int64_t P = theta_len;
-  if (P == 0 || s.P != P) {  // nothing to differentiate (or a length error to report)
+  if (!derivatives || P == 0 || s.P != P) {
     std::vector<Scaled<double>> o;
     scaled_distribution<double>(s, theta, theta_len, times, n_times, 0, o);
-    for (int64_t i = 0; i < n_times; ++i) pmf[i] = unscale(o[i].ls, o[i].acc);
+    emit(o, int64_t{0}, 0);
     return;
   }
   for_each_block(P, [&](auto tag, int64_t d0) {
     using T = decltype(tag);
-    constexpr int N = Tangents<T>::n;
     std::vector<Scaled<T>> o;
     scaled_distribution<T>(s, theta, P, times, n_times, d0, o);
+    emit(o, d0, static_cast<int>(std::min<int64_t>(Tangents<T>::n, P - d0)));
+  });
+}
+
+}  // namespace
+
+void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* times, int64_t n_times, double* pmf, double* jac) {
+  const int64_t P = theta_len;
+  scaled_runs(s, theta, P, times, n_times, true, [&](const auto& o, int64_t d0, int N) {
     for (int64_t i = 0; i < n_times; ++i) {
-      pmf[i] = unscale(o[i].ls, o[i].acc.v);
-      for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = unscale(o[i].ls, o[i].acc.d[j]);
+      pmf[i] = unscale(o[i].ls, value(o[i].acc));
+      for (int j = 0; j < N; ++j) jac[i * P + d0 + j] = unscale(o[i].ls, partial(o[i].acc, j));
     }
   });
 }
@@ -1503,25 +1519,16 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
 void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
                      const double* times, int64_t n_times, double* logf, double* dlogf) {
   const int64_t P = theta_len;
-  if (dlogf == nullptr || P == 0 || s.P != P) {
-    std::vector<Scaled<double>> o;
-    scaled_distribution<double>(s, theta, theta_len, times, n_times, 0, o);
-    for (int64_t i = 0; i < n_times; ++i) logf[i] = log_value(o[i]);
-    return;
-  }
-  for_each_block(P, [&](auto tag, int64_t d0) {
-    using T = decltype(tag);
-    constexpr int N = Tangents<T>::n;
-    std::vector<Scaled<T>> o;
-    scaled_distribution<T>(s, theta, P, times, n_times, d0, o);
-    for (int64_t i = 0; i < n_times; ++i) {
-      logf[i] = log_value(o[i]);
-      const double a = o[i].acc.v;
-      // Where the density is exactly 0 (log = -inf) the derivative is reported as 0.
-      for (int j = 0; j < N && d0 + j < P; ++j)
-        dlogf[i * P + d0 + j] = a > 0.0 ? o[i].acc.d[j] / a : 0.0;
-    }
-  });
+  scaled_runs(s, theta, P, times, n_times, dlogf != nullptr,
+              [&](const auto& o, int64_t d0, int N) {
+                for (int64_t i = 0; i < n_times; ++i) {
+                  logf[i] = log_value(o[i]);
+                  const double a = value(o[i].acc);
+                  // Where the density is exactly 0 (log = -inf) the derivative is 0.
+                  for (int j = 0; j < N; ++j)
+                    dlogf[i * P + d0 + j] = a > 0.0 ? partial(o[i].acc, j) / a : 0.0;
+                }
+              });
 }
 
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
