@@ -673,6 +673,47 @@ def test_piecewise_time_next_to_zero_and_far_right_tail() -> None:
     np.testing.assert_allclose(dlogf.ravel(), 1.0 - 0.4 * np.array(times), rtol=1e-12)
 
 
+def _two_state_cycle_exact(theta: float, times: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """f and d f / d theta for 1 -> 2 at 300 theta, 2 -> 1 at 200 theta, 2 -> absorbed at
+    0.5 theta, starting in 1: f_1(u) = a b (e^{l1 u} - e^{l2 u}) / (l1 - l2) with l1, l2
+    the eigenvalues of S, in 50-digit decimals; f_theta(t) = theta f_1(theta t)."""
+    from decimal import Decimal, localcontext
+
+    f, df = [], []
+    with localcontext() as ctx:
+        ctx.prec = 50
+        a, c, b = Decimal(300), Decimal(200), Decimal("0.5")
+        root = ((a + b + c) ** 2 - 4 * a * b).sqrt()
+        l1, l2 = (-(a + b + c) + root) / 2, (-(a + b + c) - root) / 2
+        th = Decimal(repr(theta))
+        for t in times:
+            u = th * Decimal(repr(t))
+            e1, e2 = (l1 * u).exp(), (l2 * u).exp()
+            f1 = a * b * (e1 - e2) / (l1 - l2)
+            slope = a * b * (l1 * e1 - l2 * e2) / (l1 - l2)
+            f.append(float(th * f1))
+            df.append(float(f1 + u * slope))
+    return np.array(f), np.array(df)
+
+
+def test_long_single_sweep_keeps_its_relative_accuracy() -> None:
+    # A cyclic graph takes the single sweep at rate 300: t = 150 needs ~45,000 steps in
+    # the far right tail (f ~ 1e-20). Poisson weights from a running sum of log k drifted
+    # by ~1e-8 there; computed in Loader's saddle-point form they keep the 1e-10 bound.
+    s = _compiled([(0, 1, 1.0, []), (1, 2, 0.0, [300.0]), (2, 1, 0.0, [200.0]),
+                   (2, 3, 0.0, [0.5])])
+    times = [1.0, 20.0, 150.0]
+    f_ref, df_ref = _two_state_cycle_exact(1.0, times)
+    assert 1e-22 < f_ref[-1] < 1e-18
+    np.testing.assert_allclose(s.pdf([1.0], times), f_ref, rtol=1e-10, atol=0)
+    f, jac = s.pdf_jac([1.0], times)
+    np.testing.assert_allclose(f, f_ref, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(np.asarray(jac).ravel(), df_ref, rtol=1e-9, atol=0)
+    logf, dlogf = s.log_pdf([1.0], times, grad=True)
+    np.testing.assert_allclose(logf, np.log(f_ref), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(dlogf).ravel(), df_ref / f_ref, rtol=1e-9, atol=0)
+
+
 def test_stiff_rates_piecewise_pdf_or_a_clear_error() -> None:
     # A fast phase (rate 1e9) then a slow one (rate 0.5). One sweep at the largest rate
     # would need ~1e9 steps: the cdf stops at the 2e6-step cap with an error naming the

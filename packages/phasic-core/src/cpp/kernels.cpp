@@ -1,6 +1,7 @@
 #include "kernels.hpp"
 
 #include "dual.hpp"
+#include "poisson.hpp"
 #include "threads.hpp"
 
 #include <omp.h>
@@ -666,14 +667,11 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
     return;
   }
   g_sweeps_single.fetch_add(1, std::memory_order_relaxed);
-  std::vector<double> mu(static_cast<size_t>(n_times)), logmu(static_cast<size_t>(n_times));
+  std::vector<double> mu(static_cast<size_t>(n_times));
   std::vector<double> wsum(static_cast<size_t>(n_times), 0.0);  // Poisson weights so far
   std::vector<char> done(static_cast<size_t>(n_times), 0);
   int64_t remaining = n_times;
-  for (int64_t i = 0; i < n_times; ++i) {
-    mu[i] = lambda * times[i];
-    logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
-  }
+  for (int64_t i = 0; i < n_times; ++i) mu[i] = lambda * times[i];
   // Transition probabilities of the uniformized chain, in gather order.
   const double inv = 1.0 / lambda;
   const size_t nnz = L.in_src.size();
@@ -706,7 +704,6 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   double* cur = ws.ga.data();
   double* nxt = ws.gb.data();
   double big_c = 0.0;   // C_n
-  double lgam = 0.0;    // lgamma(n + 1)
   double max_pdf = 0.0;
   // Entries below 1e-60 are set to zero (gather_rows; they would otherwise decay
   // through slow subnormal arithmetic); the dropped mass changes the pdf by at most
@@ -759,7 +756,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
       lo = nlo;
       hi = nhi;
       std::swap(cur, nxt);
-      const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
+      const LogPoisson log_pois(static_cast<double>(step));
       for (int64_t i = 0; i < n_times; ++i) {
         if (done[i]) continue;
         double wgt, tail;
@@ -767,10 +764,10 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
           wgt = step == 0 ? 1.0 : 0.0;
           tail = 0.0;
         } else {
-          wgt = std::exp(-mu[i] + step * logmu[i] - lgam);
+          wgt = std::exp(log_pois(mu[i]));
           const double m1 = static_cast<double>(step + 1);
           if (m1 + 1.0 > mu[i]) {
-            const double next_w = std::exp(-mu[i] + m1 * logmu[i] - lgam_next);
+            const double next_w = wgt * mu[i] / m1;
             tail = next_w / (1.0 - mu[i] / (m1 + 1.0));
           } else {
             tail = 1.0;
@@ -801,7 +798,6 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
           --remaining;
         }
       }
-      lgam = lgam_next;
       ++step;
       if (remaining == 0) {
         finished = true;
@@ -944,13 +940,12 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
         ds_max = std::max(ds_max, std::fabs(ws.absv[j].d[k]));
       }
   }
-  std::vector<double> mu(static_cast<size_t>(n_times)), logmu(static_cast<size_t>(n_times));
+  std::vector<double> mu(static_cast<size_t>(n_times));
   std::vector<char> done(static_cast<size_t>(n_times), 0);
   int64_t remaining = n_times;
   double mu_max = 0.0;
   for (int64_t i = 0; i < n_times; ++i) {
     mu[i] = lambda * times[i];
-    logmu[i] = mu[i] > 0 ? std::log(mu[i]) : 0.0;
     mu_max = std::max(mu_max, mu[i]);
   }
   const double step_cap = std::min(4.0 * mu_max + 1e6, kMaxSteps + 1.0);
@@ -967,7 +962,6 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     }
   }
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
-  double lgam = 0.0;       // lgamma(step + 1)
   constexpr double kRel = 1e-10, kTanAbs = 1e-13;
   for (int64_t step = 0; remaining > 0; ++step) {
     if (static_cast<double>(step) > step_cap) {
@@ -992,7 +986,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     const double mass = size.mass, dv1 = std::max(0.0, size.mag - size.mass);
     const double val_bound = smax * mass;
     const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
-    const double lgam_next = lgam + std::log(static_cast<double>(step + 1));
+    const LogPoisson log_pois(static_cast<double>(step));
     const bool c_zero = is_zero(c);
     for (int64_t i = 0; i < n_times; ++i) {
       if (done[i]) continue;
@@ -1006,7 +1000,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
         --remaining;
         continue;
       }
-      const double lw = -mu[i] + static_cast<double>(step) * logmu[i] - lgam + log_scale;
+      const double lw = log_pois(mu[i]) + log_scale;
       double lx = o.ls == kNegInf ? 0.0 : lw - o.ls;  // log of this term's weight in acc units
       if (!c_zero) {
         if (o.ls == kNegInf || lx > 300.0) {  // first term, or keep acc in range
@@ -1048,7 +1042,6 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     hi = rb;
     trim_window(next.data(), lo, hi);
     v.swap(next);
-    lgam = lgam_next;
   }
 }
 
@@ -1169,7 +1162,7 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
 
   std::vector<T> next(static_cast<size_t>(n)), zv(static_cast<size_t>(n)), pu(nnz);
   std::vector<T> diag(static_cast<size_t>(n)), acc(static_cast<size_t>(n_times));
-  std::vector<double> tmu(static_cast<size_t>(n_times)), tlog(static_cast<size_t>(n_times));
+  std::vector<double> tmu(static_cast<size_t>(n_times));
   std::vector<char> tdone(static_cast<size_t>(n_times));
   // Neglected value and derivative mass when each time's series was complete: what
   // is neglected later in its piece cannot reach it.
@@ -1220,18 +1213,17 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
     for (size_t k = first; k < last_k; ++k) {
       const int64_t i = idx[k];
       tmu[i] = lambda * (times[i] - t_a);
-      tlog[i] = std::log(tmu[i]);
       tdone[i] = 0;
       acc[i] = 0.0;
     }
     size_t remaining = last_k - first;
-    const double mu = lambda * (t_end - t_a), logmu = std::log(mu);
+    const double mu = lambda * (t_end - t_a);
     const double step_cap = 4.0 * mu + 1e6;
     const int32_t zlo = lo;
     int32_t zhi = hi;
     // Rows of this step: the window, what it reaches, and nxt's stale rows.
     int32_t ra = std::min(lo, slo), rb = std::max({hi, L.reach_hi[hi], shi});
-    double lgam = 0.0, w_end = std::exp(-mu);
+    double w_end = std::exp(-mu);
     int64_t step = 0;
     bool end_done = false, finished = false, failed = false;
     sp_end = 0.0;
@@ -1266,12 +1258,12 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
         const double dv1 = std::max(0.0, mag - mass);
         const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
         const double m1 = static_cast<double>(step + 1);
+        const LogPoisson log_pois(static_cast<double>(step));
         for (size_t k = first; k < last_k; ++k) {
           const int64_t i = idx[k];
           if (tdone[i]) continue;
           // A time so close to t_a that lambda (t - t_a) underflows is the series' first term.
-          const double w = tmu[i] > 0.0 ? std::exp(-tmu[i] + step * tlog[i] - lgam)
-                                        : (step == 0 ? 1.0 : 0.0);
+          const double w = tmu[i] > 0.0 ? std::exp(log_pois(tmu[i])) : (step == 0 ? 1.0 : 0.0);
           fma_into(acc[i], c, w);
           if (!(m1 + 1.0 > tmu[i])) continue;  // before the mode: no geometric bound
           // sum_{m > step} Pois(m) <= Pois(step) q, q = mu / m1 / (1 - r).
@@ -1305,7 +1297,6 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
         hi = rb;
         trim_window(nxt, lo, hi);
         std::swap(cur, nxt);
-        lgam += std::log(m1);
         ++step;
         if (lo > hi || (end_done && remaining == 0)) {  // empty: later terms are 0
           finished = true;
@@ -1316,7 +1307,7 @@ bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* 
         } else {
           ra = std::min(lo, slo);
           rb = std::max({hi, L.reach_hi[hi], shi});
-          w_end = end_done ? 0.0 : std::exp(-mu + step * logmu - lgam);
+          w_end = end_done ? 0.0 : std::exp(LogPoisson(static_cast<double>(step))(mu));
         }
       }
     }
