@@ -714,6 +714,20 @@ def test_long_single_sweep_keeps_its_relative_accuracy() -> None:
     np.testing.assert_allclose(np.asarray(dlogf).ravel(), df_ref / f_ref, rtol=1e-9, atol=0)
 
 
+def test_stiff_even_piecewise_is_a_clear_error() -> None:
+    # A slow state (rate 1) feeding a fast one (rate 1e7): the slow state holds mass up
+    # to t = 1, so every piece keeps the fast rate and 1e7 steps would be needed. The
+    # piecewise sweep stops at the 2e6-step cap and raises itself (no single sweep runs
+    # after it), naming the rate and the time, for the pdf, its derivatives and its log.
+    s = _compiled([(0, 1, 1.0, []), (1, 2, 1.0, []), (2, 3, 0.0, [1.0])])
+    stiff = r"about 10000000 steps \(largest exit rate 10000000 x largest time 1\).* too stiff"
+    for call in (s.pdf, s.pdf_jac, lambda th, ts: s.log_pdf(th, ts, grad=True)):
+        before = _core.sweep_counts()["single"]
+        with pytest.raises(ValueError, match=stiff):
+            call([1e7], [1.0])
+        assert _core.sweep_counts()["single"] == before
+
+
 def test_stiff_rates_piecewise_pdf_or_a_clear_error() -> None:
     # A fast phase (rate 1e9) then a slow one (rate 0.5). One sweep at the largest rate
     # would need ~1e9 steps: the cdf stops at the 2e6-step cap with an error naming the
