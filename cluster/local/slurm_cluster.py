@@ -539,7 +539,8 @@ def down(timeout: float = 10.0) -> list[str]:
         for pid in stepd_pids():
             log(f"killing leftover slurmstepd {pid}")
             os.kill(pid, 9)
-        remove_hosts_block()
+        if record.get("hosts_block"):
+            remove_hosts_block()
         removed = netns.remove(record["network"])
         if removed:
             log(f"removed {', '.join(removed)}")
