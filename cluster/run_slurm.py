@@ -416,8 +416,10 @@ def run_link_cut(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
         tasks_left = probe_processes()  # before the link is back: the cut rank must be gone too
     finally:
         netns.set_link(k, up=True)
+    t_back = time.monotonic()
     slurm_cluster.resume_node(f"node{k}")
     steps_left = _poll(lambda: not slurm_cluster.stepd_pids() and not probe_processes(), 90)
+    cleared = time.monotonic() - t_back
     text = log.read_text(errors="replace")
     named = re.search(r"stopped sending heartbeats\):\s*(\d+)", text)
     node_failed = f"Node failure on node{k}" in text
@@ -427,7 +429,7 @@ def run_link_cut(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
           f"{named[1] if named else '?'} as silent; Slurm reported node failure on node{k}: "
           f"{node_failed}; rank processes left at job end: {tasks_left or 'none'}; "
           f"slurmstepd/ranks left after the link is back: "
-          f"{'none' if steps_left else slurm_cluster.stepd_pids() + probe_processes()} "
+          f"{f'none ({cleared:.1f} s after)' if steps_left else slurm_cluster.stepd_pids()} "
           f"-> {'ok' if ok else 'FAILED'}")
     if not ok:
         print("\n".join(text.splitlines()[-40:]))

@@ -29,32 +29,19 @@ import pytest
 CLUSTER = pathlib.Path(__file__).resolve().parent.parent / "cluster"
 sys.path.insert(0, str(CLUSTER / "local"))
 sys.path.insert(0, str(CLUSTER))
+sys.path.insert(0, str(CLUSTER / "tests"))
 
 import daemons  # noqa: E402
 import netns  # noqa: E402
 import run_slurm  # noqa: E402
 import safe_files  # noqa: E402
 import slurm_cluster  # noqa: E402
+import state_fixtures  # noqa: E402
 from safe_files import ClusterError  # noqa: E402
 
+state = state_fixtures.state  # pytest fixtures shared with the other cluster tests
+victim = state_fixtures.victim
 ME = os.getuid()
-
-
-@pytest.fixture
-def state(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A state directory owned by this user, mode 755."""
-    d = tmp_path / "state"
-    safe_files.ensure_dir(d, 0o755, uid=ME)
-    return d
-
-
-@pytest.fixture
-def victim(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A directory outside the state with a file a planted link would expose."""
-    d = tmp_path / "victim"
-    d.mkdir()
-    (d / "precious.txt").write_text("keep me")
-    return d
 
 
 # ------------------------------------------------------------------ safe_files
@@ -193,6 +180,20 @@ def test_removing_our_hosts_block_restores_the_file_exactly():
     with_block = original + slurm_cluster.hosts_block(shape, "netns")
     assert slurm_cluster.hosts_without_block(with_block) == original
     assert slurm_cluster.hosts_without_block(original) == original
+
+
+def test_without_namespaces_auto_falls_back_to_loopback_and_netns_refuses(tmp_path, monkeypatch):
+    # an `ip` that fails as it does in a container without CAP_SYS_ADMIN
+    fake = tmp_path / "ip"
+    fake.write_text("#!/bin/sh\necho 'mount --make-shared /run/netns failed: "
+                    "Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    reason = "`ip netns add` failed: mount --make-shared /run/netns failed: Operation not permitted"
+    assert netns.unavailable_reason() == reason
+    assert slurm_cluster.choose_mode("auto") == ("loopback", reason)
+    with pytest.raises(ClusterError, match="--network netns: network namespaces are unavailable"):
+        slurm_cluster.choose_mode("netns")
 
 
 def test_an_unknown_network_mode_is_refused():

@@ -22,8 +22,13 @@ import pytest
 
 LOCAL = pathlib.Path(__file__).resolve().parent.parent / "local"
 sys.path.insert(0, str(LOCAL))
+sys.path.insert(0, str(LOCAL.parent / "tests"))
 
 import daemons  # noqa: E402
+import state_fixtures  # noqa: E402
+
+state = state_fixtures.state  # pytest fixtures shared with the other cluster tests
+victim = state_fixtures.victim
 
 if os.geteuid() != 0:
     raise RuntimeError("cluster/tests/test_root_safety.py needs root: run it through "
@@ -39,23 +44,6 @@ def cluster_cli(*args: str, state: pathlib.Path | None, script: pathlib.Path = L
         env["PHASIC_SLURM_STATE"] = str(state)
     return subprocess.run([sys.executable, str(script / "slurm_cluster.py"), *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def state(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A scratch state directory, root-owned, mode 755."""
-    d = tmp_path / "state"
-    d.mkdir(mode=0o755)
-    return d
-
-
-@pytest.fixture
-def victim(tmp_path: pathlib.Path) -> pathlib.Path:
-    """Files outside the state that a planted link would expose."""
-    d = tmp_path / "victim"
-    d.mkdir()
-    (d / "precious.txt").write_text("keep me")
-    return d
 
 
 @pytest.fixture
