@@ -91,8 +91,14 @@ def xdist(session: nox.Session) -> None:
 
 @nox.session
 def slurm(session: nox.Session) -> None:
-    """The multi-node suite under sbatch; `-- --local-cluster` brings up a local Slurm first."""
+    """The multi-node suite under sbatch; `-- --local-cluster` brings up a local Slurm first.
+
+    With `--local-cluster` (as root) the cluster's own safety tests run first:
+    untrusted state, forged records, the lock, a checkout in a private directory.
+    """
     install_all(session)
+    if "--local-cluster" in session.posargs:
+        session.run("pytest", "cluster/tests", "-q", "-p", "no:cacheprovider")
     session.run("python", "cluster/run_slurm.py", *session.posargs)
 
 

@@ -3,11 +3,16 @@
     srun -N4 -n4 python cluster/probe_jax.py                 # plain jax, explicit coordinator
     srun -N4 -n4 python cluster/probe_jax.py --init phasic   # phasic_distributed.initialize()
     srun -N4 -n4 python cluster/probe_jax.py --kill-rank 2   # rank 2 dies mid-collective
+    srun -N4 -n4 python cluster/probe_jax.py --heartbeat 10 --stall-rank 3 --stall 60
+                                             # rank 3 late for a collective (cut its link meanwhile)
 
 Every rank checks ``jax.process_count() == SLURM_NTASKS``,
 ``jax.process_index() == SLURM_PROCID`` and that an all-gather of the rank ids
 returns 0..N-1 on every rank, then prints one ``PROBE OK`` line. Exit status 0
-means this rank saw a consistent world.
+means this rank saw a consistent world. Rank 0 also prints a ``COORDINATOR`` line:
+the address the coordinator's host name resolves to and the addresses its port
+listens on in this node's network namespace (from /proc/net/tcp*), so that a
+coordinator reachable only on loopback is visible.
 
 ``--init jax`` does not rely on JAX's own SLURM detection (it slices the node
 list as a string and picks a port from the job id only, so two steps of one job
@@ -18,8 +23,11 @@ the job id *and* step id.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +52,35 @@ def explicit_coordinator() -> str:
     return f"{hosts[0]}:{port}"
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Addresses with a TCP socket listening on `port` in this network namespace."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            hex_addr, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(hex_addr)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(str(ipaddress.ip_address(words)))
+    return sorted(set(found))
+
+
+def report_coordinator(coordinator: str) -> None:
+    """One line: where the coordinator's name points and what its port listens on."""
+    host, port = coordinator.rsplit(":", 1)
+    resolved = socket.gethostbyname(host)
+    listens = listening_addresses(int(port))
+    print(f"COORDINATOR {coordinator} resolves={resolved} "
+          f"listens={','.join(listens) or 'none'}", flush=True)
+
+
 def main() -> int:
     """Initialize jax.distributed in this rank, check the world, optionally die on purpose."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -52,6 +89,13 @@ def main() -> int:
                         help="this rank SIGKILLs itself after initialization")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="seconds to stay in the job after the check (overlap steps)")
+    parser.add_argument("--heartbeat", type=int, default=None,
+                        help="--init jax: seconds without heartbeats before JAX declares a "
+                             "rank dead (JAX's default is 100)")
+    parser.add_argument("--stall-rank", type=int, default=None,
+                        help="this rank sleeps --stall seconds before a second collective, "
+                             "so the others wait in it")
+    parser.add_argument("--stall", type=float, default=0.0)
     args = parser.parse_args()
     rank, ntasks = int(_slurm("SLURM_PROCID")), int(_slurm("SLURM_NTASKS"))
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
@@ -67,10 +111,13 @@ def main() -> int:
     else:
         coordinator = explicit_coordinator()
         jax.config.update("jax_num_cpu_devices", cpus)
+        extra = {} if args.heartbeat is None else {"heartbeat_timeout_seconds": args.heartbeat}
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=ntasks, process_id=rank,
-            initialization_timeout=60,
+            initialization_timeout=60, **extra,
         )
+    if rank == 0:
+        report_coordinator(coordinator)
 
     import numpy as np
     from jax.experimental import multihost_utils
@@ -83,6 +130,12 @@ def main() -> int:
     # a collective: every rank blocks here until all ranks arrive
     ranks = np.asarray(multihost_utils.process_allgather(np.array([rank]))).ravel()
     assert ranks.tolist() == list(range(ntasks)), ranks
+    if args.stall_rank is not None:
+        node = os.environ.get("SLURMD_NODENAME")
+        print(f"READY rank={rank} node={node}", flush=True)
+        if rank == args.stall_rank:
+            time.sleep(args.stall)
+        multihost_utils.process_allgather(np.array([rank]))  # the others wait here
     time.sleep(args.hold)
     print(
         f"PROBE OK rank={rank}/{ntasks} node={os.environ.get('SLURMD_NODENAME')} "

@@ -14,8 +14,13 @@ rank SIGKILLed mid-collective must make the job fail within seconds, with Slurm
 naming the rank, and leave no task behind. (4) phasic-testkit's SLURM mode (the
 suite's second step runs tests/test_slurm_testkit.py with the plugin on): a test
 failing on the last rank only must be reported by rank 0 naming that rank, its
-node and the coordinator, with nothing left running. Exit status is non-zero if anything
-failed, timed out or a rank reported no result.
+node and the coordinator, with nothing left running. (5) With nodes in their own
+network namespaces: the last node's link cut mid-collective must end the job
+within a bounded time, naming the rank, with nothing left running once the link
+is back. (6) After ``down`` the host is as it was before ``up``. Exit status is
+non-zero if anything failed, timed out or a rank reported no result.
+
+Job commands are built with ``shlex`` quoting, so a checkout path with spaces works.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import dataclasses
 import os
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -34,10 +40,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "local"))
 
-import slurm_cluster  # noqa: E402  (cluster/local is not a package)
+import netns  # noqa: E402  (cluster/local is not a package)
+import slurm_cluster  # noqa: E402
 
 SCRIPT = HERE / "slurm_test_ffi.sh"
 PROBE = HERE / "probe_jax.py"
+RESULTS = HERE / "local" / "run" / "results"  # job outputs (gitignored); daemon state is not here
+q = shlex.quote
 
 
 @dataclasses.dataclass
@@ -113,19 +122,27 @@ def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def sbatch_wait(args: list[str], env: dict[str, str], timeout: float) -> tuple[str, int, float]:
-    """``sbatch --wait --parsable ARGS``; return (job id, exit status, seconds).
-
-    On timeout the job is cancelled and the status is 124.
-    """
-    t0 = time.monotonic()
+def sbatch_start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start ``sbatch --wait --parsable ARGS``; return the process and the job id."""
     proc = subprocess.Popen(
         ["sbatch", "--wait", "--parsable", *args], env=env, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    job = (proc.stdout.readline() if proc.stdout else "").strip().split(";")[0]
+    return proc, (proc.stdout.readline() if proc.stdout else "").strip().split(";")[0]
+
+
+def sbatch_wait(args: list[str], env: dict[str, str], timeout: float) -> tuple[str, int, float]:
+    """``sbatch --wait --parsable ARGS``; return (job id, exit status, seconds)."""
+    t0 = time.monotonic()
+    proc, job = sbatch_start(args, env)
+    status = sbatch_finish(proc, job, env, timeout - (time.monotonic() - t0))
+    return job, status, time.monotonic() - t0
+
+
+def sbatch_finish(proc: subprocess.Popen, job: str, env: dict[str, str], timeout: float) -> int:
+    """Wait for a started ``sbatch --wait``; its status, or 124 after cancelling on timeout."""
     try:
-        _, err = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - t0)))
+        _, err = proc.communicate(timeout=max(1.0, timeout))
         status = proc.returncode
         if status and not job:
             print(f"sbatch failed: {err.strip()}", file=sys.stderr)
@@ -135,7 +152,7 @@ def sbatch_wait(args: list[str], env: dict[str, str], timeout: float) -> tuple[s
         proc.kill()
         proc.wait()
         status = 124
-    return job, status, time.monotonic() - t0
+    return status
 
 
 def shape_args(ns: argparse.Namespace) -> list[str]:
@@ -194,28 +211,52 @@ def probe_init_mode() -> str:
     return "phasic"
 
 
-def run_concurrent_steps(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+def concurrent_wrap(mode: str, out: pathlib.Path) -> str:
+    """The batch script of the concurrent-steps check: two overlapping srun steps."""
+    def step(k: str) -> str:
+        probe = shlex.join(["srun", "--overlap", "--kill-on-bad-exit=1", "python", str(PROBE),
+                            "--init", mode, "--hold", "3"])
+        return f'{probe} > {q(str(out))}/concurrent-"$SLURM_JOB_ID"-step{k}.out 2>&1'
+    return (f"{step('A')} & a=$!; {step('B')} & b=$!; "
+            "wait $a; ra=$?; wait $b; rb=$?; echo steps: $ra $rb; exit $((ra | rb))")
+
+
+def coordinator_reachable(line: str, mode: str) -> tuple[bool, str]:
+    """Judge rank 0's ``COORDINATOR`` line: in netns mode the name must resolve to node1's
+    bridge address and the port must listen on it (or on every address), not on loopback."""
+    m = re.search(r"resolves=(\S+) listens=(\S+)", line)
+    if not m:
+        return False, "rank 0 printed no COORDINATOR line"
+    resolved, listens = m[1], m[2].split(",")
+    if mode != "netns":
+        return True, f"resolves to {resolved}, listens on {','.join(listens)} (loopback mode)"
+    want = netns.address(1)
+    ok = resolved == want and any(a in ("::", "0.0.0.0", want) for a in listens)
+    return ok, (f"resolves to {resolved} (node1 is {want}), listens on {','.join(listens)}")
+
+
+def run_concurrent_steps(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
     """Two overlapping srun steps in one allocation both initialize and agree."""
     mode = probe_init_mode()
-    step = (f"srun --overlap --kill-on-bad-exit=1 python {PROBE} --init {mode} --hold 3 "
-            f"> {out}/concurrent-$SLURM_JOB_ID-step{{k}}.out 2>&1")
-    wrap = (f"{step.format(k='A')} & a=$!; {step.format(k='B')} & b=$!; "
-            "wait $a; ra=$?; wait $b; rb=$?; echo steps: $ra $rb; exit $((ra | rb))")
     print(f"== two concurrent srun steps in one allocation (init: {mode})")
     job, status, took = sbatch_wait(
-        [*shape_args(ns), f"--output={out}/concurrent-%j.log", "--wrap", wrap],
-        job_env(), ns.timeout)
+        [*shape_args(ns), f"--output={out}/concurrent-%j.log", "--wrap",
+         concurrent_wrap(mode, out)], job_env(), ns.timeout)
     ports = []
     ok = status == 0
     for k in "AB":
         path = out / f"concurrent-{job}-step{k}.out"
-        lines = [ln for ln in path.read_text().splitlines() if ln.startswith("PROBE OK")] \
-            if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        lines = [ln for ln in text.splitlines() if ln.startswith("PROBE OK")]
         coords = {m[1] for ln in lines if (m := re.search(r"coordinator=(\S+)", ln))}
         print(f"   step {k}: {len(lines)}/{ns.nodes * ns.ntasks_per_node} ranks OK, "
               f"coordinator {', '.join(sorted(coords)) or '?'}")
         ok &= len(lines) == ns.nodes * ns.ntasks_per_node
         ports.extend(coords)
+        reached, why = coordinator_reachable(
+            next((ln for ln in text.splitlines() if ln.startswith("COORDINATOR")), ""), net)
+        print(f"   step {k}: coordinator {why} -> {'ok' if reached else 'NOT REACHABLE'}")
+        ok &= reached
     if len(set(ports)) != 2:
         print(f"   expected two distinct coordinator addresses, got {ports}")
         ok = False
@@ -228,8 +269,8 @@ def run_killed_rank(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     ntasks = ns.nodes * ns.ntasks_per_node
     victim = ntasks - 1
     mode = probe_init_mode()
-    wrap = (f"srun --kill-on-bad-exit=1 python {PROBE} --init {mode} "
-            f"--kill-rank {victim} --hold 600")
+    wrap = shlex.join(["srun", "--kill-on-bad-exit=1", "python", str(PROBE), "--init", mode,
+                       "--kill-rank", str(victim), "--hold", "600"])
     print(f"== rank {victim} killed mid-collective (the others would wait 600 s)")
     job, status, took = sbatch_wait(
         [*shape_args(ns), f"--output={out}/killed-%j.log", "--wrap", wrap], job_env(),
@@ -259,6 +300,13 @@ def test_fails_on_the_last_rank(rank, nprocs):
 """
 
 
+def testkit_failure_wrap(test: pathlib.Path, out: pathlib.Path) -> str:
+    """The batch script of the testkit check: pytest on every task, its status to a file."""
+    task = (f"python -m pytest {q(str(test))} -p no:cacheprovider -q --rootdir {q(str(ROOT))}; "
+            f'echo $? > {q(str(out))}/xfail-exit-rank"$SLURM_PROCID"; exit 0')
+    return f"srun --kill-on-bad-exit=1 bash -c {q(task)}"
+
+
 def run_testkit_failure(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     """A test failing on the last rank only: rank 0's merged report must name that rank.
 
@@ -271,9 +319,7 @@ def run_testkit_failure(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     victim = ntasks - 1
     test = out / "test_testkit_expected_failure.py"
     test.write_text(EXPECTED_FAILURE)
-    wrap = ("srun --kill-on-bad-exit=1 bash -c '"
-            f"python -m pytest {test} -p no:cacheprovider -q --rootdir {ROOT}; "
-            f"echo $? > {out}/xfail-exit-rank$SLURM_PROCID; exit 0'")
+    wrap = testkit_failure_wrap(test, out)
     print(f"== testkit SLURM mode: a test failing on rank {victim} only")
     job, status, took = sbatch_wait(
         [*shape_args(ns), f"--output={out}/xfail-%j.log", "--wrap", wrap], job_env(),
@@ -314,14 +360,101 @@ def pids_running(marker: str) -> list[int]:
 
 def probe_processes() -> list[int]:
     """PIDs of probe ranks still alive on this machine (there must be none after a job)."""
-    pids = []
-    for proc in pathlib.Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and str(PROBE).encode() in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
+    return pids_running(str(PROBE))
+
+
+HEARTBEAT = 10  # seconds: JAX declares a silent rank dead after this (its default is 100)
+
+
+def _poll(what, timeout: float, interval: float = 0.2):
+    """Call `what()` until it returns something truthy or `timeout` passes; return that or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(interval)
+    return None
+
+
+def run_link_cut(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
+    """The last rank's node loses its link while the others wait for it in a collective.
+
+    Expected: JAX's coordinator names the silent rank after HEARTBEAT seconds and
+    the other ranks abort; Slurm declares the node failed (SlurmdTimeout) and ends
+    the job, still with the link down. Then the link is restored and the node
+    resumed; its slurmstepd must finish and no rank process may remain.
+    """
+    ntasks = ns.nodes * ns.ntasks_per_node
+    victim = ntasks - 1
+    print(f"== link of rank {victim}'s node cut mid-collective")
+    if net != "netns":
+        print("   not run: loopback mode, the nodes share one network (see the note above)")
+        return True
+    if ns.nodes < 2:
+        print("   not run: needs at least 2 nodes")
+        return True
+    log = out / "linkcut.log"
+    wrap = shlex.join(["srun", "--kill-on-bad-exit=1", "python", str(PROBE), "--init", "jax",
+                       "--heartbeat", str(HEARTBEAT), "--stall-rank", str(victim),
+                       "--stall", "600"])
+    env = job_env()
+    proc, job = sbatch_start([*shape_args(ns), f"--output={log}", "--wrap", wrap], env)
+    ready = _poll(lambda: log.exists() and log.read_text().count("READY rank=") == ntasks
+                  and log.read_text(), 120)
+    node = re.search(rf"READY rank={victim} node=node(\d+)", ready or "")
+    if not node:
+        print(f"   the ranks never all reached the collective: see {log}")
+        sbatch_finish(proc, job, env, 1)
+        return False
+    k = int(node[1])
+    netns.set_link(k, up=False)
+    t_cut = time.monotonic()
+    try:
+        status = sbatch_finish(proc, job, env, 120)
+        took = time.monotonic() - t_cut
+        tasks_left = probe_processes()  # before the link is back: the cut rank must be gone too
+    finally:
+        netns.set_link(k, up=True)
+    t_back = time.monotonic()
+    slurm_cluster.resume_node(f"node{k}")
+    steps_left = _poll(lambda: not slurm_cluster.stepd_pids() and not probe_processes(), 90)
+    cleared = time.monotonic() - t_back
+    text = log.read_text(errors="replace")
+    named = re.search(r"stopped sending heartbeats\):\s*(\d+)", text)
+    node_failed = f"Node failure on node{k}" in text
+    ok = (status not in (0, 124) and named is not None and int(named[1]) == victim
+          and node_failed and not tasks_left and steps_left is not None)
+    print(f"   job {job}: exit status {status} {took:.1f} s after the cut; JAX named rank "
+          f"{named[1] if named else '?'} as silent; Slurm reported node failure on node{k}: "
+          f"{node_failed}; rank processes left at job end: {tasks_left or 'none'}; "
+          f"slurmstepd/ranks left after the link is back: "
+          f"{f'none ({cleared:.1f} s after)' if steps_left else slurm_cluster.stepd_pids()} "
+          f"-> {'ok' if ok else 'FAILED'}")
+    if not ok:
+        print("\n".join(text.splitlines()[-40:]))
+    return ok
+
+
+def host_snapshot() -> dict[str, object]:
+    """What `up` may change on the host: our links and namespaces, /etc/hosts, policy-rc.d."""
+    return {
+        "links and namespaces": netns.leftovers(),
+        "/etc/hosts": slurm_cluster.HOSTS_FILE.read_text(),
+        "policy-rc.d": os.path.lexists("/usr/sbin/policy-rc.d"),
+        "slurmstepd": slurm_cluster.stepd_pids(),
+    }
+
+
+def check_host_restored(before: dict[str, object]) -> bool:
+    """After `down`: everything in the snapshot is as before, and no daemon of ours runs."""
+    after = host_snapshot()
+    changed = [k for k in before if before[k] != after[k]]
+    running = slurm_cluster.is_up()
+    ok = not changed and not running
+    print(f"== host after down: {'as before up' if not changed else 'CHANGED: ' + ', '.join(changed)}"
+          f"; daemons running: {running} -> {'ok' if ok else 'FAILED'}")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local-cluster", action="store_true",
                         help="bring up a real Slurm cluster on this machine, tear it down after")
+    parser.add_argument("--network", choices=slurm_cluster.NETWORK_MODES, default="auto",
+                        help="--local-cluster: nodes in their own network namespaces (netns), "
+                             "all on 127.0.0.1 (loopback), or netns where possible (auto)")
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--ntasks-per-node", type=int, default=1)
     parser.add_argument("--cpus-per-task", type=int, default=2)
@@ -336,36 +472,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds to wait for each job before cancelling it")
     parser.add_argument("--suite-only", action="store_true",
-                        help="skip the concurrent-steps, killed-rank and testkit-failure checks")
+                        help="skip the concurrent-steps, killed-rank, testkit-failure and "
+                             "link-cut checks")
     ns = parser.parse_args(argv)
     if min(ns.nodes, ns.ntasks_per_node, ns.cpus_per_task) < 1:
         parser.error("--nodes, --ntasks-per-node and --cpus-per-task must be at least 1")
-
-    out = slurm_cluster.RUN / "results" / time.strftime("%Y%m%d-%H%M%S")
     try:
-        if ns.local_cluster:
-            took = slurm_cluster.up(slurm_cluster.ClusterShape(
-                nodes=ns.nodes, cpus=ns.ntasks_per_node * ns.cpus_per_task))
-            print(f"local cluster up in {took:.2f} s")
-        elif subprocess.run(["sinfo", "-h"], env=job_env(), capture_output=True).returncode:
-            print("no reachable Slurm controller (`sinfo` failed): run on a cluster login "
-                  "node, or pass --local-cluster to start one here", file=sys.stderr)
-            return 2
-        out.mkdir(parents=True)
-        checks = {"suite": run_suite(ns, out)}
-        if not ns.suite_only:
-            checks["concurrent steps"] = run_concurrent_steps(ns, out)
-            checks["killed rank"] = run_killed_rank(ns, out)
-            checks["testkit failure named"] = run_testkit_failure(ns, out)
+        if not ns.local_cluster:
+            return run_checks(ns, net="remote")
+        # the lock is held for the whole run: a second run cannot tear our cluster down
+        with slurm_cluster.locked():
+            before = host_snapshot()
+            try:
+                took = slurm_cluster.up(slurm_cluster.ClusterShape(
+                    nodes=ns.nodes, cpus=ns.ntasks_per_node * ns.cpus_per_task,
+                    network=ns.network))
+                net = slurm_cluster.current_mode() or "?"
+                print(f"local cluster up in {took:.2f} s, network: {net}")
+                status = run_checks(ns, net)
+            finally:
+                slurm_cluster.down()
+            if not check_host_restored(before):
+                status = status or 1
+            return status
     except FileNotFoundError as exc:
         print(f"cannot run a Slurm command: {exc}", file=sys.stderr)
         return 2
     except slurm_cluster.ClusterError as exc:
         print(f"local cluster: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if ns.local_cluster:
-            slurm_cluster.down()
+
+
+def run_checks(ns: argparse.Namespace, net: str) -> int:
+    """Every check against the cluster that is up; 0 if all passed, 1 if not, 2 if no cluster."""
+    if net == "remote" and subprocess.run(
+            ["sinfo", "-h"], env=job_env(), capture_output=True).returncode:
+        print("no reachable Slurm controller (`sinfo` failed): run on a cluster login "
+              "node, or pass --local-cluster to start one here", file=sys.stderr)
+        return 2
+    out = RESULTS / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    checks = {"suite": run_suite(ns, out)}
+    if not ns.suite_only:
+        checks["concurrent steps"] = run_concurrent_steps(ns, out, net)
+        checks["killed rank"] = run_killed_rank(ns, out)
+        checks["testkit failure named"] = run_testkit_failure(ns, out)
+        checks["link cut"] = run_link_cut(ns, out, net)
     print("\n" + "  ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in checks.items()))
     print(f"outputs in {out}")
     return 0 if all(checks.values()) else 1

@@ -1,15 +1,19 @@
-"""A real Slurm cluster on this machine: munge, slurmctld and N slurmd nodes on loopback.
+"""A real Slurm cluster on this machine: munge, slurmctld and N slurmd nodes, each in its own
+network namespace with its own address (or all on loopback where namespaces are unavailable).
 
-    python cluster/local/slurm_cluster.py up [--nodes 4 --cpus 2]
+    python cluster/local/slurm_cluster.py up [--nodes 4 --cpus 2 --network auto]
     python cluster/local/slurm_cluster.py status
     python cluster/local/slurm_cluster.py down
 
 Every daemon is started by this module in the foreground (``-D``/``-F``) as a child
-in its own session, and its PID is recorded in ``run/started.json``; ``down`` stops
-exactly those PIDs (checking each is still the process we started) and removes the
-/etc/hosts block it added. Logs, the generated ``slurm.conf`` and all state live in
-``cluster/local/run/`` (gitignored), so nothing outside it is touched except
-/etc/hosts and, on a bare machine, the Debian packages it installs.
+in its own session and recorded, with its start time and executable, in
+``/run/phasic-slurm/started.json``; ``down`` stops exactly those processes (after
+checking each is still the daemon we started), removes the namespaces, bridge and
+/etc/hosts block it added and the record. All state (the generated ``slurm.conf``,
+munge key and socket, spool, logs) lives in the root-owned ``/run/phasic-slurm``,
+never in the checkout, so the checkout may sit in a directory no other user can
+enter; the state is checked (no symlinks, owner root, not writable by others)
+before it is trusted, and a lock keeps two ``up``/``down`` from running at once.
 
 Clients find the cluster through ``SLURM_CONF``: ``up`` prints the export line, and
 :func:`client_env` returns it for Python callers. Needs root (as CI has).
@@ -18,24 +22,43 @@ Clients find the cluster through ``SLURM_CONF``: ``up`` prints the export line, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import pathlib
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any
 
-HERE = pathlib.Path(__file__).resolve().parent
-RUN = HERE / "run"
-CONF = RUN / "slurm.conf"
-STARTED = RUN / "started.json"
-LOGS = RUN / "logs"
-MUNGE_DIR = RUN / "munge"  # key, pid, seed: munge-owned, mode 700
-MUNGE_SOCKET_DIR = RUN / "munge-socket"
+import daemons
+import netns
+from safe_files import (
+    ClusterError,
+    check_dir,
+    ensure_dir,
+    exclusive_lock,
+    fresh_dir,
+    read_file,
+    remove_file,
+    write_file,
+)
+
+__all__ = ["ClusterError", "ClusterShape", "client_env", "down", "is_up", "up"]
+
+# PHASIC_SLURM_STATE moves the state elsewhere (the tests of this module use it);
+# whatever it names must be a root-owned directory (or creatable as one).
+STATE = pathlib.Path(os.environ.get("PHASIC_SLURM_STATE", "/run/phasic-slurm"))
+CONF = STATE / "slurm.conf"
+STARTED = STATE / "started.json"
+LOCK = STATE / "lock"
+LOGS = STATE / "logs"
+MUNGE_DIR = STATE / "munge"  # key, pid, seed: munge-owned, mode 700
+MUNGE_SOCKET_DIR = STATE / "munge-socket"
 MUNGE_SOCKET = MUNGE_SOCKET_DIR / "munge.socket"
 
 HOSTS_FILE = pathlib.Path("/etc/hosts")
@@ -44,19 +67,18 @@ HOSTS_END = "# <<< phasic local slurm cluster"
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 BINARIES = ("slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo", "squeue", "munged")
-
-
-class ClusterError(RuntimeError):
-    """The local cluster could not be brought up, inspected or torn down."""
+NETWORK_MODES = ("auto", "netns", "loopback")
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterShape:
-    """How many nodes, how many CPUs each claims, and the ports the daemons use.
+    """How many nodes, how many CPUs each claims, the ports, and the network mode.
 
     Ports default away from Slurm's 6817/6818 so a system Slurm on the same
     machine is not disturbed. Nodes may claim more CPUs than the machine has
-    (``SlurmdParameters=config_overrides``).
+    (``SlurmdParameters=config_overrides``). ``network``: ``netns`` (each node in
+    its own namespace), ``loopback`` (all on 127.0.0.1) or ``auto`` (netns when
+    ``ip netns add`` works, else loopback, saying so).
     """
 
     nodes: int = 4
@@ -64,6 +86,7 @@ class ClusterShape:
     ctld_port: int = 16817
     first_node_port: int = 16818
     partition: str = "debug"
+    network: str = "auto"
 
     def node_names(self) -> list[str]:
         """``node1`` … ``nodeN``."""
@@ -96,36 +119,49 @@ def _run(cmd: list[str], timeout: float = 30.0, check: bool = True) -> str:
     return proc.stdout
 
 
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if PID is gone.
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise ClusterError("the local cluster needs root (it starts daemons and creates "
+                           "network namespaces): run it with sudo or as root")
 
-    Recorded with each PID so that ``down`` never signals a different process
-    that happens to reuse a PID after ours died.
-    """
+
+def _trusted_root() -> None:
+    """Check (creating if needed) the state directory and its parent before using them."""
+    check_dir(STATE.parent)
+    ensure_dir(STATE, 0o755)
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """Hold the cluster lock: no other ``up``/``down``/run may change the cluster meanwhile."""
+    _require_root()
+    _trusted_root()
+    with exclusive_lock(LOCK):
+        yield
+
+
+def load_record() -> dict[str, Any]:
+    """What the last ``up`` made: mode, network items, daemons, whether /etc/hosts has our block."""
+    text = None
+    if os.path.lexists(STATE):
+        check_dir(STATE.parent)
+        check_dir(STATE)
+        text = read_file(STARTED)
+    if text is None:
+        return {"mode": None, "network": [], "daemons": [], "hosts_block": False}
     try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces; fields after ')' are plain.
-    return stat.rsplit(")", 1)[1].split()[19]
+        record = json.loads(text)
+        if not (isinstance(record, dict) and isinstance(record.get("daemons"), list)
+                and isinstance(record.get("network"), list)):
+            raise ValueError("not a record of this module")
+    except ValueError as exc:
+        raise ClusterError(f"{STARTED} is not a valid record ({exc}); inspect it, stop the "
+                           "daemons by hand if any run, then remove it") from None
+    return record
 
 
-def _is_ours(entry: dict) -> bool:
-    if _start_time(entry["pid"]) != entry["start_time"]:
-        return False
-    # A zombie (exited child of a dead parent) no longer counts as running.
-    state = pathlib.Path(f"/proc/{entry['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state != "Z"
-
-
-def _load_started() -> list[dict]:
-    if not STARTED.exists():
-        return []
-    return json.loads(STARTED.read_text())
-
-
-def _save_started(entries: list[dict]) -> None:
-    STARTED.write_text(json.dumps(entries, indent=1))
+def _save_record(record: dict[str, Any]) -> None:
+    write_file(STARTED, json.dumps(record, indent=1))
 
 
 # --------------------------------------------------------------------------- install
@@ -152,7 +188,7 @@ def ensure_packages() -> None:
         )
     log(f"installing {' '.join(PACKAGES)} (missing: {', '.join(missing)})")
     policy = pathlib.Path("/usr/sbin/policy-rc.d")
-    added_policy = not policy.exists()
+    added_policy = not os.path.lexists(policy)
     if added_policy:
         policy.write_text("#!/bin/sh\n# no service starts while phasic installs Slurm\nexit 101\n")
         policy.chmod(0o755)
@@ -174,23 +210,24 @@ def ensure_packages() -> None:
 # --------------------------------------------------------------------------- config
 
 
-def slurm_conf(shape: ClusterShape) -> str:
-    """The slurm.conf text: settings known to work on Debian 12's Slurm 22.05 without
-    cgroups or systemd (see docs/pages/distributed/multi_node.md)."""
+def slurm_conf(shape: ClusterShape, mode: str) -> str:
+    """The slurm.conf text for `mode` (``netns`` or ``loopback``): settings known to work on
+    Debian 12's Slurm 22.05 without cgroups or systemd (see docs/pages/distributed/multi_node.md)."""
+    ctld_addr = netns.BRIDGE_ADDRESS if mode == "netns" else "127.0.0.1"
     lines = [
         "# generated by cluster/local/slurm_cluster.py; rewritten on every `up`",
         "ClusterName=phasiclocal",
-        "SlurmctldHost=localhost(127.0.0.1)",
+        f"SlurmctldHost=localhost({ctld_addr})",
         f"SlurmctldPort={shape.ctld_port}",
         "SlurmUser=root",
         "SlurmdUser=root",
         "AuthType=auth/munge",
         "CredType=cred/munge",
         f"AuthInfo=socket={MUNGE_SOCKET}",
-        f"StateSaveLocation={RUN / 'state'}",
-        f"SlurmdSpoolDir={RUN / 'spool'}/%n",
-        f"SlurmctldPidFile={RUN / 'pids'}/slurmctld.pid",
-        f"SlurmdPidFile={RUN / 'pids'}/slurmd-%n.pid",
+        f"StateSaveLocation={STATE / 'state'}",
+        f"SlurmdSpoolDir={STATE / 'spool'}/%n",
+        f"SlurmctldPidFile={STATE / 'pids'}/slurmctld.pid",
+        f"SlurmdPidFile={STATE / 'pids'}/slurmd-%n.pid",
         f"SlurmctldLogFile={LOGS}/slurmctld.log",
         f"SlurmdLogFile={LOGS}/slurmd-%n.log",
         "SlurmctldDebug=info",
@@ -215,14 +252,18 @@ def slurm_conf(shape: ClusterShape) -> str:
         "InactiveLimit=0",
         "KillWait=2",  # JAX traps SIGTERM; SIGKILL follows sooner
         "Waittime=0",
-        "SlurmdTimeout=60",
+        # a node whose link is cut is declared failed (and its job ended) within about
+        # this long; short enough for the link-cut check, long enough for a loaded host
+        "SlurmdTimeout=20",
+        "JobRequeue=0",  # a job hit by a node failure fails; it is not silently rerun
         "SlurmctldTimeout=60",
         "MessageTimeout=10",
     ]
-    for k, name in enumerate(shape.node_names()):
+    for k, name in enumerate(shape.node_names(), start=1):
+        addr = netns.address(k) if mode == "netns" else "127.0.0.1"
         lines.append(
-            f"NodeName={name} NodeAddr=127.0.0.1 NodeHostname={name} "
-            f"Port={shape.first_node_port + k} CPUs={shape.cpus} State=UNKNOWN"
+            f"NodeName={name} NodeAddr={addr} NodeHostname={name} "
+            f"Port={shape.first_node_port + k - 1} CPUs={shape.cpus} State=UNKNOWN"
         )
     lines.append(
         f"PartitionName={shape.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
@@ -230,16 +271,27 @@ def slurm_conf(shape: ClusterShape) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hosts_without_block(text: str) -> str:
+def hosts_block(shape: ClusterShape, mode: str) -> str:
+    """The /etc/hosts lines naming the nodes: their own addresses, or all 127.0.0.1."""
+    if mode == "netns":
+        body = "".join(f"{netns.address(k)} {name}\n"
+                       for k, name in enumerate(shape.node_names(), start=1))
+    else:
+        body = f"127.0.0.1 {' '.join(shape.node_names())}\n"
+    return f"{HOSTS_BEGIN}\n{body}{HOSTS_END}\n"
+
+
+def hosts_without_block(text: str) -> str:
+    """`text` (an /etc/hosts) without our marked block; every other line kept as it was."""
     out, inside = [], False
-    for line in text.splitlines():
+    for line in text.splitlines(keepends=True):
         if line.strip() == HOSTS_BEGIN:
             inside = True
         elif line.strip() == HOSTS_END:
             inside = False
         elif not inside:
             out.append(line)
-    return "\n".join(out) + "\n"
+    return "".join(out)
 
 
 def _write_hosts(text: str) -> None:
@@ -250,72 +302,98 @@ def _write_hosts(text: str) -> None:
         fh.truncate()
 
 
-def add_hosts_block(shape: ClusterShape) -> None:
-    """Make ``node1`` … ``nodeN`` resolve to 127.0.0.1 (slurmd looks its own name up)."""
-    base = _hosts_without_block(HOSTS_FILE.read_text())
-    block = f"{HOSTS_BEGIN}\n127.0.0.1 {' '.join(shape.node_names())}\n{HOSTS_END}\n"
-    _write_hosts(base + block)
+def add_hosts_block(shape: ClusterShape, mode: str) -> None:
+    """Make ``node1`` … ``nodeN`` resolve (slurmd looks its own name up, JAX the coordinator's)."""
+    base = hosts_without_block(HOSTS_FILE.read_text())
+    if base and not base.endswith("\n"):
+        base += "\n"
+    _write_hosts(base + hosts_block(shape, mode))
 
 
 def remove_hosts_block() -> None:
     """Undo :func:`add_hosts_block`; other lines of /etc/hosts are left as they were."""
     text = HOSTS_FILE.read_text()
     if HOSTS_BEGIN in text:
-        _write_hosts(_hosts_without_block(text))
+        _write_hosts(hosts_without_block(text))
 
 
 # --------------------------------------------------------------------------- daemons
 
 
-def _spawn(name: str, cmd: list[str], *, user: str | None = None) -> dict:
-    out = (LOGS / f"{name}.out").open("ab")
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        env=client_env(), start_new_session=True, user=user, group=user,
-        extra_groups=[] if user else None,
-    )
-    out.close()
-    entry = {"name": name, "pid": proc.pid, "cmd": cmd, "start_time": _start_time(proc.pid)}
-    _save_started([*_load_started(), entry])
+def _spawn(record: dict[str, Any], name: str, cmd: list[str], exe: str,
+           user: str | None = None) -> dict[str, Any]:
+    entry = daemons.spawn(name, cmd, exe, LOGS / f"{name}.out", client_env(), user)
+    record["daemons"].append(entry)
+    _save_record(record)
     return entry
 
 
-def _wait_until(what: str, ready, timeout: float, entries: list[dict]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        dead = [e["name"] for e in entries if not _is_ours(e)]
-        if dead:
-            raise ClusterError(f"{', '.join(dead)} exited while waiting for {what}")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise ClusterError(f"timed out after {timeout:.0f} s waiting for {what}")
+def _program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ClusterError(f"{name} not found on PATH")
+    return os.path.realpath(path)
 
 
-def _prepare_munge() -> None:
+def _prepare_dirs(shape: ClusterShape) -> None:
+    """Empty state, spool, pid and log directories, and fresh munge directories and key."""
+    for sub in ("state", "spool", "pids", "logs"):
+        fresh_dir(STATE / sub)
+    for name in shape.node_names():
+        ensure_dir(STATE / "spool" / name)
     munge = pwd.getpwnam("munge")
     for d, mode in ((MUNGE_DIR, 0o700), (MUNGE_SOCKET_DIR, 0o755)):
-        d.mkdir(parents=True, exist_ok=True)
-        os.chown(d, munge.pw_uid, munge.pw_gid)
-        d.chmod(mode)
-    key = MUNGE_DIR / "munge.key"
-    if not key.exists():
-        # munge wants a secret of at least 32 bytes, readable only by its own user
-        key.write_bytes(os.urandom(128))
-    os.chown(key, munge.pw_uid, munge.pw_gid)
-    key.chmod(0o600)
+        fresh_dir(d, mode)
+        # a new key is written while the directory is still root's; then it is handed over
+        if d == MUNGE_DIR:
+            # munge wants a secret of at least 32 bytes, readable only by its own user
+            write_file(d / "munge.key", os.urandom(128), mode=0o600)
+            os.chown(d / "munge.key", munge.pw_uid, munge.pw_gid, follow_symlinks=False)
+        os.chown(d, munge.pw_uid, munge.pw_gid, follow_symlinks=False)
+    # munged runs as munge and cannot create files in the root-owned log directory
+    write_file(LOGS / "munged.log", "", mode=0o640)
+    os.chown(LOGS / "munged.log", munge.pw_uid, munge.pw_gid, follow_symlinks=False)
+
+
+def _nodes_idle_named(names: list[str]) -> bool:
+    out = _run(["sinfo", "-h", "-N", "-o", "%N %t"], check=False)
+    states = dict(line.split() for line in out.splitlines() if line.strip())
+    return all(states.get(n, "") == "idle" for n in names)
 
 
 def _nodes_idle(shape: ClusterShape) -> bool:
-    out = _run(["sinfo", "-h", "-N", "-o", "%N %t"], check=False)
-    states = dict(line.split() for line in out.splitlines() if line.strip())
-    return all(states.get(n, "").startswith("idle") for n in shape.node_names())
+    return _nodes_idle_named(shape.node_names())
 
 
 def is_up() -> bool:
-    """True when every daemon recorded in run/started.json is still alive."""
-    entries = _load_started()
-    return bool(entries) and all(_is_ours(e) for e in entries)
+    """True when every daemon recorded in started.json is still the one we started."""
+    try:
+        entries = load_record()["daemons"]
+    except (ClusterError, OSError):
+        return False
+    return bool(entries) and all(daemons.is_ours(e) for e in entries)
+
+
+def current_mode() -> str | None:
+    """``netns`` or ``loopback`` for the cluster that is up, None when it is down."""
+    try:
+        return load_record()["mode"] if is_up() else None
+    except (ClusterError, OSError):
+        return None
+
+
+def choose_mode(network: str) -> tuple[str, str | None]:
+    """(``netns`` | ``loopback``, why namespaces are not used or None)."""
+    if network not in NETWORK_MODES:
+        raise ClusterError(f"network={network!r}: choose one of {', '.join(NETWORK_MODES)}")
+    if network == "loopback":
+        return "loopback", "--network loopback was asked for"
+    reason = netns.unavailable_reason()
+    if reason is None:
+        return "netns", None
+    if network == "netns":
+        raise ClusterError(f"--network netns: network namespaces are unavailable here: {reason}")
+    return "loopback", reason
 
 
 def up(shape: ClusterShape = ClusterShape(), timeout: float = 30.0) -> float:
@@ -323,60 +401,86 @@ def up(shape: ClusterShape = ClusterShape(), timeout: float = 30.0) -> float:
 
     If the same shape is already running it is reused; a different shape or a
     partly dead cluster is torn down and started afresh. On failure every daemon
-    started so far is stopped and the daemon logs are printed.
+    started so far is stopped, everything created is removed and the daemon logs
+    are printed.
     """
     t0 = time.monotonic()
-    ensure_packages()
-    if is_up() and CONF.exists() and CONF.read_text() == slurm_conf(shape):
-        log(f"already up ({shape.nodes} nodes x {shape.cpus} CPUs)")
-        return 0.0
-    if _load_started():
-        down()
-    for sub in ("state", "spool", "pids"):
-        shutil.rmtree(RUN / sub, ignore_errors=True)
-    for sub in ("state", "pids", "logs", *(f"spool/{n}" for n in shape.node_names())):
-        (RUN / sub).mkdir(parents=True, exist_ok=True)
-    for old in LOGS.glob("*"):
-        old.unlink()
-    CONF.write_text(slurm_conf(shape))
-    add_hosts_block(shape)
-    try:
-        _prepare_munge()
-        munged = _spawn("munged", [
-            shutil.which("munged") or "munged", "-F",
-            f"--key-file={MUNGE_DIR / 'munge.key'}", f"--socket={MUNGE_SOCKET}",
-            f"--pid-file={MUNGE_DIR / 'munged.pid'}", f"--seed-file={MUNGE_DIR / 'munged.seed'}",
-            f"--log-file={LOGS / 'munged.log'}",
-        ], user="munge")
-        _wait_until("munged's socket", MUNGE_SOCKET.exists, timeout, [munged])
-        ctld = _spawn("slurmctld", ["slurmctld", "-D", "-i", "-f", str(CONF)])
-        _wait_until(
-            "slurmctld to answer",
-            lambda: "UP" in _run(["scontrol", "ping"], check=False),
-            timeout, [munged, ctld],
-        )
-        nodes = [
-            _spawn(f"slurmd-{n}", ["slurmd", "-D", "-N", n, "-f", str(CONF)])
-            for n in shape.node_names()
-        ]
-        _wait_until(
-            f"{shape.nodes} nodes to be idle", lambda: _nodes_idle(shape), timeout,
-            [munged, ctld, *nodes],
-        )
-    except BaseException as exc:
-        log(f"bring-up failed: {exc}")
-        print_logs()
-        down()
-        raise
+    with locked():
+        ensure_packages()
+        mode, reason = choose_mode(shape.network)
+        record = load_record()
+        conf = read_file(CONF) if os.path.lexists(CONF) else None
+        if is_up() and record.get("mode") == mode and conf == slurm_conf(shape, mode):
+            log(f"already up ({shape.nodes} nodes x {shape.cpus} CPUs, {mode})")
+            return 0.0
+        if record["daemons"] or record["network"] or record.get("hosts_block"):
+            down()
+        if reason:
+            log(f"LOOPBACK MODE ({reason}): every node is 127.0.0.1, so a coordinator "
+                "reachable only on loopback or a hostname resolving to the wrong address "
+                "is NOT caught in this mode")
+        record = {"mode": mode, "network": [], "daemons": [], "hosts_block": False}
+        try:
+            _prepare_dirs(shape)
+            _save_record(record)
+            write_file(CONF, slurm_conf(shape, mode))
+            if mode == "netns":
+                netns.check_free(shape.nodes)
+                netns.create(shape.nodes, lambda item: (record["network"].append(item),
+                                                        _save_record(record)))
+            record["hosts_block"] = True
+            _save_record(record)
+            add_hosts_block(shape, mode)
+            _start_daemons(shape, mode, record, timeout)
+        except BaseException as exc:
+            log(f"bring-up failed: {exc}")
+            print_logs()
+            down()
+            raise
     took = time.monotonic() - t0
-    log(f"up: {shape.nodes} nodes x {shape.cpus} CPUs in {took:.2f} s; SLURM_CONF={CONF}")
+    log(f"up: {shape.nodes} nodes x {shape.cpus} CPUs ({mode}) in {took:.2f} s; "
+        f"SLURM_CONF={CONF}")
     return took
+
+
+def _start_daemons(shape: ClusterShape, mode: str, record: dict[str, Any],
+                   timeout: float) -> None:
+    munged = _spawn(record, "munged", [
+        _program("munged"), "-F",
+        f"--key-file={MUNGE_DIR / 'munge.key'}", f"--socket={MUNGE_SOCKET}",
+        f"--pid-file={MUNGE_DIR / 'munged.pid'}", f"--seed-file={MUNGE_DIR / 'munged.seed'}",
+        f"--log-file={LOGS / 'munged.log'}",
+    ], _program("munged"), user="munge")
+    daemons.wait_until("munged's socket", MUNGE_SOCKET.exists, timeout, [munged])
+    ctld_exe = _program("slurmctld")
+    ctld = _spawn(record, "slurmctld", [ctld_exe, "-D", "-i", "-f", str(CONF)], ctld_exe)
+    daemons.wait_until(
+        "slurmctld to answer", lambda: "UP" in _run(["scontrol", "ping"], check=False),
+        timeout, [munged, ctld],
+    )
+    slurmd = _program("slurmd")
+    nodes = []
+    for k, name in enumerate(shape.node_names(), start=1):
+        # the node's slurmd, and so its slurmstepds and tasks, live in its namespace
+        prefix = netns.exec_prefix(k, name) if mode == "netns" else []
+        cmd = [*prefix, slurmd, "-D", "-N", name, "-f", str(CONF)]
+        nodes.append(_spawn(record, f"slurmd-{name}", cmd, slurmd))
+    daemons.wait_until(
+        f"{shape.nodes} nodes to be idle", lambda: _nodes_idle(shape), timeout,
+        [munged, ctld, *nodes],
+    )
+
+
+def resume_node(name: str, timeout: float = 30.0) -> None:
+    """Return a node Slurm declared DOWN (e.g. after its link was cut) to service; wait for idle."""
+    # fails harmlessly ("invalid state transition") when the node never went down
+    _run(["scontrol", "update", f"nodename={name}", "state=resume"], check=False)
+    daemons.wait_until(f"{name} to be idle again",
+                       lambda: _nodes_idle_named([name]), timeout, [])
 
 
 def _cancel_jobs() -> None:
     """Cancel every job so no slurmstepd outlives its slurmd; wait for the queue to drain."""
-    if not CONF.exists():
-        return
     ids = _run(["squeue", "-h", "-o", "%i"], check=False).split()
     if not ids:
         return
@@ -391,10 +495,10 @@ def _cancel_jobs() -> None:
     log("jobs still completing after 20 s; stopping daemons anyway")
 
 
-def _stepd_pids() -> list[int]:
-    """slurmstepd processes serving this cluster (their spool dir is under run/spool)."""
+def stepd_pids() -> list[int]:
+    """slurmstepd processes serving this cluster (their working directory is under spool/)."""
     found = []
-    spool = str(RUN / "spool")
+    spool = str(STATE / "spool") + "/"
     for proc in pathlib.Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -402,75 +506,78 @@ def _stepd_pids() -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")[0]
             if not cmd.endswith(b"slurmstepd"):
                 continue
-            if os.readlink(proc / "cwd").startswith(spool):
+            if (os.readlink(proc / "cwd") + "/").startswith(spool):
                 found.append(int(proc.name))
         except OSError:
             continue
     return found
 
 
+_STOP_ORDER = {"munged": 2, "slurmctld": 1}  # nodes first, munge last (the others use it)
+
+
 def down(timeout: float = 10.0) -> list[str]:
-    """Stop every daemon this module started (by recorded PID); return their names.
+    """Stop every daemon this module started and remove what ``up`` added; return their names.
 
     Jobs are cancelled first; daemons get SIGTERM, then SIGKILL after ``timeout``.
-    The /etc/hosts block is removed; logs stay in run/logs/.
+    A recorded pid that is not (any more) the daemon we started is never signalled.
+    The /etc/hosts block, the namespaces, links and bridge are removed; logs stay.
     """
-    entries = _load_started()
-    alive = [e for e in entries if _is_ours(e)]
-    if any(e["name"] == "slurmctld" for e in alive):
-        _cancel_jobs()
-    # nodes first, then the controller, munge last (the others authenticate through it)
-    order = sorted(alive, key=lambda e: {"munged": 2, "slurmctld": 1}.get(e["name"], 0))
-    for group in (0, 1, 2):
-        batch = [e for e in order if {"munged": 2, "slurmctld": 1}.get(e["name"], 0) == group]
-        for e in batch:
-            os.kill(e["pid"], signal.SIGTERM)
-        _reap(batch, timeout)
-    leftover = _stepd_pids()
-    for pid in leftover:
-        log(f"killing leftover slurmstepd {pid}")
-        os.kill(pid, signal.SIGKILL)
-    remove_hosts_block()
-    STARTED.unlink(missing_ok=True)
+    with locked():
+        record = load_record()
+        entries = record["daemons"]
+        alive = [e for e in entries if daemons.is_ours(e)]
+        for e in entries:
+            if e not in alive:
+                log(f"not signalling pid {e.get('pid')} recorded for {e.get('name')}: it is not "
+                    f"the {e.get('exe')} started at tick {e.get('start_time')} (gone or reused)")
+        if any(e["name"] == "slurmctld" for e in alive) and os.path.lexists(CONF):
+            _cancel_jobs()
+        for group in (0, 1, 2):
+            daemons.stop([e for e in alive if _STOP_ORDER.get(e["name"], 0) == group],
+                         timeout, log)
+        for pid in stepd_pids():
+            log(f"killing leftover slurmstepd {pid}")
+            os.kill(pid, 9)
+        if record.get("hosts_block"):
+            remove_hosts_block()
+        removed = netns.remove(record["network"])
+        if removed:
+            log(f"removed {', '.join(removed)}")
+        remove_file(STARTED)
     if alive:
         log(f"down: stopped {', '.join(e['name'] for e in alive)}")
     return [e["name"] for e in alive]
 
 
-def _reap(batch: list[dict], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for e in batch:
-        while _is_ours(e) and time.monotonic() < deadline:
-            try:  # our own child when up() and down() run in one process
-                os.waitpid(e["pid"], os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
-        if _is_ours(e):
-            log(f"{e['name']} (pid {e['pid']}) ignored SIGTERM; killing")
-            os.kill(e["pid"], signal.SIGKILL)
-        try:
-            os.waitpid(e["pid"], 0)
-        except ChildProcessError:
-            pass
-
-
 def print_logs(lines: int = 40) -> None:
     """Print the tail of every daemon log (used when something fails)."""
-    for path in sorted(LOGS.glob("*")):
-        text = path.read_text(errors="replace").splitlines()
-        print(f"----- {path.relative_to(HERE)} (last {lines} lines) -----", file=sys.stderr)
+    try:
+        check_dir(LOGS)
+    except (ClusterError, OSError):
+        return
+    for path in sorted(LOGS.iterdir()):
+        try:  # munged's log belongs to munge: read it without the owner check, never via a link
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            print(f"----- {path}: not read ({exc}) -----", file=sys.stderr)
+            continue
+        with os.fdopen(fd, "rb") as fh:
+            text = fh.read().decode(errors="replace").splitlines()
+        print(f"----- {path} (last {lines} lines) -----", file=sys.stderr)
         print("\n".join(text[-lines:]), file=sys.stderr)
 
 
 def status() -> bool:
     """Print each recorded daemon and whether it runs, then sinfo; True if all run."""
-    entries = _load_started()
-    if not entries:
-        print("local cluster: down (nothing recorded in run/started.json)")
+    record = load_record()
+    if not record["daemons"]:
+        print(f"local cluster: down (nothing recorded in {STARTED})")
         return False
-    for e in entries:
-        print(f"{e['name']:<14} pid {e['pid']:<8} {'running' if _is_ours(e) else 'NOT RUNNING'}")
+    print(f"network: {record['mode']}")
+    for e in record["daemons"]:
+        state = "running" if daemons.is_ours(e) else "NOT RUNNING"
+        print(f"{e['name']:<14} pid {e['pid']:<8} {state}")
     ok = is_up()
     if ok:
         print(_run(["sinfo", "-N", "-l"], check=False), end="")
@@ -484,12 +591,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "status", "logs"])
     parser.add_argument("--nodes", type=int, default=ClusterShape.nodes)
     parser.add_argument("--cpus", type=int, default=ClusterShape.cpus, help="CPUs per node")
+    parser.add_argument("--network", choices=NETWORK_MODES, default="auto",
+                        help="netns: a namespace and address per node; loopback: all on "
+                             "127.0.0.1; auto (default): netns where available")
     args = parser.parse_args(argv)
     try:
         if args.action == "up":
             if args.nodes < 1 or args.cpus < 1:
                 parser.error("--nodes and --cpus must be at least 1")
-            up(ClusterShape(nodes=args.nodes, cpus=args.cpus))
+            up(ClusterShape(nodes=args.nodes, cpus=args.cpus, network=args.network))
             print(f"export SLURM_CONF={CONF}")
         elif args.action == "down":
             down()
@@ -497,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if status() else 1
         else:
             print_logs()
-    except ClusterError as exc:
+    except (ClusterError, OSError) as exc:
         print(f"local cluster: {exc}", file=sys.stderr)
         return 1
     return 0
