@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from .errors import SlurmEnvironmentError
-from .hostlist import expand_hostlist
+from .hostlist import MAX_HOSTS, expand_hostlist
 
 Context = Literal["step", "batch", "salloc", "ssh", "partial", "none"]
 
@@ -39,6 +39,8 @@ _SLURM_MARKERS = (
     "SLURM_NTASKS",
     "SLURM_STEP_NUM_TASKS",
 )
+#: The fix for a SLURM variable that cannot be read: srun sets it, people should not.
+_SET_BY_SRUN = "{name} is set by srun; do not set it by hand (unset it)"
 _TPN_ELEMENT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
@@ -56,9 +58,11 @@ class Problem(BaseModel):
 def parse_tasks_per_node(text: str) -> list[int]:
     """Expand SLURM's tasks-per-node form: ``"2(x3),1"`` -> ``[2, 2, 2, 1]``.
 
-    Raises ``ValueError`` naming the bad element.
+    Raises ``ValueError`` naming the bad element, or when the text describes more
+    than `MAX_HOSTS` nodes (checked before anything is expanded).
     """
-    out: list[int] = []
+    runs: list[tuple[int, int]] = []
+    nodes = 0
     for element in text.strip().split(","):
         m = _TPN_ELEMENT.match(element.strip())
         if not m:
@@ -68,8 +72,14 @@ def parse_tasks_per_node(text: str) -> list[int]:
         count, repeat = int(m.group(1)), int(m.group(2) or 1)
         if repeat < 1:
             raise ValueError(f"tasks-per-node element {element!r} in {text!r} repeats 0 times")
-        out.extend([count] * repeat)
-    return out
+        nodes += repeat
+        if nodes > MAX_HOSTS:
+            raise ValueError(
+                f"tasks-per-node {text[:80]!r} describes more than {MAX_HOSTS} nodes "
+                "(the limit of a node list)"
+            )
+        runs.append((count, repeat))
+    return [count for count, repeat in runs for _ in range(repeat)]
 
 
 class _Reader:
@@ -96,7 +106,7 @@ class _Reader:
             self.error(
                 "not-a-number",
                 f"{name}={value!r} is not an integer",
-                "this variable is set by srun; do not set it by hand (unset it)",
+                _SET_BY_SRUN.format(name=name),
             )
             return None, name
         if number < minimum:
@@ -200,7 +210,7 @@ class SlurmEnvironment(BaseModel):
         fields["array_task_id"], _ = r.integer("SLURM_ARRAY_TASK_ID")
         fields["node_name"] = r.first("SLURMD_NODENAME")[1]
         step_list = r.first("SLURM_STEP_NODELIST")[1]
-        job_list = r.first("SLURM_JOB_NODELIST", "SLURM_NODELIST")[1]
+        job_var, job_list = r.first("SLURM_JOB_NODELIST", "SLURM_NODELIST")
         fields["step_nodelist"], fields["job_nodelist"] = step_list, job_list
 
         if not any(name in env for name in _SLURM_MARKERS):
@@ -222,13 +232,15 @@ class SlurmEnvironment(BaseModel):
         # Node list: the step's, else the job's.
         nodes: list[str] = []
         source = None
-        for name, text in (("step", step_list), ("job", job_list)):
+        for name, text, var in (("step", step_list, "SLURM_STEP_NODELIST"),
+                                ("job", job_list, job_var)):
             if text is None:
                 continue
             try:
                 nodes = expand_hostlist(text)
             except ValueError as exc:
-                r.error("bad-nodelist", f"the {name} node list {text!r} is malformed: {exc}", None)
+                r.error("bad-nodelist", f"the {name} node list {text[:200]!r} is malformed: {exc}",
+                        _SET_BY_SRUN.format(name=var))
                 source = name
                 break
             if not nodes:
@@ -244,7 +256,8 @@ class SlurmEnvironment(BaseModel):
             try:
                 tpn = parse_tasks_per_node(tpn_text)
             except ValueError as exc:
-                r.error("bad-tasks-per-node", f"{tpn_name}: {exc}", None)
+                r.error("bad-tasks-per-node", f"{tpn_name}: {exc}",
+                        _SET_BY_SRUN.format(name=tpn_name))
         fields["tasks_per_node"] = tuple(tpn) if tpn is not None else None
 
         # Task count, in the documented order; explicit counts must agree.
