@@ -23,22 +23,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .env_vars import COORDINATOR_HOST
 from .errors import SlurmEnvironmentError
 from .hostlist import MAX_HOSTS, expand_hostlist
+from .schedulers import format_problems
+from .schedulers.slurm import MARKERS, TASK_COUNT_VARS
 
 Context = Literal["step", "batch", "salloc", "ssh", "partial", "none"]
 
-#: Variables whose presence means "some SLURM is around".
-_SLURM_MARKERS = (
-    "SLURM_JOB_ID",
-    "SLURM_JOBID",
-    "SLURM_PROCID",
-    "SLURM_STEP_NODELIST",
-    "SLURM_JOB_NODELIST",
-    "SLURM_NODELIST",
-    "SLURM_NTASKS",
-    "SLURM_STEP_NUM_TASKS",
-)
 #: The fix for a SLURM variable that cannot be read: srun sets it, people should not.
 _SET_BY_SRUN = "{name} is set by srun; do not set it by hand (unset it)"
 _TPN_ELEMENT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
@@ -181,13 +173,9 @@ class SlurmEnvironment(BaseModel):
 
     def raise_for_problems(self) -> None:
         """Raise `SlurmEnvironmentError` listing every error (warnings are not raised)."""
-        errors = self.errors
-        if not errors:
-            return
-        lines = [f"SLURM environment ({self.context}) cannot run a distributed job:"]
-        for p in errors:
-            lines.append(f"  - {p.message}" + (f"\n    fix: {p.fix}" if p.fix else ""))
-        raise SlurmEnvironmentError("\n".join(lines))
+        if self.errors:
+            raise SlurmEnvironmentError(format_problems(
+                f"SLURM environment ({self.context}) cannot run a distributed job:", self.errors))
 
     # -- construction --------------------------------------------------------------------
 
@@ -213,7 +201,7 @@ class SlurmEnvironment(BaseModel):
         job_var, job_list = r.first("SLURM_JOB_NODELIST", "SLURM_NODELIST")
         fields["step_nodelist"], fields["job_nodelist"] = step_list, job_list
 
-        if not any(name in env for name in _SLURM_MARKERS):
+        if not any(name in env for name in MARKERS):
             r.error("no-slurm", "no SLURM variables are set: this is not a SLURM job", None)
             return cls(context="none", problems=tuple(r.problems), **fields)  # type: ignore[arg-type]
 
@@ -262,7 +250,7 @@ class SlurmEnvironment(BaseModel):
 
         # Task count, in the documented order; explicit counts must agree.
         explicit: list[tuple[str, int]] = []
-        for name in ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_STEP_NUM_TASKS"):
+        for name in TASK_COUNT_VARS:
             value, _ = r.integer(name, minimum=1)
             if value is not None:
                 explicit.append((name, value))
@@ -371,7 +359,7 @@ def _check(s: SlurmEnvironment, r: _Reader, env: Mapping[str, str]) -> None:
             f"SLURMD_NODENAME={s.node_name!r} is not in the node list {list(s.nodes)[:8]}",
         )
     if s.procid == 0 and s.nodes and s.node_name and s.node_name != s.nodes[0]:
-        if s.node_name in s.nodes and "PHASIC_COORDINATOR_HOST" not in env:
+        if s.node_name in s.nodes and COORDINATOR_HOST not in env:
             r.error(
                 "rank0-placement",
                 f"task 0 runs on {s.node_name!r} but the coordinator is the first node "
