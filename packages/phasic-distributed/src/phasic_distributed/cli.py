@@ -19,7 +19,6 @@ from .coordinator import _allowed_ports, ephemeral_port_range
 from .errors import DistributedError
 from .hostlist import compress_hostlist
 from .env_vars import (
-    AUTO_INIT,
     COORDINATOR_HOST,
     COORDINATOR_PORT,
     CPUS,
@@ -86,7 +85,7 @@ def collect(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "launcher": {n: env[n] for n in (*LAUNCHER_VARS, LOCAL_DEVICES) if n in env},
         "settings": {n: env[n] for n in (*DEVICE_VARS, OMP_THREADS, "OMP_NUM_THREADS",
                                          COORDINATOR_HOST, COORDINATOR_PORT,
-                                         "XLA_FLAGS", AUTO_INIT) if n in env},
+                                         "XLA_FLAGS") if n in env},
         "ephemeral_port_range": list(ephemeral_port_range()),
         "coordinator_port_ranges": [list(r) for r in _allowed_ports(ephemeral_port_range())],
         "plan": None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .env_vars import DEVICE_VARS
+from .env_vars import DEVICE_VARS, read_int
 from .errors import DistributedError
 
 
@@ -13,13 +13,9 @@ def positive_int(
     env: Mapping[str, str], name: str, error: type[DistributedError] = DistributedError
 ) -> int | None:
     """The integer value of `name` (None if unset or empty); `error` if it is not >= 1."""
-    text = env.get(name)
-    if text is None or text.strip() == "":
+    value = read_int(env, name, error)
+    if value is None:
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise error(f"{name}={text!r} is not an integer") from None
     if value < 1:
         raise error(f"{name}={value} must be at least 1")
     return value

@@ -26,7 +26,6 @@ DEVICE_VARS = (LOCAL_DEVICES, CPUS, OLD_CPUS)
 OMP_THREADS = "PHASIC_OMP_THREADS"
 COORDINATOR_HOST = "PHASIC_COORDINATOR_HOST"
 COORDINATOR_PORT = "PHASIC_COORDINATOR_PORT"
-AUTO_INIT = "PHASIC_AUTO_INIT"
 FAST_EXIT = "PHASIC_FAST_EXIT"
 
 
@@ -52,6 +51,12 @@ def rank_environment(
     return env
 
 
-def auto_init_enabled(env: Mapping[str, str]) -> bool:
-    """False when PHASIC_AUTO_INIT says 0 / false / no / off."""
-    return env.get(AUTO_INIT, "1").strip().lower() not in {"0", "false", "no", "off"}
+def read_int(env: Mapping[str, str], name: str, error: type[Exception]) -> int | None:
+    """An integer variable, None when unset or empty; `error` naming it when malformed."""
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise error(f"{name}={text!r} is not an integer") from None

@@ -27,7 +27,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from .coordinator import format_address, parse_address, placement_address
 from .cpus import available_cpus, positive_int, requested_devices
-from .env_vars import COORDINATOR, LAUNCHER_VARS, NUM_PROCESSES, OMP_THREADS, PROCESS_ID
+from .env_vars import (
+    COORDINATOR,
+    LAUNCHER_VARS,
+    NUM_PROCESSES,
+    OMP_THREADS,
+    PROCESS_ID,
+    read_int,
+)
 from .errors import DistributedError, LauncherEnvironmentError
 from .schedulers import Scheduler, format_problems, present_scheduler
 
@@ -95,12 +102,8 @@ def _launcher_plan(env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
             "(phasic-launch does) or none"
         )
     num = positive_int(env, NUM_PROCESSES, LauncherEnvironmentError)
-    pid_text = env[PROCESS_ID]
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        raise LauncherEnvironmentError(f"{PROCESS_ID}={pid_text!r} is not an integer") from None
-    assert num is not None
+    pid = read_int(env, PROCESS_ID, LauncherEnvironmentError)
+    assert num is not None and pid is not None  # both checked present above
     if not 0 <= pid < num:
         raise LauncherEnvironmentError(
             f"{PROCESS_ID}={pid} is outside 0..{num - 1} ({NUM_PROCESSES}={num})"

@@ -67,6 +67,7 @@ class Placement:
     port_key: str
     port_slot: int = 0
     cores: int | None = None  # cores of this rank, when the scheduler says
+    host: str | None = None  # this node's name, when the scheduler says
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -135,14 +136,3 @@ def format_problems(title: str, problems: list[Problem]) -> str:
     for p in problems:
         lines.append(f"  - {p.message}" + (f"\n    fix: {p.fix}" if p.fix else ""))
     return "\n".join(lines)
-
-
-def read_int(env: Mapping[str, str], name: str, error: type[Exception]) -> int | None:
-    """An integer variable, None when unset or empty; `error` naming it when malformed."""
-    text = env.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise error(f"{name}={text!r} is not an integer") from None

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import MpiEnvironmentError
-from . import Placement, Step, read_int
+from ..env_vars import read_int
+from . import Placement, Step
 
 SIZE = "OMPI_COMM_WORLD_SIZE"
 RANK = "OMPI_COMM_WORLD_RANK"
@@ -101,5 +102,6 @@ class OpenMpi:
             local_size=local_size,
             coordinator_host=host,
             port_key=f"openmpi:{job or 0}",
+            host=env.get("PMIX_HOSTNAME") or None,
             problems=tuple(problems),
         )

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import SlurmEnvironmentError
-from . import Placement, Step, read_int
+from ..env_vars import read_int
+from . import Placement, Step
 
 if TYPE_CHECKING:
     from ..slurm import SlurmEnvironment
@@ -77,6 +78,7 @@ class Slurm:
             port_key=key,
             port_slot=slot,
             cores=s.cpus_per_task,
+            host=s.node_name,
             problems=s.problems,
         )
 
