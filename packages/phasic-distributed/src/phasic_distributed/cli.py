@@ -16,8 +16,6 @@ from importlib import metadata
 from typing import Any
 
 from .coordinator import _allowed_ports, ephemeral_port_range
-from .errors import DistributedError
-from .hostlist import compress_hostlist
 from .env_vars import (
     COORDINATOR_HOST,
     COORDINATOR_PORT,
@@ -28,6 +26,8 @@ from .env_vars import (
     OLD_CPUS,
     OMP_THREADS,
 )
+from .errors import DistributedError
+from .hostlist import compress_hostlist
 from .planning import plan
 from .schedulers import present_scheduler
 from .slurm import Problem, SlurmEnvironment

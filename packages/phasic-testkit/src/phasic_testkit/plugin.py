@@ -23,6 +23,7 @@ from ._marker import MARKER, MARKER_HELP, nprocs_of, parse_marker
 from .launcher import LaunchSpec, run
 from .report import SKIPPED, merge
 
+
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists (scheduler mode swaps it)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)

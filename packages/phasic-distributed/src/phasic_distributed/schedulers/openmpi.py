@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import MpiEnvironmentError
 from ..env_vars import read_int
+from ..errors import MpiEnvironmentError
 from . import Placement, Step
 
 SIZE = "OMPI_COMM_WORLD_SIZE"

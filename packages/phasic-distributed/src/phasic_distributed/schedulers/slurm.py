@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import SlurmEnvironmentError
 from ..env_vars import read_int
+from ..errors import SlurmEnvironmentError
 from . import Placement, Step
 
 if TYPE_CHECKING:
