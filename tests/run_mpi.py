@@ -71,7 +71,7 @@ def mpirun(args: list[str], timeout: float, marker: str) -> tuple[int, str, floa
     """
     command = ["mpirun", "-n", str(RANKS), "--allow-run-as-root", "--oversubscribe",
                "--bind-to", "none", sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-               *args, f"--basetemp={marker}"]
+               "--color=no", *args, f"--basetemp={marker}"]
     start = time.monotonic()
     proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **MPI_ENV},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -98,8 +98,13 @@ def leftovers(marker: str) -> list[str]:
     return found
 
 
-def check(name: str, ok: bool, out: str, seconds: float, problems: list[str]) -> None:
+def check(name: str, ok: bool, out: str, seconds: float, problems: list[str],
+          evidence: str = "") -> None:
+    """Print the verdict (and the lines that show it, or the output when it failed)."""
     print(f"{'PASS' if ok else 'FAIL'}  {name}  ({seconds:.1f} s)", flush=True)
+    shown = [ln for ln in out.splitlines() if evidence and re.search(evidence, ln)]
+    for line in shown[:3]:
+        print(f"      {line.strip()[:160]}")
     if not ok:
         print(textwrap.indent(out[-6000:], "    | "), flush=True)
         problems.append(name)
@@ -120,8 +125,8 @@ def main() -> int:
         # only rank 0 prints pytest's summary line ("4 passed in 31.2s")
         summaries = re.findall(r"^(?:=+ )?(\d+ \w+.*?) in [\d.]+s", out, re.M)
         ok = code == 0 and summaries == ["4 passed"]
-        check("the FFI and testkit suites pass on 4 mpirun ranks", ok, out, sec, problems)
-        print(f"      rank 0's summary: {summaries}")
+        check("the FFI and testkit suites pass on 4 mpirun ranks", ok, out, sec, problems,
+              r"\d+ passed|processes  ")
 
         # 2. a failing rank is named by rank 0
         test_file = pathlib.Path(tmp, "test_failing.py")
@@ -130,7 +135,8 @@ def main() -> int:
         code, out, sec = mpirun([str(test_file), "-q", f"--rootdir={tmp}"], FAIL_TIMEOUT, marker)
         ok = (code != 0 and f"failed on 1 of {RANKS} ranks: rank 2 (failed)" in out
               and "deliberate failure on rank 2" in out)
-        check("a test failing on rank 2 fails the run, naming rank 2", ok, out, sec, problems)
+        check("a test failing on rank 2 fails the run, naming rank 2", ok, out, sec, problems,
+              r"failed on 1 of|^E .*deliberate")
 
         # 3. a dying rank ends the job, named by mpirun
         test_file = pathlib.Path(tmp, "test_dying.py")
@@ -140,7 +146,7 @@ def main() -> int:
         named = re.search(r"Process name: \[\[\d+,\d+\],3\]\s+Exit code:\s+3", out)
         ok = code != 0 and named is not None and sec < 60
         check("rank 3 dying ends the job within 60 s, naming rank 3 and exit code 3",
-              ok, out, sec, problems)
+              ok, out, sec, problems, r"Process name|Exit code")
 
         left = [p for m in ("suites", "failing", "dying") for p in leftovers(os.path.join(tmp, m))]
         check("no process left behind", not left, "\n".join(left), 0.0, problems)
