@@ -85,6 +85,14 @@ def mpirun(args: list[str], timeout: float, marker: str) -> tuple[int, str, floa
     return proc.returncode, out, time.monotonic() - start
 
 
+def run_written(tmp: str, name: str, source: str) -> tuple[int, str, float]:
+    """Write `source` as tmp/test_<name>.py and run it on the ranks (as `mpirun`)."""
+    test_file = pathlib.Path(tmp, f"test_{name}.py")
+    test_file.write_text(source.format(ranks=RANKS))
+    return mpirun([str(test_file), "-q", f"--rootdir={tmp}"], FAIL_TIMEOUT,
+                  os.path.join(tmp, name))
+
+
 def leftovers(marker: str) -> list[str]:
     """Processes still running with `marker` on their command line."""
     found = []
@@ -129,20 +137,14 @@ def main() -> int:
               r"\d+ passed|processes  ")
 
         # 2. a failing rank is named by rank 0
-        test_file = pathlib.Path(tmp, "test_failing.py")
-        test_file.write_text(FAILING_TESTS.format(ranks=RANKS))
-        marker = os.path.join(tmp, "failing")
-        code, out, sec = mpirun([str(test_file), "-q", f"--rootdir={tmp}"], FAIL_TIMEOUT, marker)
+        code, out, sec = run_written(tmp, "failing", FAILING_TESTS)
         ok = (code != 0 and f"failed on 1 of {RANKS} ranks: rank 2 (failed)" in out
               and "deliberate failure on rank 2" in out)
         check("a test failing on rank 2 fails the run, naming rank 2", ok, out, sec, problems,
               r"failed on 1 of|^E .*deliberate")
 
         # 3. a dying rank ends the job, named by mpirun
-        test_file = pathlib.Path(tmp, "test_dying.py")
-        test_file.write_text(DYING_TESTS.format(ranks=RANKS))
-        marker = os.path.join(tmp, "dying")
-        code, out, sec = mpirun([str(test_file), "-q", f"--rootdir={tmp}"], FAIL_TIMEOUT, marker)
+        code, out, sec = run_written(tmp, "dying", DYING_TESTS)
         named = re.search(r"Process name: \[\[\d+,\d+\],3\]\s+Exit code:\s+3", out)
         ok = code != 0 and named is not None and sec < 60
         check("rank 3 dying ends the job within 60 s, naming rank 3 and exit code 3",
