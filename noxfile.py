@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import shutil
 
 import nox
 
@@ -102,6 +103,20 @@ def slurm(session: nox.Session) -> None:
     session.run("python", "cluster/run_slurm.py", *session.posargs)
 
 
+@nox.session
+def mpi(session: nox.Session) -> None:
+    """The FFI and testkit suites under Open MPI's `mpirun -n 4`, and two failing ranks.
+
+    Installs Debian's openmpi-bin when mpirun is missing (needs root, as CI has).
+    """
+    if shutil.which("mpirun") is None:
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300",
+                    "openmpi-bin", external=True)
+    install_all(session)
+    session.run("python", "tests/run_mpi.py", *session.posargs)
+
+
 @nox.session(name="testkit-external")
 def testkit_external(session: nox.Session) -> None:
     """phasic-testkit alone in a fresh environment, used by a small 'other repository'."""
@@ -143,6 +158,7 @@ def ci(session: nox.Session) -> None:
     session.notify("lint")
     session.notify("tests")
     session.notify("slurm", posargs=["--local-cluster"])
+    session.notify("mpi")
     session.notify("docs")
     session.notify("bench", posargs=["--quick"])
     session.notify("fuzz", posargs=["--seconds", "60"])

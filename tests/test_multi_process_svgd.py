@@ -36,7 +36,8 @@ import numpy as np
 import pytest
 
 import phasic
-from phasic.auto_parallel import in_multi_task_slurm_step
+import phasic_distributed
+from phasic.auto_parallel import in_multi_process_step
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "packages" / "phasic-core" / "tests"))
 import svgd_reference as ref  # noqa: E402
@@ -119,8 +120,8 @@ def check_converged(particles: np.ndarray) -> None:
 def test_one_process_eight_devices(device_setup) -> None:
     _, error = device_setup
     assert error is None, error
-    if in_multi_task_slurm_step():
-        pytest.skip("a SLURM step sets its own devices; TestSlurm covers it")
+    if in_multi_process_step():
+        pytest.skip("a scheduler's ranks set their own devices; TestSlurm covers SLURM")
     assert jax.device_count() == 8
     res = run()
     assert res.n_devices == 8 and res.n_processes == 1
@@ -132,8 +133,8 @@ def test_one_process_eight_devices(device_setup) -> None:
 
 def test_kingman_phasic_loglik_on_eight_devices() -> None:
     """The FFI likelihood (custom_jvp over ffi_call) inside shard_map, vs one device."""
-    if in_multi_task_slurm_step():
-        pytest.skip("a SLURM step sets its own devices; TestSlurm covers it")
+    if in_multi_process_step():
+        pytest.skip("a scheduler's ranks set their own devices; TestSlurm covers SLURM")
     sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
     import kingman_inference as ki
 
@@ -190,7 +191,8 @@ def test_four_processes_two_devices() -> None:
 # ---- SLURM ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not in_multi_task_slurm_step(), reason="needs a multi-task srun step")
+@pytest.mark.skipif(getattr(phasic_distributed.scheduler_step(), "scheduler", None) != "slurm",
+                    reason="needs a multi-task srun step")
 class TestSlurm:
     """The same checks on the ranks of an srun step (jax.distributed started by phasic)."""
 

@@ -1,14 +1,16 @@
 """phasic-testkit's ``multiprocess`` marker, with the plugin on, in both of its modes.
 
-- Under a multi-task ``srun`` step (``cluster/slurm_test_ffi.sh`` runs this file
-  that way on the local Slurm cluster) the tests run in place on the tasks Slurm
-  started: the rank and process count must be SLURM_PROCID and SLURM_NTASKS, and
-  rank 0's report merges every rank's outcome.
+- Under a scheduler (a multi-task ``srun`` step: ``cluster/slurm_test_ffi.sh`` runs
+  this file that way on the local Slurm cluster; ``mpirun -n 4``: ``nox -s mpi``)
+  the tests run in place on the ranks the scheduler started: the rank and process
+  count must be the scheduler's (SLURM_PROCID / SLURM_NTASKS,
+  OMPI_COMM_WORLD_RANK / OMPI_COMM_WORLD_SIZE), and rank 0's report merges every
+  rank's outcome.
 - Anywhere else the plugin spawns the ranks itself (2 of them) and the same
   assertions hold with its own variables.
 
-The process count is the step's task count under srun (the plugin skips a test
-whose count differs from the step's), else 2.
+The process count is the scheduler's under one (the plugin skips a test whose
+count differs), else 2.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phasic.auto_parallel import in_multi_task_slurm_step
+import phasic_distributed
 from phasic_testkit import (
     assert_allclose_across_processes,
     assert_equal_across_processes,
@@ -28,8 +30,12 @@ from phasic_testkit import (
     gather,
 )
 
-IN_STEP = in_multi_task_slurm_step()
-NPROCS = int(os.environ["SLURM_NTASKS"]) if IN_STEP else 2
+STEP = phasic_distributed.scheduler_step()
+IN_STEP = STEP is not None
+NPROCS = STEP.size if STEP else 2
+#: The variables each scheduler states rank and size in (checked against the plugin's).
+RANK_AND_SIZE = {"slurm": ("SLURM_PROCID", "SLURM_NTASKS"),
+                 "openmpi": ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")}
 
 
 @pytest.mark.multiprocess(nprocs=NPROCS, devices_per_process=1, timeout=120)
@@ -40,9 +46,10 @@ def test_ranks_are_the_step_tasks(rank, nprocs, jax_devices_info) -> None:
     assert jax_devices_info["process_count"] == nprocs
     assert jax_devices_info["global_device_count"] == nprocs * jax_devices_info[
         "local_device_count"]
-    if IN_STEP:
-        assert rank == int(os.environ["SLURM_PROCID"])
-        assert nprocs == int(os.environ["SLURM_NTASKS"])
+    if STEP:
+        rank_var, size_var = RANK_AND_SIZE[STEP.scheduler]
+        assert rank == int(os.environ[rank_var])
+        assert nprocs == int(os.environ[size_var])
     # every rank sees every other rank, in order, through the key-value store
     ranks = gather(np.array([rank]))
     assert [int(r[0]) for r in ranks] == list(range(nprocs))

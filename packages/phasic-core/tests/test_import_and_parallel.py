@@ -62,14 +62,21 @@ def test_unknown_attribute() -> None:
       "PHASIC_AUTO_INIT": "0"}, False),
     ({"SLURM_PROCID": "1", "SLURM_NTASKS": "4", "SLURM_STEP_NODELIST": "n[1-4]",
       "PHASIC_AUTO_INIT": "1"}, True),
+    # SLURM_NPROCS counts tasks too (it was not counted here before)
+    ({"SLURM_PROCID": "1", "SLURM_NPROCS": "4", "SLURM_STEP_NODELIST": "n[1-4]"}, True),
+    # a partial step environment: no task count, so one process
+    ({"SLURM_PROCID": "0", "SLURM_STEP_NODELIST": "n[1-4]"}, False),
+    # Open MPI's mpirun
+    ({"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3"}, True),
+    ({"OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0"}, False),
 ])
 def test_auto_init_decision(env: dict[str, str], expected: bool) -> None:
     assert auto_parallel.auto_init_enabled(env) is expected
 
 
 def test_bad_ntasks_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match="SLURM_NTASKS='x'"):
-        auto_parallel.in_multi_task_slurm_step(
+    with pytest.raises(RuntimeError, match="SLURM_NTASKS='x' is not an integer"):
+        auto_parallel.in_multi_process_step(
             {"SLURM_PROCID": "0", "SLURM_NTASKS": "x", "SLURM_STEP_NODELIST": "n1"})
 
 
@@ -77,8 +84,53 @@ def test_cpu_count_from_env() -> None:
     assert auto_parallel.cpu_devices_from_env({}) is None
     assert auto_parallel.cpu_devices_from_env({"PTDALG_CPUS": "4"}) == 4
     assert auto_parallel.cpu_devices_from_env({"PHASIC_CPUS": "3", "PTDALG_CPUS": "4"}) == 3
-    with pytest.raises(ValueError, match="PHASIC_CPUS"):
+    # a launched rank's own count first, as phasic_distributed.plan() reads it
+    assert auto_parallel.cpu_devices_from_env({"PHASIC_LOCAL_DEVICES": "2",
+                                               "PHASIC_CPUS": "3"}) == 2
+    with pytest.raises(RuntimeError, match="PHASIC_CPUS=0 must be at least 1"):
         auto_parallel.cpu_devices_from_env({"PHASIC_CPUS": "0"})
+
+
+def test_import_phasic_loads_neither_pydantic_nor_jax_outside_a_job() -> None:
+    out = run("""
+        import sys, phasic
+        print('@', sorted(m for m in ('jax', 'pydantic', 'phasic_distributed.planning')
+                          if m in sys.modules))
+    """)
+    assert out == "[]"
+
+
+def test_partial_slurm_step_imports_and_is_explained() -> None:
+    """Only SLURM_PROCID and a node list: one process, and doctor says what is missing."""
+    env = {"SLURM_PROCID": "0", "SLURM_STEP_NODELIST": "n[1-2]"}
+    out = run("""
+        import phasic, phasic_distributed as pd
+        from phasic_distributed.cli import collect
+        print('@', pd.scheduler_step(), phasic.auto_parallel.auto_init_enabled())
+        report = collect()
+        print('@', report['ok'], [p['message'] for p in report['problems']])
+    """, env=env)
+    first, second = out.split("\n")
+    assert first == "None False"
+    assert second.startswith("False") and "the task count is unknown" in second
+
+
+def test_huge_tasks_per_node_in_a_step_is_a_clear_error_not_memory() -> None:
+    env = {"SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0", "SLURM_PROCID": "0",
+           "SLURM_NTASKS": "2", "SLURM_STEP_NODELIST": "n[1-2]",
+           "SLURM_STEP_TASKS_PER_NODE": "1(x999999999)"}
+    out = run("""
+        import resource
+        try:
+            import phasic
+        except Exception as e:
+            print('@', type(e).__name__, str(e).replace(chr(10), ' '))
+        print('@', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """, env=env)
+    error, rss_mib = out.split("\n")
+    assert error.startswith("SlurmEnvironmentError")
+    assert "SLURM_STEP_TASKS_PER_NODE" in error and "unset it" in error
+    assert int(rss_mib) < 500  # an interpreter and pydantic, not a billion-entry list
 
 
 def test_set_cpu_devices_before_and_too_late() -> None:

@@ -111,3 +111,25 @@ def test_free_port_is_bindable_and_busy_port_is_reported():
         s.listen()
         with pytest.raises(CoordinatorError, match=f"rank 0: coordinator port {port} is in use"):
             check_port_free(port)
+
+
+def _infos(*addresses: str) -> list[tuple]:
+    """What socket.getaddrinfo returns, reduced to what bind_address reads."""
+    return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+             (a, 0)) for a in addresses]
+
+
+@pytest.mark.parametrize("host, addresses, expected", [
+    ("127.0.0.1", ["127.0.0.1"], "127.0.0.1:5000"),      # local ranks: loopback only
+    ("localhost", ["::1", "127.0.0.1"], "[::1]:5000"),
+    ("node01", ["10.1.2.3"], "10.1.2.3:5000"),            # a scheduler: the node's address
+    ("node01", ["127.0.1.1", "10.1.2.3"], "10.1.2.3:5000"),
+    ("node01", ["fe80::1%eth0"], "[fe80::1%eth0]:5000"),
+    # a node name that resolves to loopback only says nothing about the address
+    # other nodes use: every interface, as JAX would
+    ("node01", ["127.0.1.1"], "[::]:5000"),
+])
+def test_bind_address(host, addresses, expected):
+    from phasic_distributed.coordinator import bind_address
+
+    assert bind_address(host, 5000, _infos(*addresses)) == expected

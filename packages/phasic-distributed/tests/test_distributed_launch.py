@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -190,3 +191,27 @@ def test_console_script_is_installed():
     r = subprocess.run([exe, "-n", "2", "--", sys.executable, "-c", "print('hi')"],
                        env=clean_env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and sorted(r.stdout.splitlines()) == ["[rank 0] hi", "[rank 1] hi"]
+
+
+BIND = """
+    import sys
+    sys.path.insert(0, TESTS)
+    import phasic_distributed as pd
+    from pd_testutil import listening_addresses
+    p = pd.initialize(timeout=30)
+    if p.process_id == 0:
+        port = int(p.coordinator_address.rsplit(":", 1)[1])
+        print("listening", p.coordinator_address, listening_addresses(port), flush=True)
+    from jax.experimental import multihost_utils
+    import jax.numpy as jnp
+    multihost_utils.process_allgather(jnp.ones(1))  # both stay up until rank 0 has looked
+"""
+
+
+def test_coordinator_listens_on_loopback_only(tmp_path):
+    """JAX's default is every interface: another machine could join as a rank."""
+    script = BIND.replace("TESTS", repr(str(pathlib.Path(__file__).parent)))
+    r, _ = launch(["-n", "2", "--timeout", "60"], script, tmp_path=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("[rank 0] listening"))
+    assert line.startswith("[rank 0] listening 127.0.0.1:") and line.endswith("['127.0.0.1']")

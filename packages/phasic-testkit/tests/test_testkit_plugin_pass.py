@@ -180,7 +180,7 @@ def test_slurm_step_runs_in_place_and_rank0_reports(tmp_path) -> None:
     assert "test session starts" in outs[0] and "test session starts" not in outs[1]
     assert "rank(s) [1] diverge from rank 0" in outs[0]
     assert "rank 1: [2.] (shape (1,), dtype float64)" in outs[0]
-    assert "needs 3 processes; this SLURM step has 2 tasks" in outs[0]
+    assert "needs 3 processes; this slurm job has 2 ranks" in outs[0]
     assert "1 failed, 1 skipped" in outs[0]
 
 

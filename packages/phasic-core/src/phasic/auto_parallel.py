@@ -1,9 +1,10 @@
-"""Parallel set-up: CPU device count, and multi-process start under SLURM.
+"""Parallel set-up: CPU device count, and multi-process start under a scheduler.
 
-`import phasic` calls `auto_init()`: inside a multi-task `srun` step (SLURM_PROCID,
-SLURM_NTASKS > 1 and SLURM_STEP_NODELIST set) it initializes `jax.distributed` through
-`phasic_distributed.initialize()`, unless PHASIC_AUTO_INIT=0. Outside SLURM it does
-nothing and imports nothing.
+`import phasic` calls `auto_init()`: when a scheduler started this process as one
+of several ranks (a multi-task `srun` step, `mpirun -n N`; see
+`phasic_distributed.scheduler_step`) it initializes `jax.distributed` through
+`phasic_distributed.initialize()`, unless PHASIC_AUTO_INIT=0. Otherwise it does
+nothing; importing phasic_distributed for the check loads neither jax nor pydantic.
 """
 
 from __future__ import annotations
@@ -12,38 +13,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+#: PHASIC_AUTO_INIT=0 turns the initialization on import off.
+AUTO_INIT = "PHASIC_AUTO_INIT"
+
 _DISTRIBUTED_MISSING = (
     "phasic needs the package `phasic_distributed` for multi-process runs, but it "
     "cannot be imported ({error}). Install it (`pip install packages/phasic-distributed`), "
-    "or set PHASIC_AUTO_INIT=0 to skip the automatic initialization under srun."
+    "or set PHASIC_AUTO_INIT=0 to skip the automatic initialization."
 )
-
-
-def in_multi_task_slurm_step(env: Mapping[str, str] | None = None) -> bool:
-    """True inside an srun step with more than one task.
-
-    The batch script itself also has SLURM_PROCID=0 and the job's SLURM_NTASKS, but no
-    SLURM_STEP_NODELIST: a plain `python` there is one process and must not wait for
-    ranks that were never started.
-    """
-    env = os.environ if env is None else env
-    if not all(k in env for k in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NODELIST")):
-        return False
-    try:
-        return int(env["SLURM_NTASKS"]) > 1
-    except ValueError:
-        raise RuntimeError(
-            f"SLURM_NTASKS={env['SLURM_NTASKS']!r} is not an integer; phasic cannot tell "
-            "how many processes this SLURM step has (set PHASIC_AUTO_INIT=0 to skip)"
-        ) from None
-
-
-def auto_init_enabled(env: Mapping[str, str] | None = None) -> bool:
-    """Whether `import phasic` should initialize jax.distributed (srun, PHASIC_AUTO_INIT != 0)."""
-    env = os.environ if env is None else env
-    if env.get("PHASIC_AUTO_INIT", "1").strip().lower() in {"0", "false", "no", "off"}:
-        return False
-    return in_multi_task_slurm_step(env)
 
 
 def _distributed() -> Any:
@@ -51,10 +28,30 @@ def _distributed() -> Any:
         import phasic_distributed
     except ImportError as exc:
         raise ImportError(_DISTRIBUTED_MISSING.format(error=exc)) from exc
-    if not hasattr(phasic_distributed, "initialize"):
+    if not hasattr(phasic_distributed, "scheduler_step"):
         raise ImportError(_DISTRIBUTED_MISSING.format(
-            error="it has no `initialize`; it may be an older or incomplete version"))
+            error="it has no `scheduler_step`; it may be an older or incomplete version"))
     return phasic_distributed
+
+
+def in_multi_process_step(env: Mapping[str, str] | None = None) -> bool:
+    """True when a scheduler (srun, mpirun) started this process as one of several ranks.
+
+    The batch script of a SLURM job also has SLURM_PROCID=0 and the job's task
+    count, but it is one process and must not wait for ranks that were never started.
+    """
+    return _distributed().scheduler_step(env) is not None
+
+
+def auto_init_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """Whether `import phasic` should initialize jax.distributed (a scheduler's rank,
+    PHASIC_AUTO_INIT not 0)."""
+    env = os.environ if env is None else env
+    # read before phasic_distributed is imported: the way out must work even when
+    # that import fails
+    if env.get(AUTO_INIT, "1").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    return in_multi_process_step(env)
 
 
 def init_parallel(plan: Any = None, **kwargs: Any) -> Any:
@@ -67,17 +64,9 @@ def init_parallel(plan: Any = None, **kwargs: Any) -> Any:
 
 
 def auto_init() -> None:
-    """The `import phasic` hook: initialize under a multi-task srun step, else nothing."""
+    """The `import phasic` hook: initialize as a scheduler's rank, else nothing."""
     if auto_init_enabled():
         init_parallel()
-
-
-def _backend_started() -> bool:
-    try:
-        from jax._src import xla_bridge
-        return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):  # private API moved: fall back to JAX's own error
-        return False
 
 
 def set_cpu_devices(n: int) -> None:
@@ -86,7 +75,7 @@ def set_cpu_devices(n: int) -> None:
         raise ValueError(f"the number of CPU devices must be an int >= 1, got {n!r}")
     import jax
 
-    if _backend_started():
+    if _distributed().backend_started():
         current = len(jax.devices("cpu"))
         if current == n:
             return
@@ -108,16 +97,9 @@ def _too_late(n: int, current: int | None) -> str:
 
 
 def cpu_devices_from_env(env: Mapping[str, str] | None = None) -> int | None:
-    """The CPU device count requested by PHASIC_CPUS (or the older PTDALG_CPUS), if any."""
-    env = os.environ if env is None else env
-    for name in ("PHASIC_CPUS", "PTDALG_CPUS"):
-        value = env.get(name)
-        if value:
-            try:
-                n = int(value)
-            except ValueError:
-                raise ValueError(f"{name}={value!r} must be a positive integer") from None
-            if n < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
-            return n
-    return None
+    """The CPU device count asked for by PHASIC_LOCAL_DEVICES, PHASIC_CPUS or PTDALG_CPUS.
+
+    None when none is set; a `phasic_distributed.DistributedError` (a RuntimeError)
+    naming the variable when it is not a positive integer.
+    """
+    return _distributed().requested_devices(env)

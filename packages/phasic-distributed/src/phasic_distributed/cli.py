@@ -7,6 +7,7 @@ here imports jax (its version is read from the installed metadata).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,9 +16,20 @@ from importlib import metadata
 from typing import Any
 
 from .coordinator import _allowed_ports, ephemeral_port_range
+from .env_vars import (
+    COORDINATOR_HOST,
+    COORDINATOR_PORT,
+    CPUS,
+    DEVICE_VARS,
+    LAUNCHER_VARS,
+    LOCAL_DEVICES,
+    OLD_CPUS,
+    OMP_THREADS,
+)
 from .errors import DistributedError
 from .hostlist import compress_hostlist
-from .plan import DEVICE_VARS, LAUNCHER_VARS, plan
+from .planning import plan
+from .schedulers import present_scheduler
 from .slurm import Problem, SlurmEnvironment
 
 #: What JAX's own SLURM detection requires (jax._src.clusters.slurm_cluster).
@@ -34,7 +46,7 @@ def _version(dist: str) -> str | None:
 
 def _extra_problems(env: Mapping[str, str], report: dict[str, Any]) -> list[Problem]:
     out: list[Problem] = []
-    new, old = env.get("PHASIC_CPUS"), env.get("PTDALG_CPUS")
+    new, old = env.get(CPUS), env.get(OLD_CPUS)
     if new and old and new != old:
         out.append(Problem(severity="warning", code="cpus-conflict",
                            message=f"PHASIC_CPUS={new} and PTDALG_CPUS={old} differ; "
@@ -62,20 +74,24 @@ def collect(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything doctor reports, as plain data (what ``--json`` prints)."""
     env = os.environ if env is None else env
     s = SlurmEnvironment.from_env(env)
+    scheduler = present_scheduler(env)
+    placement = scheduler.placement(env) if scheduler else None
     report: dict[str, Any] = {
         "jax_version": _version("jax"),
         "phasic_distributed_version": _version("phasic-distributed"),
         "slurm": None if s.context == "none" else s.model_dump(mode="json"),
-        "launcher": {n: env[n] for n in (*LAUNCHER_VARS, "PHASIC_LOCAL_DEVICES") if n in env},
-        "settings": {n: env[n] for n in (*DEVICE_VARS, "PHASIC_OMP_THREADS", "OMP_NUM_THREADS",
-                                         "PHASIC_COORDINATOR_HOST", "PHASIC_COORDINATOR_PORT",
-                                         "XLA_FLAGS", "PHASIC_AUTO_INIT") if n in env},
+        "scheduler": None if placement is None else {
+            k: v for k, v in dataclasses.asdict(placement).items() if k != "problems"},
+        "launcher": {n: env[n] for n in (*LAUNCHER_VARS, LOCAL_DEVICES) if n in env},
+        "settings": {n: env[n] for n in (*DEVICE_VARS, OMP_THREADS, "OMP_NUM_THREADS",
+                                         COORDINATOR_HOST, COORDINATOR_PORT,
+                                         "XLA_FLAGS") if n in env},
         "ephemeral_port_range": list(ephemeral_port_range()),
         "coordinator_port_ranges": [list(r) for r in _allowed_ports(ephemeral_port_range())],
         "plan": None,
         "plan_error": None,
     }
-    problems: list[Problem] = [p for p in s.problems if s.context != "none"]
+    problems: list[Problem] = list(placement.problems) if placement else []
     if s.context != "none":
         missing = [v for v in JAX_SLURM_VARS if v not in env]
         report["jax_own_detection_missing"] = missing
@@ -109,6 +125,19 @@ def render(report: dict[str, Any]) -> str:
     out.append("Software")
     out += _table([("phasic-distributed", report["phasic_distributed_version"]),
                    ("jax", report["jax_version"] or "not installed")])
+    sched = report["scheduler"]
+    out += ["", "Scheduler"]
+    if sched is None:
+        out.append("  none (no SLURM or Open MPI variables)")
+    else:
+        out += _table([
+            ("name", sched["scheduler"]),
+            ("this process is a rank", "yes" if sched["active"] else "no"),
+            ("rank / ranks", _pair(sched["rank"], sched["world_size"])),
+            ("local rank / local ranks", _pair(sched["local_rank"], sched["local_size"])),
+            ("coordinator host", sched["coordinator_host"]),
+            ("port key / slot", _pair(sched["port_key"], sched["port_slot"])),
+        ])
     s = report["slurm"]
     out += ["", "SLURM"]
     if s is None:

@@ -1,8 +1,9 @@
 """The coordinator's address: which host, which port, and whether it can be reached.
 
-Port choice under SLURM: every task of a step computes the same port from the job
-id, array job/task ids, het-job component and step id, so no communication is
-needed. Ports are taken from 10000-65535 minus the kernel's ephemeral range
+Port choice under a scheduler: every rank computes the same port from the
+scheduler's port key and slot (under SLURM the job or array id, and a slot per
+step, array task and het-job component; under mpirun the PMIx namespace), so no
+communication is needed. Ports are taken from 10000-65535 minus the kernel's ephemeral range
 (``/proc/sys/net/ipv4/ip_local_port_range``), where outgoing connections would
 otherwise grab them. Steps of one job (and array tasks of one array) get
 consecutive slots, so concurrent steps never share a port (up to 64 steps per
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import ipaddress
 import os
 import socket
 import threading
@@ -20,13 +22,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from .env_vars import COORDINATOR_HOST, COORDINATOR_PORT
 from .errors import CoordinatorError, SlurmEnvironmentError
+from .schedulers import Placement
+from .schedulers.slurm import port_key
 from .slurm import SlurmEnvironment, require_step
 
 PORT_MIN = 10000
 PORT_MAX = 65535
-#: Slots reserved per array task for that task's steps.
-STEPS_PER_ARRAY_TASK = 64
 _PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 #: Linux's default ephemeral range, used when /proc cannot be read.
 DEFAULT_EPHEMERAL = (32768, 60999)
@@ -63,31 +66,49 @@ def parse_port(text: str, name: str) -> int:
     return port
 
 
-def slurm_port(s: SlurmEnvironment, ephemeral: tuple[int, int] | None = None) -> int:
-    """The deterministic coordinator port for this SLURM step (no override applied)."""
+def port_for_key(key: str, slot: int = 0, ephemeral: tuple[int, int] | None = None) -> int:
+    """The coordinator port of a job: a hash of `key`, plus `slot`, in the allowed spans."""
     ephemeral = ephemeral or ephemeral_port_range()
     spans = _allowed_ports(ephemeral)
     size = sum(b - a + 1 for a, b in spans)
     if not size:
         raise CoordinatorError(
             f"the ephemeral port range {ephemeral} leaves no port for the coordinator; "
-            "set PHASIC_COORDINATOR_PORT (the same on every task)"
+            f"set {COORDINATOR_PORT} (the same on every task)"
         )
-    if s.array_job_id is not None:
-        key = f"array:{s.array_job_id}"
-        task = s.array_task_id or 0
-    else:
-        key = f"job:{s.job_id or 0}"
-        task = 0
     base = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    het = max(s.het_size or 1, 1)
-    slot = ((task * STEPS_PER_ARRAY_TASK + (s.step_id or 0)) * het) + (s.het_offset or 0)
     index = (base + slot) % size
     for a, b in spans:
         if index <= b - a:
             return a + index
         index -= b - a + 1
     raise AssertionError("unreachable: index is below the span total")
+
+
+def slurm_port(s: SlurmEnvironment, ephemeral: tuple[int, int] | None = None) -> int:
+    """The deterministic coordinator port for this SLURM step (no override applied)."""
+    return port_for_key(*port_key(s), ephemeral=ephemeral)
+
+
+def placement_address(placement: Placement, env: Mapping[str, str]) -> str:
+    """``host:port`` of the coordinator of a scheduler's job.
+
+    The host is `placement.coordinator_host` (``PHASIC_COORDINATOR_HOST``
+    overrides), the port comes from its port key (``PHASIC_COORDINATOR_PORT``
+    overrides).
+    """
+    host = env.get(COORDINATOR_HOST) or placement.coordinator_host
+    if not host:
+        raise CoordinatorError(
+            f"{placement.scheduler}: no host to put the coordinator on; set {COORDINATOR_HOST} "
+            "to rank 0's host (the same on every rank)"
+        )
+    override = env.get(COORDINATOR_PORT)
+    if override:
+        port = parse_port(override, COORDINATOR_PORT)
+    else:
+        port = port_for_key(placement.port_key, placement.port_slot)
+    return format_address(host, port)
 
 
 def get_coordinator_address(env: Mapping[str, str] | None = None) -> str:
@@ -98,14 +119,13 @@ def get_coordinator_address(env: Mapping[str, str] | None = None) -> str:
     Raises `SlurmEnvironmentError` outside a usable srun step: never a silent
     localhost fallback.
     """
+    from .schedulers.slurm import Slurm
+
     env = os.environ if env is None else env
     s = require_step(env)
-    host = env.get("PHASIC_COORDINATOR_HOST") or (s.nodes[0] if s.nodes else None)
-    if not host:
+    if not s.nodes and not env.get(COORDINATOR_HOST):
         raise SlurmEnvironmentError("no node list to take the coordinator host from")
-    override = env.get("PHASIC_COORDINATOR_PORT")
-    port = parse_port(override, "PHASIC_COORDINATOR_PORT") if override else slurm_port(s)
-    return format_address(host, port)
+    return placement_address(Slurm().placement(env), env)
 
 
 def format_address(host: str, port: int) -> str:
@@ -185,6 +205,32 @@ def wait_for_coordinator(host: str, port: int, rank: int, timeout: float) -> flo
                 "did it start? check its log, the node list and firewalls"
             )
         time.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+
+
+def bind_address(host: str, port: int, infos: list[tuple]) -> str:
+    """Where rank 0's coordinator listens (``ip:port``), given what `host` resolved to.
+
+    Loopback when the coordinator host is a loopback address or ``localhost`` (the
+    ranks are on this machine); otherwise the host's own non-loopback address, so
+    that only that network reaches it. A node name that resolves to loopback only
+    (some systems map their own name to 127.0.1.1) says nothing about the address
+    other nodes use: then every interface, as JAX does by default.
+    """
+    addresses = [info[4][0] for info in infos]
+    outside = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback]
+    if outside:
+        return format_address(outside[0], port)
+    if host == "localhost" or _is_ip(host):
+        return format_address(addresses[0] if addresses else "127.0.0.1", port)
+    return format_address("::", port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_port_free(port: int, rank: int = 0) -> None:

@@ -12,8 +12,16 @@ class DistributedError(RuntimeError):
     """Base class: the distributed setup cannot proceed; the message says how to fix it."""
 
 
-class SlurmEnvironmentError(DistributedError):
+class SchedulerEnvironmentError(DistributedError):
+    """A scheduler's variables (SLURM, Open MPI, ...) are missing, malformed or contradictory."""
+
+
+class SlurmEnvironmentError(SchedulerEnvironmentError):
     """The SLURM variables are missing, malformed or contradict each other."""
+
+
+class MpiEnvironmentError(SchedulerEnvironmentError):
+    """The Open MPI (mpirun) variables are missing, malformed or contradict each other."""
 
 
 class LauncherEnvironmentError(DistributedError):
@@ -26,3 +34,7 @@ class CoordinatorError(DistributedError):
 
 class InitializationError(DistributedError):
     """jax.distributed / JAX device setup cannot be done (e.g. too late, or already done)."""
+
+
+class JaxCompatibilityError(InitializationError):
+    """The installed jax lacks a private part phasic_distributed relies on (jax changed)."""

@@ -14,6 +14,11 @@ expands it (checked against it in the tests):
   usual row-major order);
 * text after the last bracket group is rejected (``n[1-2]x`` is invalid in Slurm).
 
+Sizes are checked before anything is allocated: a list may name at most
+`MAX_HOSTS` hosts and a host name may be at most `MAX_NAME` characters long, so a
+short malformed text (``n[0-65535,0-65535,...]``, ``n[000...0-65535]``) is
+refused with a `ValueError` instead of using gigabytes of memory.
+
 Where Slurm silently accepts malformed text (``node[1-2`` -> ``node]``,
 ``n[1-]`` -> ``n1``, blanks inside brackets) we raise ``ValueError`` instead: a
 misread node list would put the coordinator on the wrong host.
@@ -26,8 +31,10 @@ from collections.abc import Iterable, Sequence
 
 #: Slurm refuses a single range with more hosts than this.
 MAX_RANGE = 65536
-#: Our guard against a product of bracket groups exhausting memory.
-MAX_HOSTS = 1_000_000
+#: Our cap on the hosts of one list: more nodes than any Slurm cluster has.
+MAX_HOSTS = 65536
+#: Longest host name an expansion may produce (a DNS name has at most 253 characters).
+MAX_NAME = 255
 
 _SEPARATORS = ", \t\n\r"
 _TRAILING_DIGITS = re.compile(r"^(.*?)(\d+)$", re.S)
@@ -36,6 +43,10 @@ _TRAILING_DIGITS = re.compile(r"^(.*?)(\d+)$", re.S)
 def _error(text: str, pos: int, why: str) -> ValueError:
     marker = " " * pos + "^"
     return ValueError(f"invalid hostlist at position {pos}: {why}\n  {text}\n  {marker}")
+
+
+def _too_many(text: str, pos: int) -> ValueError:
+    return _error(text, pos, f"the list expands to more than the limit of {MAX_HOSTS} hosts")
 
 
 def _split_entries(text: str) -> list[tuple[int, str]]:
@@ -73,11 +84,15 @@ def _parse_number(text: str, token: str, pos: int) -> int:
     return int(token)
 
 
-def _parse_bracket(text: str, body: str, pos: int) -> list[str]:
-    """Expand the inside of one bracket group (``01-03,7``); pos is where body starts."""
+def _parse_bracket(text: str, body: str, pos: int) -> list[tuple[str, int, int]]:
+    """Parse one bracket group (``01-03,7``) into (lo as written, lo, hi) spans.
+
+    Nothing is expanded here: the caller checks the sizes first. `pos` is where
+    `body` starts in `text`.
+    """
     if not body:
         raise _error(text, pos, "empty brackets '[]'")
-    out: list[str] = []
+    spans: list[tuple[str, int, int]] = []
     offset = pos
     for element in body.split(","):
         parts = element.split("-")
@@ -85,28 +100,44 @@ def _parse_bracket(text: str, body: str, pos: int) -> list[str]:
             raise _error(text, offset, f"range {element!r} has more than one '-'")
         lo_text = parts[0]
         lo = _parse_number(text, lo_text, offset)
-        if len(parts) == 1:
+        hi = lo if len(parts) == 1 else _parse_number(text, parts[1], offset + len(lo_text) + 1)
+        if hi < lo:
+            raise _error(text, offset, f"range {element!r} runs backwards ({lo} > {hi})")
+        if hi - lo + 1 > MAX_RANGE:
+            raise _error(
+                text, offset, f"range {element!r} has {hi - lo + 1} hosts (limit {MAX_RANGE})"
+            )
+        spans.append((lo_text, lo, hi))
+        offset += len(element) + 1
+    return spans
+
+
+def _group_size(spans: list[tuple[str, int, int]]) -> int:
+    return sum(hi - lo + 1 for _, lo, hi in spans)
+
+
+def _group_width(spans: list[tuple[str, int, int]]) -> int:
+    """The longest number a group writes (padded to lo's width, or hi's digits)."""
+    return max(max(len(lo_text), len(str(hi))) for lo_text, _, hi in spans)
+
+
+def _expand_group(spans: list[tuple[str, int, int]]) -> list[str]:
+    out: list[str] = []
+    for lo_text, lo, hi in spans:
+        if lo == hi:
             out.append(lo_text)
         else:
-            hi = _parse_number(text, parts[1], offset + len(lo_text) + 1)
-            if hi < lo:
-                raise _error(text, offset, f"range {element!r} runs backwards ({lo} > {hi})")
-            if hi - lo + 1 > MAX_RANGE:
-                raise _error(
-                    text, offset, f"range {element!r} has {hi - lo + 1} hosts (limit {MAX_RANGE})"
-                )
-            width = len(lo_text)
-            out.extend(str(n).zfill(width) for n in range(lo, hi + 1))
-        offset += len(element) + 1
+            out.extend(str(n).zfill(len(lo_text)) for n in range(lo, hi + 1))
     return out
 
 
-def _expand_entry(text: str, start: int, entry: str) -> list[str]:
+def _expand_entry(text: str, start: int, entry: str, budget: int) -> list[str]:
+    """The hosts of one entry; `budget` is how many hosts the list may still add."""
     if "[" not in entry:
         return [entry]
     # Split into literal pieces and bracket groups: lit0 [g1] lit1 [g2] ... litk.
     literals: list[str] = []
-    groups: list[list[str]] = []
+    parsed: list[list[tuple[str, int, int]]] = []
     pos = 0
     while True:
         open_at = entry.find("[", pos)
@@ -121,13 +152,20 @@ def _expand_entry(text: str, start: int, entry: str) -> list[str]:
             break
         close_at = entry.index("]", open_at)  # balanced: checked by _split_entries
         literals.append(entry[pos:open_at])
-        groups.append(_parse_bracket(text, entry[open_at + 1 : close_at], start + open_at + 1))
+        parsed.append(_parse_bracket(text, entry[open_at + 1 : close_at], start + open_at + 1))
         pos = close_at + 1
+    # Sizes first, from the parsed numbers alone: nothing big is allocated for a
+    # list that is refused.
     total = 1
-    for g in groups:
-        total *= len(g)
-    if total > MAX_HOSTS:
-        raise _error(text, start, f"entry expands to {total} hosts (limit {MAX_HOSTS})")
+    for spans in parsed:
+        total *= _group_size(spans)
+        if total > budget:
+            raise _too_many(text, start)
+    longest = sum(map(len, literals)) + sum(map(_group_width, parsed))
+    if longest > MAX_NAME:
+        raise _error(text, start, f"host names would be up to {longest} characters long "
+                                  f"(limit {MAX_NAME})")
+    groups = [_expand_group(spans) for spans in parsed]
     # Slurm's order: last group fastest, then the first, second, ..., second-to-last.
     order = list(range(len(groups) - 1)) + [len(groups) - 1]
     names: list[str] = []
@@ -156,9 +194,9 @@ def expand_hostlist(text: str) -> list[str]:
         raise TypeError(f"hostlist must be a str, got {type(text).__name__}")
     hosts: list[str] = []
     for start, entry in _split_entries(text):
-        hosts.extend(_expand_entry(text, start, entry))
-        if len(hosts) > MAX_HOSTS:
-            raise _error(text, start, f"list expands to more than {MAX_HOSTS} hosts")
+        hosts.extend(_expand_entry(text, start, entry, MAX_HOSTS - len(hosts)))
+        if len(hosts) > MAX_HOSTS:  # plain names count too
+            raise _too_many(text, start)
     return hosts
 
 

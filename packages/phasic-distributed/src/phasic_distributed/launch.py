@@ -24,6 +24,7 @@ from typing import TextIO
 from pydantic import BaseModel
 
 from .coordinator import free_port
+from .env_vars import rank_environment
 
 #: Exit code when --timeout expires (the same as coreutils' timeout).
 TIMEOUT_EXIT = 124
@@ -38,21 +39,6 @@ class LaunchResult(BaseModel):
     timed_out: bool = False
     interrupted: bool = False
     seconds: float
-
-
-def rank_env(
-    base: Mapping[str, str], rank: int, n: int, coordinator: str, devices: int
-) -> dict[str, str]:
-    """The environment of one rank: `base` plus the PHASIC_* launcher variables."""
-    env = dict(base)
-    env.update(
-        PHASIC_COORDINATOR=coordinator,
-        PHASIC_NUM_PROCESSES=str(n),
-        PHASIC_PROCESS_ID=str(rank),
-        PHASIC_LOCAL_DEVICES=str(devices),
-        PYTHONUNBUFFERED="1",  # so prefixed lines arrive while the rank runs
-    )
-    return env
 
 
 def _describe(code: int) -> str:
@@ -146,7 +132,8 @@ def launch(
         for rank in range(n):
             p = subprocess.Popen(
                 list(command),
-                env=rank_env(base, rank, n, coordinator, devices_per_process),
+                env=rank_environment(base, coordinator=coordinator, nprocs=n, rank=rank,
+                                     devices=devices_per_process),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -23,22 +23,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .env_vars import COORDINATOR_HOST
 from .errors import SlurmEnvironmentError
-from .hostlist import expand_hostlist
+from .hostlist import MAX_HOSTS, expand_hostlist
+from .schedulers import format_problems
+from .schedulers.slurm import MARKERS, TASK_COUNT_VARS
 
 Context = Literal["step", "batch", "salloc", "ssh", "partial", "none"]
 
-#: Variables whose presence means "some SLURM is around".
-_SLURM_MARKERS = (
-    "SLURM_JOB_ID",
-    "SLURM_JOBID",
-    "SLURM_PROCID",
-    "SLURM_STEP_NODELIST",
-    "SLURM_JOB_NODELIST",
-    "SLURM_NODELIST",
-    "SLURM_NTASKS",
-    "SLURM_STEP_NUM_TASKS",
-)
+#: The fix for a SLURM variable that cannot be read: srun sets it, people should not.
+_SET_BY_SRUN = "{name} is set by srun; do not set it by hand (unset it)"
 _TPN_ELEMENT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
@@ -56,9 +50,11 @@ class Problem(BaseModel):
 def parse_tasks_per_node(text: str) -> list[int]:
     """Expand SLURM's tasks-per-node form: ``"2(x3),1"`` -> ``[2, 2, 2, 1]``.
 
-    Raises ``ValueError`` naming the bad element.
+    Raises ``ValueError`` naming the bad element, or when the text describes more
+    than `MAX_HOSTS` nodes (checked before anything is expanded).
     """
-    out: list[int] = []
+    runs: list[tuple[int, int]] = []
+    nodes = 0
     for element in text.strip().split(","):
         m = _TPN_ELEMENT.match(element.strip())
         if not m:
@@ -68,8 +64,14 @@ def parse_tasks_per_node(text: str) -> list[int]:
         count, repeat = int(m.group(1)), int(m.group(2) or 1)
         if repeat < 1:
             raise ValueError(f"tasks-per-node element {element!r} in {text!r} repeats 0 times")
-        out.extend([count] * repeat)
-    return out
+        nodes += repeat
+        if nodes > MAX_HOSTS:
+            raise ValueError(
+                f"tasks-per-node {text[:80]!r} describes more than {MAX_HOSTS} nodes "
+                "(the limit of a node list)"
+            )
+        runs.append((count, repeat))
+    return [count for count, repeat in runs for _ in range(repeat)]
 
 
 class _Reader:
@@ -96,7 +98,7 @@ class _Reader:
             self.error(
                 "not-a-number",
                 f"{name}={value!r} is not an integer",
-                "this variable is set by srun; do not set it by hand (unset it)",
+                _SET_BY_SRUN.format(name=name),
             )
             return None, name
         if number < minimum:
@@ -171,13 +173,9 @@ class SlurmEnvironment(BaseModel):
 
     def raise_for_problems(self) -> None:
         """Raise `SlurmEnvironmentError` listing every error (warnings are not raised)."""
-        errors = self.errors
-        if not errors:
-            return
-        lines = [f"SLURM environment ({self.context}) cannot run a distributed job:"]
-        for p in errors:
-            lines.append(f"  - {p.message}" + (f"\n    fix: {p.fix}" if p.fix else ""))
-        raise SlurmEnvironmentError("\n".join(lines))
+        if self.errors:
+            raise SlurmEnvironmentError(format_problems(
+                f"SLURM environment ({self.context}) cannot run a distributed job:", self.errors))
 
     # -- construction --------------------------------------------------------------------
 
@@ -200,10 +198,10 @@ class SlurmEnvironment(BaseModel):
         fields["array_task_id"], _ = r.integer("SLURM_ARRAY_TASK_ID")
         fields["node_name"] = r.first("SLURMD_NODENAME")[1]
         step_list = r.first("SLURM_STEP_NODELIST")[1]
-        job_list = r.first("SLURM_JOB_NODELIST", "SLURM_NODELIST")[1]
+        job_var, job_list = r.first("SLURM_JOB_NODELIST", "SLURM_NODELIST")
         fields["step_nodelist"], fields["job_nodelist"] = step_list, job_list
 
-        if not any(name in env for name in _SLURM_MARKERS):
+        if not any(name in env for name in MARKERS):
             r.error("no-slurm", "no SLURM variables are set: this is not a SLURM job", None)
             return cls(context="none", problems=tuple(r.problems), **fields)  # type: ignore[arg-type]
 
@@ -222,13 +220,15 @@ class SlurmEnvironment(BaseModel):
         # Node list: the step's, else the job's.
         nodes: list[str] = []
         source = None
-        for name, text in (("step", step_list), ("job", job_list)):
+        for name, text, var in (("step", step_list, "SLURM_STEP_NODELIST"),
+                                ("job", job_list, job_var)):
             if text is None:
                 continue
             try:
                 nodes = expand_hostlist(text)
             except ValueError as exc:
-                r.error("bad-nodelist", f"the {name} node list {text!r} is malformed: {exc}", None)
+                r.error("bad-nodelist", f"the {name} node list {text[:200]!r} is malformed: {exc}",
+                        _SET_BY_SRUN.format(name=var))
                 source = name
                 break
             if not nodes:
@@ -244,12 +244,13 @@ class SlurmEnvironment(BaseModel):
             try:
                 tpn = parse_tasks_per_node(tpn_text)
             except ValueError as exc:
-                r.error("bad-tasks-per-node", f"{tpn_name}: {exc}", None)
+                r.error("bad-tasks-per-node", f"{tpn_name}: {exc}",
+                        _SET_BY_SRUN.format(name=tpn_name))
         fields["tasks_per_node"] = tuple(tpn) if tpn is not None else None
 
         # Task count, in the documented order; explicit counts must agree.
         explicit: list[tuple[str, int]] = []
-        for name in ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_STEP_NUM_TASKS"):
+        for name in TASK_COUNT_VARS:
             value, _ = r.integer(name, minimum=1)
             if value is not None:
                 explicit.append((name, value))
@@ -358,7 +359,7 @@ def _check(s: SlurmEnvironment, r: _Reader, env: Mapping[str, str]) -> None:
             f"SLURMD_NODENAME={s.node_name!r} is not in the node list {list(s.nodes)[:8]}",
         )
     if s.procid == 0 and s.nodes and s.node_name and s.node_name != s.nodes[0]:
-        if s.node_name in s.nodes and "PHASIC_COORDINATOR_HOST" not in env:
+        if s.node_name in s.nodes and COORDINATOR_HOST not in env:
             r.error(
                 "rank0-placement",
                 f"task 0 runs on {s.node_name!r} but the coordinator is the first node "

@@ -1,9 +1,12 @@
-"""The two things testkit needs from phasic-distributed: a free port and initialize().
+"""What testkit needs from phasic-distributed: a free port, initialize() and the
+key-value client.
 
 Kept in one place so that the rest of the plugin never imports jax at import time.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def free_port() -> int:
@@ -14,7 +17,7 @@ def free_port() -> int:
 
 
 def initialize(timeout: float) -> str:
-    """Join jax.distributed with the plan found in the environment (launcher vars or SLURM).
+    """Join jax.distributed with the plan found in the environment (launcher or scheduler).
 
     Returns the coordinator's ``host:port`` ("" for a single process), for reports.
     """
@@ -23,11 +26,11 @@ def initialize(timeout: float) -> str:
     return phasic_distributed.initialize(timeout=timeout).coordinator_address or ""
 
 
-def kv_client():
+def kv_client() -> Any:
     """The jax.distributed key-value client, or a clear error when it is not running."""
-    from jax._src import distributed
+    import phasic_distributed
 
-    client = distributed.global_state.client
+    client = phasic_distributed.distributed_client()
     if client is None:
         raise RuntimeError(
             "jax.distributed is not initialized in this process. Cross-process assertions "
@@ -35,3 +38,13 @@ def kv_client():
             "phasic_distributed.initialize())."
         )
     return client
+
+
+def process_info() -> tuple[int, int]:
+    """(rank, number of processes) of jax.distributed, without starting the backend."""
+    import phasic_distributed
+
+    kv_client()  # raises the clear "not initialized" error
+    info = phasic_distributed.distributed_process()
+    assert info is not None  # the client exists
+    return info

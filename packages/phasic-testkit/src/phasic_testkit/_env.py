@@ -1,8 +1,18 @@
-"""Environment variables that carry the plan from the parent pytest to its ranks."""
+"""Environment variables that carry the plan from the parent pytest to its ranks.
+
+The launcher's own variables (coordinator, process count and id, devices) are
+phasic_distributed's contract (`phasic_distributed.env_vars`); the testkit adds
+the files and deadlines of its own protocol on top.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+
+from phasic_distributed.env_vars import NUM_PROCESSES as NUM_PROCESSES  # read by the ranks
+from phasic_distributed.env_vars import PROCESS_ID as PROCESS_ID
+from phasic_distributed.env_vars import rank_environment as launcher_environment
 
 # Set by the parent on every rank it spawns; their presence means "this process is a rank".
 RESULT_FILE = "PHASIC_TESTKIT_RESULT"
@@ -11,14 +21,8 @@ PARENT_PID = "PHASIC_TESTKIT_PARENT_PID"
 TIMEOUT = "PHASIC_TESTKIT_TIMEOUT"
 DEADLINE = "PHASIC_TESTKIT_DEADLINE"  # time.time() at which the parent stops the ranks
 
-# The launcher variables that phasic_distributed.plan() reads.
-COORDINATOR = "PHASIC_COORDINATOR"
-NUM_PROCESSES = "PHASIC_NUM_PROCESSES"
-PROCESS_ID = "PHASIC_PROCESS_ID"
-LOCAL_DEVICES = "PHASIC_LOCAL_DEVICES"
-
-# Variables that must not leak from the parent into a rank: xdist worker identity,
-# an enclosing SLURM step (the rank's plan comes from us alone) and a forced device count.
+# Variables that must not leak from the parent into a rank: xdist worker identity
+# and a forced device count (the launcher removes the schedulers' own variables).
 _XDIST_VARS = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
@@ -28,27 +32,24 @@ def is_rank_process() -> bool:
     return RESULT_FILE in os.environ
 
 
-def slurm_step_size() -> tuple[int, int] | None:
-    """(process id, number of tasks) when running as a task of a multi-task srun step.
+def scheduler_step():
+    """The scheduler's `phasic_distributed.Step` (rank, size) when a scheduler started
+    this process as one of several ranks (srun, mpirun), else None."""
+    import phasic_distributed
 
-    The batch script itself has no SLURM_STEP_NODELIST, so it does not count as a step.
-    """
-    env = os.environ
-    if "SLURM_STEP_NODELIST" not in env or "SLURM_PROCID" not in env:
-        return None
-    try:
-        ntasks = int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", "1")))
-        procid = int(env["SLURM_PROCID"])
-    except ValueError as exc:
-        raise RuntimeError(
-            f"SLURM_NTASKS={env.get('SLURM_NTASKS')!r} / SLURM_PROCID={env['SLURM_PROCID']!r} "
-            "are not integers; phasic-testkit cannot tell which rank this is"
-        ) from exc
-    return (procid, ntasks) if ntasks > 1 else None
+    return phasic_distributed.scheduler_step()
+
+
+def node_name() -> str | None:
+    """The name of this node as the scheduler knows it (None if it does not say)."""
+    from phasic_distributed.schedulers import present_scheduler
+
+    scheduler = present_scheduler()
+    return None if scheduler is None else scheduler.placement(os.environ).host
 
 
 def rank_environment(
-    base: dict[str, str],
+    base: Mapping[str, str],
     *,
     coordinator: str,
     nprocs: int,
@@ -58,12 +59,11 @@ def rank_environment(
     stack_file: str,
     timeout: float,
 ) -> dict[str, str]:
-    """The environment of one spawned rank, derived from the parent's."""
-    env = {
-        k: v
-        for k, v in base.items()
-        if not k.startswith("SLURM_") and k not in _XDIST_VARS
-    }
+    """The environment of one spawned rank: the launcher's, plus the testkit's files."""
+    env = launcher_environment(
+        {k: v for k, v in base.items() if k not in _XDIST_VARS},
+        coordinator=coordinator, nprocs=nprocs, rank=rank, devices=devices,
+    )
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(_DEVICE_FLAG)]
     if flags:
         env["XLA_FLAGS"] = " ".join(flags)
@@ -71,17 +71,12 @@ def rank_environment(
         env.pop("XLA_FLAGS", None)
     env.update(
         {
-            COORDINATOR: coordinator,
-            NUM_PROCESSES: str(nprocs),
-            PROCESS_ID: str(rank),
-            LOCAL_DEVICES: str(devices),
             RESULT_FILE: result_file,
             STACK_FILE: stack_file,
             PARENT_PID: str(os.getpid()),
             TIMEOUT: repr(float(timeout)),
             "JAX_PLATFORMS": "cpu",
             "PYTHONFAULTHANDLER": "1",
-            "PYTHONUNBUFFERED": "1",
         }
     )
     return env

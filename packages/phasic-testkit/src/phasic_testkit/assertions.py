@@ -28,19 +28,6 @@ _sequence = itertools.count()
 DEFAULT_TIMEOUT = 60.0
 
 
-def _process_info() -> tuple[int, int]:
-    """(rank, number of processes) from jax.distributed's state.
-
-    Not jax.process_index(): that starts the backend, and a multi-process CPU backend
-    waits for every rank to start its own, which a hung rank never does.
-    """
-    from jax._src import distributed
-
-    _distributed.kv_client()  # raises the clear "not initialized" error
-    state = distributed.global_state
-    return int(state.process_id), int(state.num_processes)
-
-
 def _to_bytes(value: Any) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(value), allow_pickle=False)
@@ -54,7 +41,7 @@ def _from_bytes(data: bytes) -> np.ndarray:
 def _exchange(kind: str, payload: bytes, timeout: float) -> dict[int, bytes]:
     """Publish `payload` for this rank and collect every rank's, naming absent ranks."""
     __tracebackhide__ = True
-    me, n = _process_info()
+    me, n = _distributed.process_info()
     client = _distributed.kv_client()
     key = f"{_PREFIX}/{kind}/{next(_sequence)}"
     client.key_value_set_bytes(f"{key}/{me}", payload)
@@ -104,7 +91,7 @@ def _compare_across(
     bad = [r for r, v in enumerate(values) if v.shape != ref.shape or not close(ref, v)]
     if not bad:
         return
-    me, _ = _process_info()
+    me, _ = _distributed.process_info()
     lines = [f"values differ across processes ({what}): rank(s) {bad} diverge from rank 0"]
     lines.append(f"  rank 0: {_describe(ref)}")
     for r in bad:

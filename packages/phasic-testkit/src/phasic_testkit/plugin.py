@@ -6,104 +6,35 @@ Three modes, chosen once per process:
   that spawns its ranks, watches them and merges their reports;
 - rank (a process spawned by a parent): the test runs as an ordinary test with
   jax.distributed already initialized;
-- SLURM step (``srun pytest ...`` with more than one task): the marked tests run
-  directly on the ranks SLURM started and only rank 0 prints the summary.
+- under a scheduler (``srun pytest ...`` with several tasks, ``mpirun -n 4 pytest
+  ...``; any scheduler phasic_distributed knows): the marked tests run directly on
+  the ranks the scheduler started and only rank 0 prints the summary.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from . import _env
+from ._marker import MARKER, MARKER_HELP, nprocs_of, parse_marker
 from .launcher import LaunchSpec, run
 from .report import SKIPPED, merge
 
-MARKER = "multiprocess"
-DEFAULTS = {"nprocs": 2, "devices_per_process": 1, "timeout": 120.0}
-# Upper bounds that catch typos (10**6 ranks) before they fork-bomb the machine.
-MAX_PROCS = 128
-MAX_DEVICES_PER_PROCESS = 256
 
-
-@dataclass(frozen=True)
-class MarkerArgs:
-    """The validated arguments of one ``@pytest.mark.multiprocess``."""
-
-    nprocs: int | list[int]
-    devices_per_process: int
-    timeout: float
-
-
-def parse_marker(mark: pytest.Mark, where: str) -> MarkerArgs:
-    """Validate the marker's arguments; bad values raise a UsageError naming the fix."""
-    if mark.args:
-        raise pytest.UsageError(
-            f"{where}: give multiprocess arguments by name, e.g. "
-            "@pytest.mark.multiprocess(nprocs=4, devices_per_process=2, timeout=120)"
-        )
-    unknown = set(mark.kwargs) - set(DEFAULTS)
-    if unknown:
-        raise pytest.UsageError(
-            f"{where}: unknown multiprocess argument(s) {sorted(unknown)}; "
-            f"allowed are {sorted(DEFAULTS)}"
-        )
-    kw = {**DEFAULTS, **mark.kwargs}
-    nprocs = kw["nprocs"]
-    counts = nprocs if isinstance(nprocs, list | tuple) else [nprocs]
-    for n in counts:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise pytest.UsageError(
-                f"{where}: multiprocess nprocs must be a positive int or a list of them, "
-                f"got {nprocs!r}"
-            )
-    if not counts:
-        raise pytest.UsageError(f"{where}: multiprocess nprocs=[] lists no process count")
-    if max(counts) > MAX_PROCS:
-        raise pytest.UsageError(
-            f"{where}: multiprocess nprocs={max(counts)} is more than {MAX_PROCS} local "
-            "processes; use a smaller count (or run under srun, where SLURM starts the ranks)"
-        )
-    dev = kw["devices_per_process"]
-    if isinstance(dev, bool) or not isinstance(dev, int) or dev < 1:
-        raise pytest.UsageError(
-            f"{where}: multiprocess devices_per_process must be a positive int, got {dev!r}"
-        )
-    if dev > MAX_DEVICES_PER_PROCESS:
-        raise pytest.UsageError(
-            f"{where}: multiprocess devices_per_process={dev} is more than "
-            f"{MAX_DEVICES_PER_PROCESS} CPU devices per process; use a smaller count"
-        )
-    timeout = kw["timeout"]
-    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-            or not 0 < timeout < math.inf):
-        raise pytest.UsageError(
-            f"{where}: multiprocess timeout must be a positive, finite number of seconds "
-            f"(a hung rank must be killed), got {timeout!r}"
-        )
-    return MarkerArgs(list(counts) if isinstance(nprocs, list | tuple) else nprocs,
-                      dev, float(timeout))
-
-
-@pytest.hookimpl(trylast=True)  # after the terminal reporter exists (SLURM mode swaps it)
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists (scheduler mode swaps it)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "multiprocess(nprocs=2, devices_per_process=1, timeout=120): run this test on "
-        "nprocs processes joined by jax.distributed (a list of counts parametrizes it)",
-    )
+    config.addinivalue_line("markers", MARKER_HELP)
     if _env.is_rank_process():
         from ._rank import RankPlugin
 
         config.pluginmanager.register(RankPlugin(), "phasic_testkit_rank")
-    elif _env.slurm_step_size() is not None:
-        from ._slurm import SlurmPlugin
+    elif _env.scheduler_step() is not None:
+        from ._scheduler import SchedulerPlugin
 
-        config.pluginmanager.register(SlurmPlugin(config), "phasic_testkit_slurm")
+        config.pluginmanager.register(SchedulerPlugin(config), "phasic_testkit_scheduler")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -116,13 +47,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             # make the parameter reachable without the test asking for the fixture
             metafunc.fixturenames.append("nprocs")
         metafunc.parametrize("nprocs", args.nprocs, ids=[f"nprocs={n}" for n in args.nprocs])
-
-
-def nprocs_of(item: pytest.Item, args: MarkerArgs) -> int:
-    """The process count of one collected item (its parameter when nprocs is a list)."""
-    if isinstance(args.nprocs, list):
-        return int(item.callspec.params["nprocs"])  # type: ignore[attr-defined]
-    return args.nprocs
 
 
 class MultiprocessItem(pytest.Item):
@@ -180,7 +104,7 @@ def _passthrough_args(config: pytest.Config) -> list[str]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _env.is_rank_process() or _env.slurm_step_size() is not None:
+    if _env.is_rank_process() or _env.scheduler_step() is not None:
         return
     for i, item in enumerate(items):
         if isinstance(item, pytest.Function) and item.get_closest_marker(MARKER):
@@ -197,8 +121,8 @@ def rank() -> int:
     """This process's rank (jax.process_index()); 0 outside a multiprocess test."""
     if _env.is_rank_process():
         return int(os.environ[_env.PROCESS_ID])
-    step = _env.slurm_step_size()
-    return step[0] if step else 0
+    step = _env.scheduler_step()
+    return step.rank if step else 0
 
 
 @pytest.fixture
@@ -208,8 +132,8 @@ def nprocs(request: pytest.FixtureRequest) -> int:
         return int(request.param)
     if _env.is_rank_process():
         return int(os.environ[_env.NUM_PROCESSES])
-    step = _env.slurm_step_size()
-    return step[1] if step else 1
+    step = _env.scheduler_step()
+    return step.size if step else 1
 
 
 @pytest.fixture

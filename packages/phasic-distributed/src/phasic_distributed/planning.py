@@ -5,7 +5,9 @@
 1. the launcher's variables (``phasic-launch`` or phasic-testkit set them):
    ``PHASIC_COORDINATOR`` (host:port), ``PHASIC_NUM_PROCESSES``,
    ``PHASIC_PROCESS_ID``, ``PHASIC_LOCAL_DEVICES`` -> source ``"launcher"``;
-2. SLURM (an srun step, or a single-task allocation) -> source ``"slurm"``;
+2. the registered schedulers, in order (`phasic_distributed.schedulers`): Open
+   MPI's mpirun -> ``"openmpi"``, SLURM (an srun step, or a single-task
+   allocation) -> ``"slurm"``;
 3. nothing: one process -> source ``"single"``.
 
 CPU devices per process: the ``cpus`` argument, else ``PHASIC_LOCAL_DEVICES``,
@@ -20,17 +22,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from .coordinator import format_address, get_coordinator_address, parse_address
+from .coordinator import format_address, parse_address, placement_address
+from .cpus import available_cpus, positive_int, requested_devices
+from .env_vars import (
+    COORDINATOR,
+    LAUNCHER_VARS,
+    NUM_PROCESSES,
+    OMP_THREADS,
+    PROCESS_ID,
+    read_int,
+)
 from .errors import DistributedError, LauncherEnvironmentError
-from .slurm import SlurmEnvironment
+from .schedulers import Scheduler, format_problems, present_scheduler
 
-Source = Literal["slurm", "launcher", "single"]
-LAUNCHER_VARS = ("PHASIC_COORDINATOR", "PHASIC_NUM_PROCESSES", "PHASIC_PROCESS_ID")
-DEVICE_VARS = ("PHASIC_LOCAL_DEVICES", "PHASIC_CPUS", "PTDALG_CPUS")
+#: "launcher", "single", or a registered scheduler's name ("slurm", "openmpi").
+Source = str
 
 
 class DistributedPlan(BaseModel):
@@ -70,26 +79,6 @@ class DistributedPlan(BaseModel):
         return self.num_processes > 1
 
 
-def _positive(env: Mapping[str, str], name: str, error: type[DistributedError]) -> int | None:
-    text = env.get(name)
-    if text is None or text.strip() == "":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise error(f"{name}={text!r} is not an integer") from None
-    if value < 1:
-        raise error(f"{name}={value} must be at least 1")
-    return value
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _devices_and_threads(
     env: Mapping[str, str], cpus: int | None, cores: int
 ) -> tuple[int, int]:
@@ -98,14 +87,8 @@ def _devices_and_threads(
             raise DistributedError(f"cpus={cpus!r} must be a positive integer")
         devices = cpus
     else:
-        devices = None
-        for name in DEVICE_VARS:
-            devices = _positive(env, name, DistributedError)
-            if devices is not None:
-                break
-        if devices is None:
-            devices = cores
-    threads = _positive(env, "PHASIC_OMP_THREADS", DistributedError)
+        devices = requested_devices(env) or cores
+    threads = positive_int(env, OMP_THREADS)
     return devices, threads or max(1, cores // devices)
 
 
@@ -118,20 +101,16 @@ def _launcher_plan(env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
             f"{', '.join(missing)} missing; set all of {', '.join(LAUNCHER_VARS)} "
             "(phasic-launch does) or none"
         )
-    num = _positive(env, "PHASIC_NUM_PROCESSES", LauncherEnvironmentError)
-    pid_text = env["PHASIC_PROCESS_ID"]
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        raise LauncherEnvironmentError(f"PHASIC_PROCESS_ID={pid_text!r} is not an integer") from None
-    assert num is not None
+    num = positive_int(env, NUM_PROCESSES, LauncherEnvironmentError)
+    pid = read_int(env, PROCESS_ID, LauncherEnvironmentError)
+    assert num is not None and pid is not None  # both checked present above
     if not 0 <= pid < num:
         raise LauncherEnvironmentError(
-            f"PHASIC_PROCESS_ID={pid} is outside 0..{num - 1} (PHASIC_NUM_PROCESSES={num})"
+            f"{PROCESS_ID}={pid} is outside 0..{num - 1} ({NUM_PROCESSES}={num})"
         )
-    host, port = parse_address(env["PHASIC_COORDINATOR"])
+    host, port = parse_address(env[COORDINATOR])
     # Launched processes share this machine; split its cores among them.
-    cores = max(1, _available_cpus() // num)
+    cores = max(1, available_cpus() // num)
     devices, threads = _devices_and_threads(env, cpus, cores)
     return DistributedPlan(
         coordinator_address=format_address(host, port),
@@ -144,21 +123,23 @@ def _launcher_plan(env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
     )
 
 
-def _slurm_plan(s: SlurmEnvironment, env: Mapping[str, str], cpus: int | None) -> DistributedPlan:
-    s.raise_for_problems()
-    if s.cpus_per_task:
-        cores = s.cpus_per_task
-    else:
-        cores = max(1, _available_cpus() // (s.local_tasks or 1))
+def _scheduler_plan(
+    scheduler: Scheduler, env: Mapping[str, str], cpus: int | None
+) -> DistributedPlan:
+    at = scheduler.placement(env)
+    if at.errors:
+        raise scheduler.error(format_problems(
+            f"{at.label} cannot run a distributed job:", at.errors))
+    cores = at.cores or max(1, available_cpus() // (at.local_size or 1))
     devices, threads = _devices_and_threads(env, cpus, cores)
-    distributed = s.context == "step" and (s.ntasks or 1) > 1
+    distributed = at.active and (at.world_size or 1) > 1
     return DistributedPlan(
-        coordinator_address=get_coordinator_address(env) if distributed else None,
-        num_processes=s.ntasks if distributed and s.ntasks else 1,
-        process_id=s.procid if distributed and s.procid is not None else 0,
+        coordinator_address=placement_address(at, env) if distributed else None,
+        num_processes=at.world_size if distributed and at.world_size else 1,
+        process_id=at.rank if distributed and at.rank is not None else 0,
         local_device_count=devices,
         omp_threads_per_device=threads,
-        source="slurm",
+        source=scheduler.name,
         cores=cores,
     )
 
@@ -174,10 +155,10 @@ def plan(env: Mapping[str, str] | None = None, cpus: int | None = None) -> Distr
     env = os.environ if env is None else env
     if any(env.get(n) for n in LAUNCHER_VARS):
         return _launcher_plan(env, cpus)
-    s = SlurmEnvironment.from_env(env)
-    if s.context != "none":
-        return _slurm_plan(s, env, cpus)
-    cores = _available_cpus()
+    scheduler = present_scheduler(env)
+    if scheduler is not None:
+        return _scheduler_plan(scheduler, env, cpus)
+    cores = available_cpus()
     devices, threads = _devices_and_threads(env, cpus, cores)
     return DistributedPlan(
         coordinator_address=None,

@@ -17,10 +17,18 @@ import threading
 import time
 from typing import Any
 
-from .coordinator import check_port_free, parse_address, resolve, wait_for_coordinator
+from ._jax_compat import backend_started, distributed_client
+from .coordinator import (
+    bind_address,
+    check_port_free,
+    parse_address,
+    resolve,
+    wait_for_coordinator,
+)
+from .env_vars import FAST_EXIT
 from .errors import InitializationError
-from .plan import DistributedPlan
-from .plan import plan as make_plan
+from .planning import DistributedPlan
+from .planning import plan as make_plan
 
 _lock = threading.Lock()
 _current: DistributedPlan | None = None
@@ -46,31 +54,6 @@ def _import_jax() -> Any:
             "jax is not installed; install it with: pip install 'phasic-distributed[jax]'"
         ) from exc
     return jax
-
-
-def backend_started() -> bool:
-    """True if a JAX backend exists in this process (a JAX computation already ran).
-
-    Probes JAX's backend registry without creating a backend; on jax 0.10.2
-    ``xla_bridge.backends_are_initialized()`` exists, older versions expose the
-    ``_backends`` dict.
-    """
-    if "jax" not in sys.modules:
-        return False
-    from jax._src import xla_bridge
-
-    probe = getattr(xla_bridge, "backends_are_initialized", None)
-    if probe is not None:
-        return bool(probe())
-    return bool(getattr(xla_bridge, "_backends", {}))
-
-
-def _distributed_client_active() -> bool:
-    if "jax" not in sys.modules:
-        return False
-    from jax._src import distributed
-
-    return distributed.global_state.client is not None
 
 
 def _set_device_count(jax: Any, n: int) -> None:
@@ -127,7 +110,7 @@ def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) ->
             )
         jax = _import_jax()
         if backend_started():
-            same = (not p.is_distributed and not _distributed_client_active()
+            same = (not p.is_distributed and not (distributed_client() is not None)
                     and len(jax.local_devices()) == p.local_device_count)
             if not same:
                 raise _too_late(p, jax)
@@ -169,7 +152,7 @@ def _install_fail_fast() -> None:
     A bare ``raise SystemExit(n)`` cannot be seen and still waits in the barrier.
     """
     global _fail_fast_installed
-    if _fail_fast_installed or os.environ.get("PHASIC_FAST_EXIT", "1") == "0":
+    if _fail_fast_installed or os.environ.get(FAST_EXIT, "1") == "0":
         return
     _fail_fast_installed = True
     original_exit, original_hook = sys.exit, sys.excepthook
@@ -198,7 +181,7 @@ def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
     assert p.coordinator_address is not None
     host, port = parse_address(p.coordinator_address)
     rank = p.process_id
-    if _distributed_client_active():
+    if (distributed_client() is not None):
         raise InitializationError(
             f"rank {rank}: jax.distributed was already initialized by someone else; "
             "let phasic_distributed.initialize() do it (or skip it)"
@@ -206,9 +189,11 @@ def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
     start = time.monotonic()
     _log(p, f"connecting to coordinator {p.coordinator_address} (timeout {timeout:.0f} s; "
             "if it expires JAX aborts this process)")
+    bind = None
     if rank == 0:
-        resolve(host, port, rank, timeout)
+        bind = bind_address(host, port, resolve(host, port, rank, timeout))
         check_port_free(port, rank)
+        _log(p, f"coordinator listens on {bind}")
     else:
         wait_for_coordinator(host, port, rank, timeout)
     remaining = max(1, math.ceil(timeout - (time.monotonic() - start)))
@@ -219,9 +204,14 @@ def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
         local_device_ids=None,
         initialization_timeout=remaining,
     )
+    accepted = inspect.signature(jax.distributed.initialize).parameters
     # Without this, JAX's own cluster detection fills in local_device_ids from SLURM.
-    if "cluster_detection_method" in inspect.signature(jax.distributed.initialize).parameters:
+    if "cluster_detection_method" in accepted:
         kwargs["cluster_detection_method"] = "deactivate"
+    # JAX's default is every interface ([::]:port): anyone who can reach this
+    # machine could join the job as a rank.
+    if bind is not None and "coordinator_bind_address" in accepted:
+        kwargs["coordinator_bind_address"] = bind
     try:
         jax.distributed.initialize(**kwargs)
     except Exception as exc:

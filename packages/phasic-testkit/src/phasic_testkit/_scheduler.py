@@ -1,38 +1,40 @@
-"""SLURM-step mode: `srun pytest ...` with several tasks.
+"""Scheduler mode: ``srun pytest ...`` or ``mpirun -n 4 pytest ...`` (several ranks).
 
 The ranks already exist, so marked tests run in place. After each marked test the
 ranks publish their outcome in the jax.distributed key-value store; rank 0 merges
 them, so a failure on any rank shows in rank 0's report, which is the only
-terminal output (the other ranks write theirs to /dev/null).
+terminal output (the other ranks write theirs to /dev/null). Which scheduler
+started the ranks does not matter here: phasic_distributed answers rank, size and
+host for each one it knows.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import json
-import os
 import socket
 import sys
 
 import pytest
 
 from . import _distributed, _env
+from ._marker import MARKER, marker_args, nprocs_of
 from ._terminal import silence_terminal
 from .report import FAILED, PASSED, SKIPPED, RankOutcome, merge
 
-_KEY = "phasic_testkit/slurm"
+_KEY = "phasic_testkit/scheduler"
 
 
-class SlurmPlugin:
-    """Registered by the main plugin inside a multi-task SLURM step."""
+class SchedulerPlugin:
+    """Registered by the main plugin when a scheduler started this process as one rank."""
 
     def __init__(self, config: pytest.Config) -> None:
-        step = _env.slurm_step_size()
+        step = _env.scheduler_step()
         assert step is not None
-        self.rank, self.ntasks = step
+        self.rank, self.ntasks, self.scheduler = step.rank, step.size, step.scheduler
         self.config = config
         self.coordinator = ""
-        self.host = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+        self.host = _env.node_name() or socket.gethostname()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -48,22 +50,20 @@ class SlurmPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        from .plugin import MARKER, nprocs_of, parse_marker
-
-        mark = item.get_closest_marker(MARKER)
-        if mark is None:
+        args = marker_args(item)
+        if args is None:
             return
-        args = parse_marker(mark, item.nodeid)
         wanted = nprocs_of(item, args)
         if wanted != self.ntasks:
-            pytest.skip(f"needs {wanted} processes; this SLURM step has {self.ntasks} tasks")
-        # a hung rank dumps its stack to stderr and exits: srun then ends the step
+            pytest.skip(f"needs {wanted} processes; this {self.scheduler} job has "
+                        f"{self.ntasks} ranks")
+        # a hung rank dumps its stack to stderr and exits: the scheduler then ends the job
         faulthandler.dump_traceback_later(args.timeout, exit=True, file=sys.stderr)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        if item.get_closest_marker("multiprocess") is None:
+        if item.get_closest_marker(MARKER) is None:
             return report
         if report.when == "teardown":
             faulthandler.cancel_dump_traceback_later()
@@ -80,7 +80,9 @@ class SlurmPlugin:
              "host": self.host}))
         if self.rank != 0 or outcome == SKIPPED:
             return
-        timeout = float(item.get_closest_marker("multiprocess").kwargs.get("timeout", 120))
+        args = marker_args(item)
+        assert args is not None
+        timeout = args.timeout
         outcomes = []
         for r in range(self.ntasks):
             try:
