@@ -3,7 +3,7 @@
     srun -N4 -n4 python cluster/probe_jax.py                 # plain jax, explicit coordinator
     srun -N4 -n4 python cluster/probe_jax.py --init phasic   # phasic_distributed.initialize()
     srun -N4 -n4 python cluster/probe_jax.py --kill-rank 2   # rank 2 dies mid-collective
-    srun -N4 -n4 python cluster/probe_jax.py --heartbeat 10 --stall-rank 3 --stall 60
+    srun -N4 -n4 python cluster/probe_jax.py --init phasic --heartbeat 10 --stall-rank 3 --stall 60
                                              # rank 3 late for a collective (cut its link meanwhile)
 
 Every rank checks ``jax.process_count() == SLURM_NTASKS``,
@@ -23,9 +23,7 @@ the job id *and* step id.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import pathlib
 import signal
 import socket
 import subprocess
@@ -52,30 +50,12 @@ def explicit_coordinator() -> str:
     return f"{hosts[0]}:{port}"
 
 
-def listening_addresses(port: int) -> list[str]:
-    """Addresses with a TCP socket listening on `port` in this network namespace."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = pathlib.Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            local, state = row.split()[1], row.split()[3]
-            hex_addr, hex_port = local.split(":")
-            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
-                continue
-            raw = bytes.fromhex(hex_addr)
-            # the kernel prints each 32-bit word in host (little-endian) order
-            words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            found.append(str(ipaddress.ip_address(words)))
-    return sorted(set(found))
-
-
 def report_coordinator(coordinator: str) -> None:
     """One line: where the coordinator's name points and what its port listens on."""
     host, port = coordinator.rsplit(":", 1)
     resolved = socket.gethostbyname(host)
+    from phasic_distributed import listening_addresses
+
     listens = listening_addresses(int(port))
     print(f"COORDINATOR {coordinator} resolves={resolved} "
           f"listens={','.join(listens) or 'none'}", flush=True)
@@ -90,7 +70,7 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=0.0,
                         help="seconds to stay in the job after the check (overlap steps)")
     parser.add_argument("--heartbeat", type=int, default=None,
-                        help="--init jax: seconds without heartbeats before JAX declares a "
+                        help="seconds without heartbeats before JAX declares a "
                              "rank dead (JAX's default is 100)")
     parser.add_argument("--stall-rank", type=int, default=None,
                         help="this rank sleeps --stall seconds before a second collective, "
@@ -106,7 +86,7 @@ def main() -> int:
     if args.init == "phasic":
         import phasic_distributed
 
-        plan = phasic_distributed.initialize(timeout=60.0)
+        plan = phasic_distributed.initialize(timeout=60.0, heartbeat_timeout=args.heartbeat)
         coordinator = plan.coordinator_address
     else:
         coordinator = explicit_coordinator()

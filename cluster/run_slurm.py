@@ -395,7 +395,7 @@ def run_link_cut(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
         print("   not run: needs at least 2 nodes")
         return True
     log = out / "linkcut.log"
-    wrap = shlex.join(["srun", "--kill-on-bad-exit=1", "python", str(PROBE), "--init", "jax",
+    wrap = shlex.join(["srun", "--kill-on-bad-exit=1", "python", str(PROBE), "--init", "phasic",
                        "--heartbeat", str(HEARTBEAT), "--stall-rank", str(victim),
                        "--stall", "600"])
     env = job_env()

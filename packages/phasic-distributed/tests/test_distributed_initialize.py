@@ -83,6 +83,19 @@ def test_bad_timeout_is_rejected(run_python):
     assert r.stdout.count("ok timeout=") == 4, r.stdout + r.stderr
 
 
+def test_bad_heartbeat_timeout_is_rejected(run_python):
+    r = run_python("""
+        import phasic_distributed as pd
+        for t in (0, -3, 2.5, True, "10"):
+            try:
+                pd.initialize(heartbeat_timeout=t)
+            except pd.InitializationError as e:
+                print("ok", e)
+    """)
+    assert r.stdout.count("ok heartbeat_timeout=") == 5, r.stdout + r.stderr
+    assert "positive whole number of seconds" in r.stdout
+
+
 def _launcher_env(coordinator: str, rank: int, n: int = 2) -> dict[str, str]:
     return clean_env(PHASIC_COORDINATOR=coordinator, PHASIC_NUM_PROCESSES=str(n),
                      PHASIC_PROCESS_ID=str(rank))

@@ -28,6 +28,7 @@ _LAZY = {
     "SlurmEnvironmentError": "errors",
     "free_port": "coordinator",
     "get_coordinator_address": "coordinator",
+    "listening_addresses": "coordinator",
     "compress_hostlist": "hostlist",
     "expand_hostlist": "hostlist",
     "current_plan": "jax_setup",
@@ -52,7 +53,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API docs
     from ._jax_compat import backend_started, distributed_client, distributed_process
-    from .coordinator import free_port, get_coordinator_address
+    from .coordinator import free_port, get_coordinator_address, listening_addresses
     from .cpus import requested_devices
     from .errors import (
         CoordinatorError,
@@ -97,6 +98,7 @@ __all__ = [
     "hard_exit",
     "initialize",
     "is_initialized",
+    "listening_addresses",
     "parse_tasks_per_node",
     "plan",
     "requested_devices",

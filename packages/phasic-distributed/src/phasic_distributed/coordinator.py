@@ -245,3 +245,30 @@ def check_port_free(port: int, rank: int = 0) -> None:
                 f"rank {rank}: coordinator port {port} {why} on {socket.gethostname()}; "
                 "set PHASIC_COORDINATOR_PORT to a free port (the same on every task)"
             ) from None
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses on which a TCP socket listens on `port`, in this network namespace.
+
+    Read from /proc/net/tcp and /proc/net/tcp6 (Linux). "0.0.0.0" or "::" means every
+    interface; an IPv4-mapped IPv6 address (how an IPv4 bind shows up on a dual-stack
+    socket) is given as plain IPv4. Used to check that a coordinator is not exposed
+    on more interfaces than its ranks need.
+    """
+    found = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, width, 4))
+            ip = ipaddress.ip_address(raw)
+            found.add(str(getattr(ip, "ipv4_mapped", None) or ip))
+    return sorted(found)

@@ -86,7 +86,12 @@ def _log(p: DistributedPlan, message: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) -> DistributedPlan:
+def initialize(
+    plan: DistributedPlan | None = None,
+    *,
+    timeout: float = 60.0,
+    heartbeat_timeout: int | None = None,
+) -> DistributedPlan:
     """Apply `plan` (default: `plan()` from the environment) to JAX; return it.
 
     Sets ``jax_num_cpu_devices`` and ``OMP_NUM_THREADS`` (cores per device), then,
@@ -95,10 +100,23 @@ def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) ->
     `timeout`), and calls ``jax.distributed.initialize`` with explicit arguments.
     Idempotent: a second call with the same plan returns it; a different plan
     raises `InitializationError`. Every coordinator error names host, port and rank.
+
+    `heartbeat_timeout` (whole seconds, default JAX's 100) is how long the
+    coordinator waits for a silent rank (a dead node, a cut link) before it fails
+    the job naming that rank; lower it to fail faster, at the cost of declaring a
+    rank dead that is only paused that long.
     """
     global _current
     if not (isinstance(timeout, int | float) and timeout > 0 and math.isfinite(timeout)):
         raise InitializationError(f"timeout={timeout!r} must be a positive number of seconds")
+    if heartbeat_timeout is not None and not (
+        isinstance(heartbeat_timeout, int) and not isinstance(heartbeat_timeout, bool)
+        and heartbeat_timeout > 0
+    ):
+        raise InitializationError(
+            f"heartbeat_timeout={heartbeat_timeout!r} must be a positive whole number of "
+            "seconds (or None for JAX's default of 100)"
+        )
     with _lock:
         p = make_plan() if plan is None else plan
         if _current is not None:
@@ -118,7 +136,7 @@ def initialize(plan: DistributedPlan | None = None, *, timeout: float = 60.0) ->
         if not backend_started():
             _set_device_count(jax, p.local_device_count)
         if p.is_distributed:
-            _connect(jax, p, timeout)
+            _connect(jax, p, timeout, heartbeat_timeout)
         _current = p
         return p
 
@@ -177,7 +195,8 @@ def _install_fail_fast() -> None:
     atexit.register(at_exit)
 
 
-def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
+def _connect(jax: Any, p: DistributedPlan, timeout: float,
+             heartbeat_timeout: int | None = None) -> None:
     assert p.coordinator_address is not None
     host, port = parse_address(p.coordinator_address)
     rank = p.process_id
@@ -212,6 +231,8 @@ def _connect(jax: Any, p: DistributedPlan, timeout: float) -> None:
     # machine could join the job as a rank.
     if bind is not None and "coordinator_bind_address" in accepted:
         kwargs["coordinator_bind_address"] = bind
+    if heartbeat_timeout is not None:
+        kwargs["heartbeat_timeout_seconds"] = heartbeat_timeout
     try:
         jax.distributed.initialize(**kwargs)
     except Exception as exc:
