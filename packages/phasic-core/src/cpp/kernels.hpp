@@ -1,5 +1,7 @@
-// Per-theta numeric kernels over a compiled Structure. All throw
-// std::invalid_argument with a message naming the offending input.
+// Per-theta numeric kernels over a compiled Structure, the API the bindings call
+// (module.cpp, ffi_handlers.cpp). All throw std::invalid_argument with a message
+// naming the offending input. "pmf" in a name means the pdf of a continuous graph or
+// the pmf of a discrete one, as in the FFI targets.
 #pragma once
 #include <cstdint>
 
@@ -7,22 +9,24 @@
 
 namespace phasic {
 
-// out[i-1] = E[T^i] (rewards == nullptr) or E[Y^i], i = 1..k. rewards has s.V entries.
+// out[i-1] = E[T^i] (rewards == nullptr) or E[Y^i], i = 1..nr_moments. rewards has
+// s.V entries. (moments.cpp)
 void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
-                     const double* rewards, int64_t rewards_len, int64_t k, double* out);
+                     const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                     double* out);
 
 // Continuous graphs: density and CDF at each time; discrete graphs: PMF and CDF at
-// each (integer) time. Either output may be nullptr.
+// each (integer) time. Either output may be nullptr. (densities.cpp)
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf);
 
 // Derivatives with respect to theta, exact (forward-mode dual numbers through the
 // same kernels). Jacobians are row-major: jac[i * theta_len + p] = d out[i] / d theta[p].
 
-// Moments (as compute_moments) and their Jacobian, shape (k, theta_len).
+// Moments (as compute_moments) and their Jacobian, shape (nr_moments, theta_len).
 void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
-                         const double* rewards, int64_t rewards_len, int64_t k, double* out,
-                         double* jac);
+                         const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                         double* out, double* jac);
 
 // Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
 // uniformization truncation bounds both the values and the derivatives.

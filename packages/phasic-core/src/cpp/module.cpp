@@ -19,6 +19,8 @@
 #include "kernels.hpp"
 #include "kingman.hpp"
 #include "structure.hpp"
+#include "structure_cache.hpp"
+#include "threads.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -154,11 +156,13 @@ NB_MODULE(_core, m) {
       .def_prop_ro("fill_length", [](const PyStructure& p) { return p.s->n_fill; })
       .def(
           "moments",
-          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+          [](const PyStructure& p, nb::handle theta, int64_t nr_moments, nb::handle rewards) {
             InArray th = as_f64(theta, "theta");
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
-            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            const int64_t k = nr_moments;
+            if (k < 0)
+              throw std::invalid_argument("nr_moments must be >= 0, got " + std::to_string(k));
             std::vector<double> out(static_cast<size_t>(k));
             {
               nb::gil_scoped_release release;
@@ -168,7 +172,7 @@ NB_MODULE(_core, m) {
             }
             return to_numpy(std::move(out));
           },
-          "theta"_a, "k"_a, "rewards"_a = nb::none())
+          "theta"_a, "nr_moments"_a, "rewards"_a = nb::none())
       .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
@@ -183,11 +187,13 @@ NB_MODULE(_core, m) {
           "theta"_a, "times"_a)
       .def(
           "moments_jac",
-          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+          [](const PyStructure& p, nb::handle theta, int64_t nr_moments, nb::handle rewards) {
             InArray th = as_f64(theta, "theta");
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
-            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            const int64_t k = nr_moments;
+            if (k < 0)
+              throw std::invalid_argument("nr_moments must be >= 0, got " + std::to_string(k));
             const size_t P = th.shape(0);
             std::vector<double> out(static_cast<size_t>(k)), jac(static_cast<size_t>(k) * P);
             {
@@ -199,8 +205,8 @@ NB_MODULE(_core, m) {
             }
             return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
           },
-          "theta"_a, "k"_a, "rewards"_a = nb::none(),
-          "(moments, jacobian flattened row-major with shape (k, param_length))")
+          "theta"_a, "nr_moments"_a, "rewards"_a = nb::none(),
+          "(moments, jacobian flattened row-major with shape (nr_moments, param_length))")
       .def(
           "pdf_jac",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
@@ -244,14 +250,7 @@ NB_MODULE(_core, m) {
 
   m.def("ffi_targets", []() {
     nb::dict d;
-    d["phasic_pmf"] = nb::capsule(ffi_pmf_handler());
-    d["phasic_moments"] = nb::capsule(ffi_moments_handler());
-    d["phasic_pmf_and_moments"] = nb::capsule(ffi_pmf_and_moments_handler());
-    d["phasic_pmf_jac"] = nb::capsule(ffi_pmf_jac_handler());
-    d["phasic_moments_jac"] = nb::capsule(ffi_moments_jac_handler());
-    d["phasic_pmf_and_moments_jac"] = nb::capsule(ffi_pmf_and_moments_jac_handler());
-    d["phasic_log_pmf"] = nb::capsule(ffi_log_pmf_handler());
-    d["phasic_log_pmf_jac"] = nb::capsule(ffi_log_pmf_jac_handler());
+    for (const FfiTarget& t : ffi_targets()) d[t.name] = nb::capsule(t.handler);
     return d;
   });
   m.def("cache_stats", &cache_stats);
