@@ -9,6 +9,12 @@
 
 namespace phasic {
 
+// nr_moments may be 0 .. kMaxMoments: moment i of a continuous graph carries a factor
+// i!, which overflows a double past i = 170, and discrete moments cost O(i^2) solves.
+constexpr int64_t kMaxMoments = 170;
+// Throws std::invalid_argument naming the bound unless 0 <= nr_moments <= kMaxMoments.
+void check_nr_moments(int64_t nr_moments);
+
 // out[i-1] = E[T^i] (rewards == nullptr) or E[Y^i], i = 1..nr_moments. rewards has
 // s.V entries. (moments.cpp)
 void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
@@ -46,6 +52,11 @@ struct SweepCounts {
   int64_t single;
 };
 SweepCounts sweep_counts();
+
+// Long kernels (discrete stepping) call `poll` on the calling thread every few
+// thousand steps; it may throw to abandon the call. The eager bindings install one
+// that checks for Ctrl-C; nullptr removes it. Per thread.
+void set_interrupt_poll(void (*poll)());
 
 // Rough cost of one evaluation, used to decide whether a batch is worth threads.
 double work_estimate(const Structure& s);

@@ -64,6 +64,26 @@ std::vector<int32_t> to_state(const std::vector<int64_t>& s) {
   return out;
 }
 
+// Ctrl-C during an eager kernel call: the kernels poll between chunks of steps with
+// the GIL released; the poll takes it for a moment so Python can run its SIGINT
+// handler, and a KeyboardInterrupt abandons the call.
+void check_signals() {
+  nb::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw nb::python_error();
+}
+
+// Releases the GIL for a kernel call and installs the Ctrl-C poll meanwhile.
+class KernelCall {
+ public:
+  KernelCall() { set_interrupt_poll(&check_signals); }
+  ~KernelCall() { set_interrupt_poll(nullptr); }
+  KernelCall(const KernelCall&) = delete;
+  KernelCall& operator=(const KernelCall&) = delete;
+
+ private:
+  nb::gil_scoped_release release_;
+};
+
 // Python-facing handle on an immutable, shareable Structure.
 struct PyStructure {
   std::shared_ptr<const Structure> s;
@@ -75,7 +95,7 @@ Array1 distribution(const PyStructure& p, nb::handle theta, nb::handle times, bo
   InArray tm = as_f64(times, "times");
   std::vector<double> out(tm.shape(0));
   {
-    nb::gil_scoped_release release;
+    KernelCall call;
     compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
                          static_cast<int64_t>(tm.shape(0)), want_pdf ? out.data() : nullptr,
                          want_pdf ? nullptr : out.data());
@@ -161,11 +181,10 @@ NB_MODULE(_core, m) {
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
             const int64_t k = nr_moments;
-            if (k < 0)
-              throw std::invalid_argument("nr_moments must be >= 0, got " + std::to_string(k));
+            check_nr_moments(k);
             std::vector<double> out(static_cast<size_t>(k));
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_moments(*p.s, th.data(), static_cast<int64_t>(th.shape(0)),
                               rw ? rw->data() : nullptr,
                               rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data());
@@ -192,12 +211,11 @@ NB_MODULE(_core, m) {
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
             const int64_t k = nr_moments;
-            if (k < 0)
-              throw std::invalid_argument("nr_moments must be >= 0, got " + std::to_string(k));
+            check_nr_moments(k);
             const size_t P = th.shape(0);
             std::vector<double> out(static_cast<size_t>(k)), jac(static_cast<size_t>(k) * P);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_moments_jac(*p.s, th.data(), static_cast<int64_t>(P),
                                   rw ? rw->data() : nullptr,
                                   rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data(),
@@ -215,7 +233,7 @@ NB_MODULE(_core, m) {
             const size_t P = th.shape(0), T = tm.shape(0);
             std::vector<double> out(T), jac(T * P);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_pmf_jac(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
                               static_cast<int64_t>(T), out.data(), jac.data());
             }
@@ -231,7 +249,7 @@ NB_MODULE(_core, m) {
             const size_t P = th.shape(0), T = tm.shape(0);
             std::vector<double> out(T), jac(grad ? T * P : 0);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_log_pmf(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
                               static_cast<int64_t>(T), out.data(), grad ? jac.data() : nullptr);
             }
@@ -253,6 +271,7 @@ NB_MODULE(_core, m) {
     for (const FfiTarget& t : ffi_targets()) d[t.name] = nb::capsule(t.handler);
     return d;
   });
+  m.attr("max_moments") = kMaxMoments;
   m.def("cache_stats", &cache_stats);
   m.def(
       "sweep_counts",

@@ -266,23 +266,52 @@ void check_closed_classes(const Structure& s, Workspace<double>& ws) { factor(s,
 
 using namespace kernel;
 
+void check_nr_moments(int64_t nr_moments) {
+  if (nr_moments < 0 || nr_moments > kMaxMoments)
+    bad("nr_moments must be between 0 and " + std::to_string(kMaxMoments) + ", got " +
+        std::to_string(nr_moments) + " (moment k of a continuous graph carries a factor k!, "
+        "which overflows a double past k = 170)");
+}
+
+namespace {
+
+// A moment (or a derivative of one) that overflows is an error: returned as inf, its
+// reverse-mode gradient would silently become NaN.
+void check_finite(const double* out, const double* jac, int64_t nr_moments, int64_t P) {
+  for (int64_t i = 0; i < nr_moments; ++i) {
+    bool ok = std::isfinite(out[i]);
+    for (int64_t p = 0; ok && jac != nullptr && p < P; ++p) ok = std::isfinite(jac[i * P + p]);
+    if (!ok)
+      bad("moment " + std::to_string(i + 1) + " overflows a double (its value is " +
+          num(out[i]) + (jac != nullptr ? " or a derivative is not finite" : "") +
+          "); ask for at most " + std::to_string(i) +
+          " moments, or rescale time (theta) so that the moments stay below 1.8e308");
+  }
+}
+
+}  // namespace
+
 void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
                      const double* rewards, int64_t rewards_len, int64_t nr_moments, double* out) {
-  if (nr_moments < 0) bad("nr_moments must be >= 0, got " + std::to_string(nr_moments));
+  check_nr_moments(nr_moments);
   Workspace<double>& ws = workspace<double>();
+  bool fused = false;
   if (s.layout.fused_moments && nr_moments > 0) {
     load_rewards(s, ws, rewards, rewards_len);
-    if (fused_moments(s, theta, theta_len, nr_moments, out)) return;
+    fused = fused_moments(s, theta, theta_len, nr_moments, out);
   }
-  edge_weights(s, theta, theta_len, ws);
-  load_rewards(s, ws, rewards, rewards_len);
-  moments_impl(s, ws, nr_moments, out);
+  if (!fused) {
+    edge_weights(s, theta, theta_len, ws);
+    load_rewards(s, ws, rewards, rewards_len);
+    moments_impl(s, ws, nr_moments, out);
+  }
+  check_finite(out, nullptr, nr_moments, 0);
 }
 
 void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
                          const double* rewards, int64_t rewards_len, int64_t nr_moments,
                          double* out, double* jac) {
-  if (nr_moments < 0) bad("nr_moments must be >= 0, got " + std::to_string(nr_moments));
+  check_nr_moments(nr_moments);
   const int64_t P = theta_len;
   if (P == 0 || nr_moments == 0) {
     compute_moments(s, theta, theta_len, rewards, rewards_len, nr_moments, out);
@@ -308,6 +337,7 @@ void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_
       for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = res[i].d[j];
     }
   });
+  check_finite(out, jac, nr_moments, P);
 }
 
 }  // namespace phasic

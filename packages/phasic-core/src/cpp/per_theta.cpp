@@ -9,6 +9,14 @@ namespace kernel {
 
 std::atomic<int64_t> g_sweeps_piecewise{0}, g_sweeps_single{0};
 
+namespace {
+thread_local void (*t_interrupt_poll)() = nullptr;
+}  // namespace
+
+void poll_interrupt() {
+  if (t_interrupt_poll != nullptr) t_interrupt_poll();
+}
+
 std::string num(double x) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", x);
@@ -35,6 +43,8 @@ void check_times(const Structure& s, const double* times, int64_t n_times) {
 }
 
 }  // namespace kernel
+
+void set_interrupt_poll(void (*poll)()) { kernel::t_interrupt_poll = poll; }
 
 SweepCounts sweep_counts() {
   return {kernel::g_sweeps_piecewise.load(std::memory_order_relaxed),

@@ -30,6 +30,10 @@ constexpr double kMaxSteps = 2e6;
 // The "too stiff" error: about lambda x t_max steps would be needed.
 [[noreturn]] void too_stiff(double lambda, double t_max);
 
+// Calls the poll set_interrupt_poll() installed on this thread, if any (it may throw
+// to abandon the call). Only from the calling thread, never in a parallel region.
+void poll_interrupt();
+
 // Scratch reused across calls on the same thread (XLA and OpenMP threads persist).
 // One per scalar type: double for values, Dual<N> for values with derivatives.
 template <class T>

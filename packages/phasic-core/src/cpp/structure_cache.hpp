@@ -14,7 +14,8 @@ namespace phasic {
 // The cached Structure for (structure, key); parses and inserts on a miss. Throws on
 // bad JSON.
 std::shared_ptr<const Structure> cached_structure(std::string_view structure, int64_t key);
-std::map<std::string, int64_t> cache_stats();  // hits, misses, evictions, entries, capacity
+// hits, misses, evictions, entries, capacity, full_compares (whole-text checks on hits)
+std::map<std::string, int64_t> cache_stats();
 void cache_clear();                             // every thread's entries, lazily
 void set_cache_capacity(int64_t n);             // entries per thread; n >= 1
 
