@@ -77,8 +77,14 @@ class Preamble {
     return d.back();
   }
 
+  // 0 <= nr_moments <= kMaxMoments (checked before any output is allocated).
   void nr_moments(int64_t k) {
-    if (ok() && k < 0) err_ = "nr_moments must be >= 0, got " + std::to_string(k);
+    if (!ok()) return;
+    try {
+      check_nr_moments(k);
+    } catch (const std::exception& e) {
+      err_ = e.what();
+    }
   }
 
   // The batch dimensions followed by `tail`.
@@ -161,9 +167,25 @@ ffi::Error run_batch(int64_t B, double work_per_element, F&& fn) {
   return ffi::Error::InvalidArgument(message);
 }
 
-// Bindings start with theta and one or two more float64 inputs.
-auto bind_two_inputs() { return ffi::Ffi::Bind().Arg<In>().Arg<In>(); }
-auto bind_three_inputs() { return ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>(); }
+// A binding's first part: n >= 1 float64 arguments (theta first), then n >= 1 float64
+// results, then the attributes every target has. (Bindings cannot be copied or
+// moved, so each step hands a temporary on.) Used in parentheses as a macro argument.
+template <int n, class B>
+auto with_args(B&& b) {
+  if constexpr (n == 1) return std::move(b).template Arg<In>();
+  else return with_args<n - 1>(std::move(b).template Arg<In>());
+}
+template <int n, class B>
+auto with_rets(B&& b) {
+  if constexpr (n == 1) return std::move(b).template Ret<In>();
+  else return with_rets<n - 1>(std::move(b).template Ret<In>());
+}
+template <int inputs, int results>
+auto bind_buffers() {
+  return with_rets<results>(with_args<inputs>(ffi::Ffi::Bind()))
+      .template Attr<std::string_view>("structure")
+      .template Attr<int64_t>("key");
+}
 
 // ------------------------------------------------------------ values
 
@@ -185,11 +207,7 @@ ffi::Error Pmf(In theta, In times, Out out, std::string_view structure, int64_t 
   });
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmf, Pmf,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
+                              (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
 // phasic_moments: the first nr_moments raw moments (rewards of length 0: none).
 ffi::Error Moments(In theta, In rewards, Out out, std::string_view structure, int64_t key,
@@ -211,16 +229,12 @@ ffi::Error Moments(In theta, In rewards, Out out, std::string_view structure, in
   });
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMoments, Moments,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<int64_t>("nr_moments"));
+                              (bind_buffers<2, 1>().Attr<int64_t>("nr_moments")));
 
-// phasic_pmf_and_moments: both of the above in one call.
-ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_out,
-                         std::string_view structure, int64_t key, bool discrete,
-                         int64_t nr_moments) {
+// pmf and moments in one call, with their Jacobians when pmf_jac and mom_jac are given.
+ffi::Error pmf_and_moments(In& theta, In& times, In& rewards, Out& pmf_out, Out& mom_out,
+                           Out* pmf_jac, Out* mom_jac, std::string_view structure, int64_t key,
+                           bool discrete, int64_t nr_moments) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
   const int64_t R = pre.input("rewards", rewards);
@@ -228,6 +242,11 @@ ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_ou
   pre.nr_moments(K);
   pre.output("pmf", pmf_out, pre.batch_and({T}));
   pre.output("moments", mom_out, pre.batch_and({K}));
+  const bool jac = pmf_jac != nullptr;
+  if (jac) {
+    pre.output("pmf jacobian", *pmf_jac, pre.batch_and({T, pre.P}));
+    pre.output("moments jacobian", *mom_jac, pre.batch_and({K, pre.P}));
+  }
   pre.structure(structure, key, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
@@ -237,19 +256,30 @@ ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_ou
   const double* rw = rewards.typed_data();
   double* po = pmf_out->typed_data();
   double* mo = mom_out->typed_data();
-  return run_batch(pre.B, work_estimate(st) * (50 + K), [&](int64_t b) {
-    compute_distribution(st, th + b * P, P, tm + b * T, T, po + b * T, nullptr);
-    compute_moments(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, mo + b * K);
+  double* pj = jac ? (*pmf_jac)->typed_data() : nullptr;
+  double* mj = jac ? (*mom_jac)->typed_data() : nullptr;
+  return run_batch(pre.B, work_estimate(st) * (50 + K) * (jac ? P + 1 : 1), [&](int64_t b) {
+    const double* rb = R ? rw + b * R : nullptr;
+    if (jac) {
+      compute_pmf_jac(st, th + b * P, P, tm + b * T, T, po + b * T, pj + b * T * P);
+      compute_moments_jac(st, th + b * P, P, rb, R, K, mo + b * K, mj + b * K * P);
+    } else {
+      compute_distribution(st, th + b * P, P, tm + b * T, T, po + b * T, nullptr);
+      compute_moments(st, th + b * P, P, rb, R, K, mo + b * K);
+    }
   });
 }
+
+// phasic_pmf_and_moments: both of the above in one call.
+ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_out,
+                         std::string_view structure, int64_t key, bool discrete,
+                         int64_t nr_moments) {
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, nullptr, nullptr, structure,
+                         key, discrete, nr_moments);
+}
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMoments,
-                              bind_three_inputs()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete")
-                                  .Attr<int64_t>("nr_moments"));
+                              (bind_buffers<3, 2>().Attr<bool>("discrete").Attr<int64_t>(
+                                  "nr_moments")));
 
 // ------------------------------------------------ derivatives and log-densities
 
@@ -273,12 +303,7 @@ ffi::Error PmfJac(In theta, In times, Out out, Out jac, std::string_view structu
   });
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfJac, PmfJac,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
+                              (bind_buffers<2, 2>().Attr<bool>("discrete")));
 
 // phasic_moments_jac: moments and their Jacobian in theta, shape (..., K, P).
 ffi::Error MomentsJac(In theta, In rewards, Out out, Out jac, std::string_view structure,
@@ -303,53 +328,18 @@ ffi::Error MomentsJac(In theta, In rewards, Out out, Out jac, std::string_view s
   });
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMomentsJac, MomentsJac,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<int64_t>("nr_moments"));
+                              (bind_buffers<2, 2>().Attr<int64_t>("nr_moments")));
 
 // phasic_pmf_and_moments_jac: pmf, pmf Jacobian, moments, moments Jacobian.
 ffi::Error PmfAndMomentsJac(In theta, In times, In rewards, Out pmf_out, Out pmf_jac,
                             Out mom_out, Out mom_jac, std::string_view structure, int64_t key,
                             bool discrete, int64_t nr_moments) {
-  Preamble pre(theta);
-  const int64_t T = pre.input("times", times);
-  const int64_t R = pre.input("rewards", rewards);
-  const int64_t K = nr_moments;
-  pre.nr_moments(K);
-  pre.output("pmf", pmf_out, pre.batch_and({T}));
-  pre.output("moments", mom_out, pre.batch_and({K}));
-  pre.output("pmf jacobian", pmf_jac, pre.batch_and({T, pre.P}));
-  pre.output("moments jacobian", mom_jac, pre.batch_and({K, pre.P}));
-  pre.structure(structure, key, &discrete);
-  if (!pre.ok()) return pre.error();
-  const int64_t P = pre.P;
-  const Structure& st = pre.s();
-  const double* th = theta.typed_data();
-  const double* tm = times.typed_data();
-  const double* rw = rewards.typed_data();
-  double* po = pmf_out->typed_data();
-  double* pj = pmf_jac->typed_data();
-  double* mo = mom_out->typed_data();
-  double* mj = mom_jac->typed_data();
-  return run_batch(pre.B, work_estimate(st) * (50 + K) * (P + 1), [&](int64_t b) {
-    compute_pmf_jac(st, th + b * P, P, tm + b * T, T, po + b * T, pj + b * T * P);
-    compute_moments_jac(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, mo + b * K,
-                        mj + b * K * P);
-  });
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, &pmf_jac, &mom_jac, structure,
+                         key, discrete, nr_moments);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJac,
-                              bind_three_inputs()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete")
-                                  .Attr<int64_t>("nr_moments"));
+                              (bind_buffers<3, 4>().Attr<bool>("discrete").Attr<int64_t>(
+                                  "nr_moments")));
 
 // log pdf / log pmf; `jac` (d log f / d theta) only when given.
 ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view structure,
@@ -378,11 +368,7 @@ ffi::Error LogPmf(In theta, In times, Out out, std::string_view structure, int64
   return log_pmf(theta, times, out, nullptr, structure, key, discrete);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmf,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
+                              (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
 // phasic_log_pmf_jac: log pdf / log pmf and d log f / d theta, shape (..., T, P).
 ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view structure,
@@ -390,12 +376,7 @@ ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view stru
   return log_pmf(theta, times, out, &jac, structure, key, discrete);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
-                              bind_two_inputs()
-                                  .Ret<In>()
-                                  .Ret<In>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
+                              (bind_buffers<2, 2>().Attr<bool>("discrete")));
 
 // A handler as the opaque pointer a capsule carries; only an XLA FFI handler compiles.
 template <auto handler>
