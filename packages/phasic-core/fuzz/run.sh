@@ -6,7 +6,8 @@
 #
 # 1. installs clang from the distribution (apt-get) when clang++ is missing;
 # 2. builds fuzz_structure.cpp together with the extension's own json_io.cpp,
-#    graph.cpp, structure.cpp and kernels.cpp (the code `phasic._core` runs);
+#    graph.cpp, structure.cpp, layout.cpp and the kernel sources (the code
+#    `phasic._core` runs; KERNEL_SOURCES below);
 # 3. replays every file in regressions/ (inputs that once crashed: they must not now);
 # 4. fuzzes for N seconds (default 60) from seeds/ plus the corpus kept in the
 #    work directory (default build/fuzz at the repository root), with json.dict.
@@ -25,7 +26,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) SECONDS_TO_RUN="$2"; shift 2 ;;
     --workdir) WORKDIR="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (expected --seconds N, --workdir DIR)" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +59,9 @@ if ! echo '#include <omp.h>' | "$CXX" -fopenmp -x c++ -fsyntax-only - 2>/dev/nul
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libomp-dev
 fi
 
+# The numeric kernels, one file per algorithm family (src/cpp/README.md).
+KERNEL_SOURCES=(per_theta.cpp moments.cpp uniformization.cpp piecewise.cpp discrete.cpp densities.cpp)
+
 mkdir -p "$WORKDIR/corpus" "$WORKDIR/artifacts"
 BIN="$WORKDIR/fuzz_structure"
 echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
@@ -66,7 +70,7 @@ echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
   -I "$SRC" \
   "$HERE/fuzz_structure.cpp" \
   "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/layout.cpp" \
-  "$SRC/kernels.cpp" "$SRC/threads.cpp" \
+  "${KERNEL_SOURCES[@]/#/$SRC/}" "$SRC/threads.cpp" \
   -o "$BIN"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"

@@ -42,9 +42,13 @@ def setup() -> dict:
     over.starting_vertex().add_edge(b, 0.6)
     a.add_edge(c, 1.0)
     b.add_edge(c, 1.0)
+    geo = phasic.Graph(1, discrete=True)  # leaves with probability 0.5 per step
+    a, b = (geo.find_or_create_vertex((i,)) for i in (1, 2))
+    geo.starting_vertex().add_edge(a, 1.0)
+    a.add_edge(b, 0.5)
     return dict(phasic=phasic, models=models, jnp=jnp, np=np, jax=jax, k=k,
                 kjs=k.serialize(), island=island, no_exit=no_exit, zero_exit=zero_exit,
-                over=over)
+                over=over, geo=geo)
 
 
 def main() -> None:

@@ -68,6 +68,33 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                             ("ValueError",), r"nr_moments"),
     "nr_moments float": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 2.0)",
                          ("TypeError",), r"nr_moments"),
+    "nr_moments above 170 (ffi)": ("x64", f"phasic.compute_moments_ffi({K}, {TH}, 171)",
+                                   ("ValueError",), r"nr_moments must be at most 170"),
+    "nr_moments 2**60 (ffi)": ("x64", f"phasic.compute_pmf_and_moments_ffi({K}, {TH}, {T}, "
+                                      "2**60)", ("ValueError",), r"at most 170.*k!"),
+    "nr_moments above 170 (graph)": ("x64", "k.moments(171, [1.0])", ("ValueError",),
+                                     r"between 0 and 170"),
+    "moments overflow": ("x64", "k.moments(40, [1e-8])", ("ValueError",),
+                         r"moment \d+ overflows a double.*at most \d+ moments"),
+    "moments overflow (grad)": ("x64", f"jax.grad(lambda t: phasic.compute_moments_ffi({K}, t, "
+                                       "40)[-1])(jnp.array([1e-8]))", KERNEL,
+                                r"overflows a double"),
+    "discrete time past the step cap": ("x64", "geo.structure().log_pdf([], [1e9])",
+                                        ("ValueError",), r"1000000000 steps.*2e6 allowed"),
+    "discrete time past the step cap (ffi)": ("x64", "phasic.compute_log_pmf_ffi(geo, "
+                                                     "jnp.zeros(0), jnp.array([1e9]), "
+                                                     "discrete=True)", KERNEL, r"2e6 allowed"),
+    "kingman too large": ("x64", "models.kingman(61)", ("ValueError",),
+                          r"1121506 states.*n <= 50"),
+    "JSON with a byte-order mark": ("x64", "phasic.Graph.from_json('\\ufeff' + kjs)",
+                                    ("ValueError",), r"byte-order mark"),
+    "JSON non-ASCII before the object": ("x64", "phasic.Graph.from_json('\\u00e9' + kjs)",
+                                         ("ValueError",), r"found '\\xc3' \(at byte 0\)"),
+    "JSON 1 MB number": ("x64", "phasic.Graph.from_json(kjs.replace('\"weight\": [', "
+                                "'\"weight\": [' + '9' * 10**6 + ', ', 1))", ("ValueError",),
+                         r"\A(?!.{300})edges\.weight\[0\]: number 9+\.\.\. \(1000000 bytes\)"),
+    "state_length above 2^24": ("x64", "phasic.Graph(2**24 + 1)", ("ValueError",),
+                                r"state_length must be between 0 and 2\^24"),
     "negative time": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, jnp.array([0.5, -1.0]))",
                       KERNEL, r"times\[1\] is -1.*>= 0"),
     "NaN time": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, jnp.array([np.nan]))",

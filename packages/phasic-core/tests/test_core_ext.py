@@ -67,14 +67,14 @@ def dense(b: _core.GraphBuilder, theta: np.ndarray):
     idx = {v: k for k, v in enumerate(transient)}
     n = len(transient)
     alpha = np.zeros(n)
-    for dst, w, c in b.out_edges(0):
+    for dst, w, params, values in b.out_edges(0):
         if dst in idx:
-            alpha[idx[dst]] += w + np.dot(c, theta[: len(c)])
+            alpha[idx[dst]] += w + np.dot(values, theta[params])
     M = np.zeros((n, n))
     exit_ = np.zeros(n)
     for v in transient:
-        for dst, w, c in b.out_edges(v):
-            rate = w + np.dot(c, theta[: len(c)])
+        for dst, w, params, values in b.out_edges(v):
+            rate = w + np.dot(values, theta[params])
             if dst in idx:
                 M[idx[v], idx[dst]] += rate
             else:
@@ -237,7 +237,7 @@ def test_discrete_pmf_and_moments(seed: int, n: int, cyclic: bool) -> None:
         1.0
         - alpha.sum()
         - sum(
-            w + np.dot(c, THETA[: len(c)]) for dst, w, c in b.out_edges(0) if dst not in transient
+            w + np.dot(vals, THETA[ps]) for dst, w, ps, vals in b.out_edges(0) if dst not in transient
         )
     )
     ks = np.array([0, 1, 2, 3, 5, 8, 13, 40])
@@ -297,7 +297,7 @@ def test_builder_basics() -> None:
     w = b.find_or_create_vertex([0, 1])
     b.add_edge(v, w, 0.5, [0.0, 0.0, 2.0])
     assert b.param_length() == 3 and b.edges_length() == 2
-    assert b.out_edges(v) == [(w, 0.5, [0.0, 0.0, 2.0])]
+    assert b.out_edges(v) == [(w, 0.5, [2], [2.0])]  # sparse: parameter indices, coefficients
     with pytest.raises(ValueError, match="below the 3 parameters"):
         b.set_param_length(2)
     b.set_param_length(4)

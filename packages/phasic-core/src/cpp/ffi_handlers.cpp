@@ -1,128 +1,30 @@
+// XLA FFI handlers. Each handler's implementation, its binding and its line in the
+// target table sit together here; module.cpp exposes the table as capsules. Adding
+// a target: a kernel, a handler and a table line here, a wrapper in phasic/ffi.py,
+// a row in README.md.
 #include "ffi_handlers.hpp"
-#include "threads.hpp"
 
 #include <omp.h>
 
-#include <atomic>
-#include <cstring>
 #include <exception>
-#include <list>
-#include <unordered_map>
+#include <memory>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels.hpp"
+#include "structure_cache.hpp"
+#include "threads.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace phasic {
-
-// ---------------------------------------------------------------- cache
-
-namespace {
-
-std::atomic<int64_t> g_hits{0}, g_misses{0}, g_evictions{0}, g_entries{0};
-std::atomic<int64_t> g_capacity{32};
-std::atomic<uint64_t> g_generation{0};
-
-constexpr size_t kProbe = 64;  // bytes compared at each end on a hit, besides the length
-
-struct Entry {
-  int64_t key;
-  size_t length;
-  std::string head, tail;
-  std::shared_ptr<const Structure> structure;
-};
-
-struct ThreadCache {
-  uint64_t generation = 0;
-  std::list<Entry> lru;  // most recent first
-  std::unordered_map<int64_t, std::list<Entry>::iterator> by_key;
-
-  void drop_all() {
-    // Entries of an older generation were already written off by cache_clear().
-    if (generation == g_generation.load()) g_entries -= static_cast<int64_t>(lru.size());
-    lru.clear();
-    by_key.clear();
-  }
-  void trim() {
-    const int64_t cap = g_capacity.load();
-    while (static_cast<int64_t>(lru.size()) > cap) {
-      by_key.erase(lru.back().key);
-      lru.pop_back();
-      ++g_evictions;
-      --g_entries;
-    }
-  }
-  ~ThreadCache() { drop_all(); }
-};
-
-thread_local ThreadCache t_cache;
-
-bool same_text(const Entry& e, std::string_view json) {
-  if (e.length != json.size()) return false;
-  const size_t k = std::min(kProbe, json.size());
-  return std::memcmp(e.head.data(), json.data(), k) == 0 &&
-         std::memcmp(e.tail.data(), json.data() + json.size() - k, k) == 0;
-}
-
-}  // namespace
-
-std::shared_ptr<const Structure> cached_structure(std::string_view json, int64_t key) {
-  ThreadCache& c = t_cache;
-  const uint64_t gen = g_generation.load();
-  if (c.generation != gen) {
-    c.lru.clear();
-    c.by_key.clear();
-    c.generation = gen;
-  }
-  auto it = c.by_key.find(key);
-  if (it != c.by_key.end()) {
-    if (same_text(*it->second, json)) {
-      c.lru.splice(c.lru.begin(), c.lru, it->second);
-      ++g_hits;
-      return it->second->structure;
-    }
-    c.lru.erase(it->second);  // a key collision: replace the entry
-    c.by_key.erase(it);
-    --g_entries;
-  }
-  ++g_misses;
-  auto structure = Structure::from_json(json);
-  const size_t k = std::min(kProbe, json.size());
-  c.lru.push_front(Entry{key, json.size(), std::string(json.substr(0, k)),
-                         std::string(json.substr(json.size() - k)), structure});
-  c.by_key[key] = c.lru.begin();
-  ++g_entries;
-  c.trim();
-  return structure;
-}
-
-std::map<std::string, int64_t> cache_stats() {
-  return {{"hits", g_hits.load()},
-          {"misses", g_misses.load()},
-          {"evictions", g_evictions.load()},
-          {"entries", g_entries.load()},
-          {"capacity", g_capacity.load()}};
-}
-
-void cache_clear() {
-  ++g_generation;
-  g_entries = 0;
-}
-
-void set_cache_capacity(int64_t n) {
-  if (n < 1) throw std::invalid_argument("cache capacity must be >= 1, got " + std::to_string(n));
-  g_capacity = n;
-}
-
-
-// ---------------------------------------------------------------- handlers
-
 namespace {
 
 using Dims = std::vector<int64_t>;
-
+using In = ffi::Buffer<ffi::F64>;
+using Out = ffi::ResultBuffer<ffi::F64>;
 
 template <class Buf>
 Dims dims(const Buf& b) {
@@ -136,26 +38,98 @@ std::string shape_string(const Dims& d) {
   return s + (d.size() == 1 ? ",)" : ")");
 }
 
-// Checks that `d` has rank >= 1 and the batch dims `batch`; returns its last dim.
-bool split(const char* name, const Dims& d, const Dims& batch, int64_t& last, std::string& err) {
-  if (d.empty()) {
-    err = std::string(name) + " must have at least one dimension, got a scalar";
-    return false;
-  }
-  if (Dims(d.begin(), d.end() - 1) != batch) {
-    err = std::string(name) + " has shape " + shape_string(d) + " but theta has batch shape " +
-          shape_string(batch) + "; every input needs the same leading (batch) dimensions";
-    return false;
-  }
-  last = d.back();
-  return true;
-}
-
 int64_t product(const Dims& d) {
   int64_t p = 1;
   for (int64_t x : d) p *= x;
   return p;
 }
+
+// The checks every handler starts with, in this order: theta (its leading dimensions
+// are the batch, its last is P), each further input's batch dimensions, nr_moments,
+// the output shapes, then the structure from the cache and its kind. The first
+// failure is kept and returned by error(); later checks are then skipped.
+class Preamble {
+ public:
+  explicit Preamble(const In& theta) {
+    const Dims td = dims(theta);
+    if (td.empty()) {
+      err_ = "theta must have at least one dimension";
+      return;
+    }
+    batch = Dims(td.begin(), td.end() - 1);
+    P = td.back();
+    B = product(batch);
+  }
+
+  // `name` must have rank >= 1 and theta's batch dimensions; returns its last dim.
+  int64_t input(const char* name, const In& buffer) {
+    if (!ok()) return 0;
+    const Dims d = dims(buffer);
+    if (d.empty()) {
+      err_ = std::string(name) + " must have at least one dimension, got a scalar";
+      return 0;
+    }
+    if (Dims(d.begin(), d.end() - 1) != batch) {
+      err_ = std::string(name) + " has shape " + shape_string(d) + " but theta has batch shape " +
+             shape_string(batch) + "; every input needs the same leading (batch) dimensions";
+      return 0;
+    }
+    return d.back();
+  }
+
+  // 0 <= nr_moments <= kMaxMoments (checked before any output is allocated).
+  void nr_moments(int64_t k) {
+    if (!ok()) return;
+    try {
+      check_nr_moments(k);
+    } catch (const std::exception& e) {
+      err_ = e.what();
+    }
+  }
+
+  // The batch dimensions followed by `tail`.
+  Dims batch_and(std::initializer_list<int64_t> tail) const {
+    Dims d = batch;
+    d.insert(d.end(), tail);
+    return d;
+  }
+
+  // Output `name` must have shape `want`.
+  void output(const char* name, Out& buffer, const Dims& want) {
+    if (ok() && dims(*buffer) != want)
+      err_ = std::string(name) + " output shape " + shape_string(dims(*buffer)) + " should be " +
+             shape_string(want);
+  }
+
+  // The structure from the per-thread cache; `discrete` (when given) must match it.
+  void structure(std::string_view structure, int64_t key, const bool* discrete = nullptr) {
+    if (!ok()) return;
+    try {
+      s_ = cached_structure(structure, key);
+    } catch (const std::exception& e) {
+      err_ = std::string("structure: ") + e.what();
+      return;
+    } catch (...) {
+      err_ = "structure: unknown error";
+      return;
+    }
+    if (discrete && s_->discrete != *discrete)
+      err_ = s_->discrete
+                 ? "the graph is discrete but discrete=False was passed; pass discrete=True"
+                 : "the graph is continuous but discrete=True was passed; pass discrete=False";
+  }
+
+  bool ok() const { return err_.empty(); }
+  ffi::Error error() const { return ffi::Error::InvalidArgument(err_); }
+  const Structure& s() const { return *s_; }
+
+  Dims batch;
+  int64_t P = 0, B = 0;
+
+ private:
+  std::string err_;
+  std::shared_ptr<const Structure> s_;
+};
 
 // Runs fn(b) for every batch element, in parallel when worth it; an exception in
 // any element is caught inside the loop, and the lowest failing index is reported.
@@ -193,376 +167,239 @@ ffi::Error run_batch(int64_t B, double work_per_element, F&& fn) {
   return ffi::Error::InvalidArgument(message);
 }
 
-bool lookup(std::string_view json, int64_t key, std::shared_ptr<const Structure>& s,
-            std::string& err) {
-  try {
-    s = cached_structure(json, key);
-    return true;
-  } catch (const std::exception& e) {
-    err = std::string("structure: ") + e.what();
-  } catch (...) {
-    err = "structure: unknown error";
-  }
-  return false;
+// A binding's first part: n >= 1 float64 arguments (theta first), then n >= 1 float64
+// results, then the attributes every target has. (Bindings cannot be copied or
+// moved, so each step hands a temporary on.) Used in parentheses as a macro argument.
+template <int n, class B>
+auto with_args(B&& b) {
+  if constexpr (n == 1) return std::move(b).template Arg<In>();
+  else return with_args<n - 1>(std::move(b).template Arg<In>());
+}
+template <int n, class B>
+auto with_rets(B&& b) {
+  if constexpr (n == 1) return std::move(b).template Ret<In>();
+  else return with_rets<n - 1>(std::move(b).template Ret<In>());
+}
+template <int inputs, int results>
+auto bind_buffers() {
+  return with_rets<results>(with_args<inputs>(ffi::Ffi::Bind()))
+      .template Attr<std::string_view>("structure")
+      .template Attr<int64_t>("key");
 }
 
-bool check_discrete(const Structure& s, bool discrete, std::string& err) {
-  if (s.discrete == discrete) return true;
-  err = s.discrete ? "the graph is discrete but discrete=False was passed; pass discrete=True"
-                   : "the graph is continuous but discrete=True was passed; pass discrete=False";
-  return false;
-}
+// ------------------------------------------------------------ values
 
-ffi::Error PmfImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                   ffi::ResultBuffer<ffi::F64> out, std::string_view structure, int64_t key,
-                   bool discrete) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t T = 0;
-  if (!split("times", dims(times), batch, T, err)) return ffi::Error::InvalidArgument(err);
-  if (dims(*out) != dims(times))
-    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
-                                       " differs from times shape " + shape_string(dims(times)));
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
-    return ffi::Error::InvalidArgument(err);
+// phasic_pmf: pdf (continuous) or pmf (discrete) at each time.
+ffi::Error Pmf(In theta, In times, Out out, std::string_view structure, int64_t key,
+               bool discrete) {
+  Preamble pre(theta);
+  const int64_t T = pre.input("times", times);
+  pre.output("pmf", out, pre.batch_and({T}));
+  pre.structure(structure, key, &discrete);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   double* o = out->typed_data();
-  const Structure& st = *s;
-  return run_batch(product(batch), work_estimate(st) * 50, [&](int64_t b) {
+  return run_batch(pre.B, work_estimate(st) * 50, [&](int64_t b) {
     compute_distribution(st, th + b * P, P, tm + b * T, T, o + b * T, nullptr);
   });
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmf, Pmf,
+                              (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
-ffi::Error MomentsImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> rewards,
-                       ffi::ResultBuffer<ffi::F64> out, std::string_view structure, int64_t key,
-                       int64_t nr_moments) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t R = 0;
-  if (!split("rewards", dims(rewards), batch, R, err)) return ffi::Error::InvalidArgument(err);
-  if (nr_moments < 0)
-    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
-                                       std::to_string(nr_moments));
-  Dims want = batch;
-  want.push_back(nr_moments);
-  if (dims(*out) != want)
-    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
-                                       " should be " + shape_string(want));
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err)) return ffi::Error::InvalidArgument(err);
+// phasic_moments: the first nr_moments raw moments (rewards of length 0: none).
+ffi::Error Moments(In theta, In rewards, Out out, std::string_view structure, int64_t key,
+                   int64_t nr_moments) {
+  Preamble pre(theta);
+  const int64_t R = pre.input("rewards", rewards);
+  const int64_t K = nr_moments;
+  pre.nr_moments(K);
+  pre.output("moments", out, pre.batch_and({K}));
+  pre.structure(structure, key);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* rw = rewards.typed_data();
   double* o = out->typed_data();
-  const Structure& st = *s;
-  return run_batch(product(batch), work_estimate(st) * (nr_moments + 1), [&](int64_t b) {
-    compute_moments(st, th + b * P, P, R ? rw + b * R : nullptr, R, nr_moments,
-                    o + b * nr_moments);
+  return run_batch(pre.B, work_estimate(st) * (K + 1), [&](int64_t b) {
+    compute_moments(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, o + b * K);
   });
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMoments, Moments,
+                              (bind_buffers<2, 1>().Attr<int64_t>("nr_moments")));
 
-ffi::Error PmfAndMomentsImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                             ffi::Buffer<ffi::F64> rewards, ffi::ResultBuffer<ffi::F64> pmf_out,
-                             ffi::ResultBuffer<ffi::F64> mom_out, std::string_view structure,
-                             int64_t key, bool discrete, int64_t nr_moments) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t T = 0, R = 0;
-  if (!split("times", dims(times), batch, T, err) ||
-      !split("rewards", dims(rewards), batch, R, err))
-    return ffi::Error::InvalidArgument(err);
-  if (nr_moments < 0)
-    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
-                                       std::to_string(nr_moments));
-  Dims want = batch;
-  want.push_back(nr_moments);
-  if (dims(*pmf_out) != dims(times) || dims(*mom_out) != want)
-    return ffi::Error::InvalidArgument("output shapes " + shape_string(dims(*pmf_out)) + ", " +
-                                       shape_string(dims(*mom_out)) + " should be " +
-                                       shape_string(dims(times)) + ", " + shape_string(want));
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
-    return ffi::Error::InvalidArgument(err);
+// pmf and moments in one call, with their Jacobians when pmf_jac and mom_jac are given.
+ffi::Error pmf_and_moments(In& theta, In& times, In& rewards, Out& pmf_out, Out& mom_out,
+                           Out* pmf_jac, Out* mom_jac, std::string_view structure, int64_t key,
+                           bool discrete, int64_t nr_moments) {
+  Preamble pre(theta);
+  const int64_t T = pre.input("times", times);
+  const int64_t R = pre.input("rewards", rewards);
+  const int64_t K = nr_moments;
+  pre.nr_moments(K);
+  pre.output("pmf", pmf_out, pre.batch_and({T}));
+  pre.output("moments", mom_out, pre.batch_and({K}));
+  const bool jac = pmf_jac != nullptr;
+  if (jac) {
+    pre.output("pmf jacobian", *pmf_jac, pre.batch_and({T, pre.P}));
+    pre.output("moments jacobian", *mom_jac, pre.batch_and({K, pre.P}));
+  }
+  pre.structure(structure, key, &discrete);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   const double* rw = rewards.typed_data();
   double* po = pmf_out->typed_data();
   double* mo = mom_out->typed_data();
-  const Structure& st = *s;
-  return run_batch(product(batch), work_estimate(st) * (50 + nr_moments), [&](int64_t b) {
-    compute_distribution(st, th + b * P, P, tm + b * T, T, po + b * T, nullptr);
-    compute_moments(st, th + b * P, P, R ? rw + b * R : nullptr, R, nr_moments,
-                    mo + b * nr_moments);
+  double* pj = jac ? (*pmf_jac)->typed_data() : nullptr;
+  double* mj = jac ? (*mom_jac)->typed_data() : nullptr;
+  return run_batch(pre.B, work_estimate(st) * (50 + K) * (jac ? P + 1 : 1), [&](int64_t b) {
+    const double* rb = R ? rw + b * R : nullptr;
+    if (jac) {
+      compute_pmf_jac(st, th + b * P, P, tm + b * T, T, po + b * T, pj + b * T * P);
+      compute_moments_jac(st, th + b * P, P, rb, R, K, mo + b * K, mj + b * K * P);
+    } else {
+      compute_distribution(st, th + b * P, P, tm + b * T, T, po + b * T, nullptr);
+      compute_moments(st, th + b * P, P, rb, R, K, mo + b * K);
+    }
   });
 }
 
+// phasic_pmf_and_moments: both of the above in one call.
+ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_out,
+                         std::string_view structure, int64_t key, bool discrete,
+                         int64_t nr_moments) {
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, nullptr, nullptr, structure,
+                         key, discrete, nr_moments);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMoments,
+                              (bind_buffers<3, 2>().Attr<bool>("discrete").Attr<int64_t>(
+                                  "nr_moments")));
+
 // ------------------------------------------------ derivatives and log-densities
 
-// Checks a Jacobian output: batch dims, then (rows, P).
-bool check_jac(const char* name, const Dims& got, const Dims& batch, int64_t rows, int64_t P,
-               std::string& err) {
-  Dims want = batch;
-  want.push_back(rows);
-  want.push_back(P);
-  if (got == want) return true;
-  err = std::string(name) + " output shape " + shape_string(got) + " should be " +
-        shape_string(want);
-  return false;
-}
-
-ffi::Error PmfJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                      ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
-                      std::string_view structure, int64_t key, bool discrete) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t T = 0;
-  if (!split("times", dims(times), batch, T, err)) return ffi::Error::InvalidArgument(err);
-  if (dims(*out) != dims(times))
-    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
-                                       " differs from times shape " + shape_string(dims(times)));
-  if (!check_jac("jacobian", dims(*jac), batch, T, P, err))
-    return ffi::Error::InvalidArgument(err);
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
-    return ffi::Error::InvalidArgument(err);
+// phasic_pmf_jac: pmf and its Jacobian in theta, shape (..., T, P).
+ffi::Error PmfJac(In theta, In times, Out out, Out jac, std::string_view structure, int64_t key,
+                  bool discrete) {
+  Preamble pre(theta);
+  const int64_t T = pre.input("times", times);
+  pre.output("pmf", out, pre.batch_and({T}));
+  pre.output("jacobian", jac, pre.batch_and({T, pre.P}));
+  pre.structure(structure, key, &discrete);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   double* o = out->typed_data();
   double* j = jac->typed_data();
-  const Structure& st = *s;
-  return run_batch(product(batch), work_estimate(st) * 50 * (P + 1), [&](int64_t b) {
+  return run_batch(pre.B, work_estimate(st) * 50 * (P + 1), [&](int64_t b) {
     compute_pmf_jac(st, th + b * P, P, tm + b * T, T, o + b * T, j + b * T * P);
   });
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfJac, PmfJac,
+                              (bind_buffers<2, 2>().Attr<bool>("discrete")));
 
-ffi::Error MomentsJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> rewards,
-                          ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
-                          std::string_view structure, int64_t key, int64_t nr_moments) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t R = 0;
-  if (!split("rewards", dims(rewards), batch, R, err)) return ffi::Error::InvalidArgument(err);
-  if (nr_moments < 0)
-    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
-                                       std::to_string(nr_moments));
-  Dims want = batch;
-  want.push_back(nr_moments);
-  if (dims(*out) != want)
-    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
-                                       " should be " + shape_string(want));
-  if (!check_jac("jacobian", dims(*jac), batch, nr_moments, P, err))
-    return ffi::Error::InvalidArgument(err);
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err)) return ffi::Error::InvalidArgument(err);
+// phasic_moments_jac: moments and their Jacobian in theta, shape (..., K, P).
+ffi::Error MomentsJac(In theta, In rewards, Out out, Out jac, std::string_view structure,
+                      int64_t key, int64_t nr_moments) {
+  Preamble pre(theta);
+  const int64_t R = pre.input("rewards", rewards);
+  const int64_t K = nr_moments;
+  pre.nr_moments(K);
+  pre.output("moments", out, pre.batch_and({K}));
+  pre.output("jacobian", jac, pre.batch_and({K, pre.P}));
+  pre.structure(structure, key);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* rw = rewards.typed_data();
   double* o = out->typed_data();
   double* j = jac->typed_data();
-  const Structure& st = *s;
-  const int64_t K = nr_moments;
-  return run_batch(product(batch), work_estimate(st) * (K + 1) * (P + 1), [&](int64_t b) {
+  return run_batch(pre.B, work_estimate(st) * (K + 1) * (P + 1), [&](int64_t b) {
     compute_moments_jac(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, o + b * K,
                         j + b * K * P);
   });
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMomentsJac, MomentsJac,
+                              (bind_buffers<2, 2>().Attr<int64_t>("nr_moments")));
 
-ffi::Error PmfAndMomentsJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                                ffi::Buffer<ffi::F64> rewards,
-                                ffi::ResultBuffer<ffi::F64> pmf_out,
-                                ffi::ResultBuffer<ffi::F64> pmf_jac,
-                                ffi::ResultBuffer<ffi::F64> mom_out,
-                                ffi::ResultBuffer<ffi::F64> mom_jac, std::string_view structure,
-                                int64_t key, bool discrete, int64_t nr_moments) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t T = 0, R = 0;
-  if (!split("times", dims(times), batch, T, err) ||
-      !split("rewards", dims(rewards), batch, R, err))
-    return ffi::Error::InvalidArgument(err);
-  if (nr_moments < 0)
-    return ffi::Error::InvalidArgument("nr_moments must be >= 0, got " +
-                                       std::to_string(nr_moments));
-  const int64_t K = nr_moments;
-  Dims want = batch;
-  want.push_back(K);
-  if (dims(*pmf_out) != dims(times) || dims(*mom_out) != want)
-    return ffi::Error::InvalidArgument("output shapes " + shape_string(dims(*pmf_out)) + ", " +
-                                       shape_string(dims(*mom_out)) + " should be " +
-                                       shape_string(dims(times)) + ", " + shape_string(want));
-  if (!check_jac("pmf jacobian", dims(*pmf_jac), batch, T, P, err) ||
-      !check_jac("moments jacobian", dims(*mom_jac), batch, K, P, err))
-    return ffi::Error::InvalidArgument(err);
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
-    return ffi::Error::InvalidArgument(err);
-  const double* th = theta.typed_data();
-  const double* tm = times.typed_data();
-  const double* rw = rewards.typed_data();
-  double* po = pmf_out->typed_data();
-  double* pj = pmf_jac->typed_data();
-  double* mo = mom_out->typed_data();
-  double* mj = mom_jac->typed_data();
-  const Structure& st = *s;
-  return run_batch(product(batch), work_estimate(st) * (50 + K) * (P + 1), [&](int64_t b) {
-    compute_pmf_jac(st, th + b * P, P, tm + b * T, T, po + b * T, pj + b * T * P);
-    compute_moments_jac(st, th + b * P, P, R ? rw + b * R : nullptr, R, K, mo + b * K,
-                        mj + b * K * P);
-  });
+// phasic_pmf_and_moments_jac: pmf, pmf Jacobian, moments, moments Jacobian.
+ffi::Error PmfAndMomentsJac(In theta, In times, In rewards, Out pmf_out, Out pmf_jac,
+                            Out mom_out, Out mom_jac, std::string_view structure, int64_t key,
+                            bool discrete, int64_t nr_moments) {
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, &pmf_jac, &mom_jac, structure,
+                         key, discrete, nr_moments);
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJac,
+                              (bind_buffers<3, 4>().Attr<bool>("discrete").Attr<int64_t>(
+                                  "nr_moments")));
 
-// log pdf / log pmf; `jac` (d log f / d theta) only when with_jac.
-ffi::Error LogPmfCommon(ffi::Buffer<ffi::F64>& theta, ffi::Buffer<ffi::F64>& times,
-                        ffi::ResultBuffer<ffi::F64>& out, ffi::ResultBuffer<ffi::F64>* jac,
-                        std::string_view structure, int64_t key, bool discrete) {
-  std::string err;
-  const Dims td = dims(theta);
-  if (td.empty()) return ffi::Error::InvalidArgument("theta must have at least one dimension");
-  const Dims batch(td.begin(), td.end() - 1);
-  const int64_t P = td.back();
-  int64_t T = 0;
-  if (!split("times", dims(times), batch, T, err)) return ffi::Error::InvalidArgument(err);
-  if (dims(*out) != dims(times))
-    return ffi::Error::InvalidArgument("output shape " + shape_string(dims(*out)) +
-                                       " differs from times shape " + shape_string(dims(times)));
-  if (jac && !check_jac("gradient", dims(**jac), batch, T, P, err))
-    return ffi::Error::InvalidArgument(err);
-  std::shared_ptr<const Structure> s;
-  if (!lookup(structure, key, s, err) || !check_discrete(*s, discrete, err))
-    return ffi::Error::InvalidArgument(err);
+// log pdf / log pmf; `jac` (d log f / d theta) only when given.
+ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view structure,
+                   int64_t key, bool discrete) {
+  Preamble pre(theta);
+  const int64_t T = pre.input("times", times);
+  pre.output("log pmf", out, pre.batch_and({T}));
+  if (jac) pre.output("gradient", *jac, pre.batch_and({T, pre.P}));
+  pre.structure(structure, key, &discrete);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   double* o = out->typed_data();
   double* j = jac ? (*jac)->typed_data() : nullptr;
-  const Structure& st = *s;
   const double work = work_estimate(st) * 50 * (jac ? P + 1 : 1);
-  return run_batch(product(batch), work, [&](int64_t b) {
+  return run_batch(pre.B, work, [&](int64_t b) {
     compute_log_pmf(st, th + b * P, P, tm + b * T, T, o + b * T, j ? j + b * T * P : nullptr);
   });
 }
 
-ffi::Error LogPmfImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                      ffi::ResultBuffer<ffi::F64> out, std::string_view structure, int64_t key,
-                      bool discrete) {
-  return LogPmfCommon(theta, times, out, nullptr, structure, key, discrete);
+// phasic_log_pmf: log pdf / log pmf at each time.
+ffi::Error LogPmf(In theta, In times, Out out, std::string_view structure, int64_t key,
+                  bool discrete) {
+  return log_pmf(theta, times, out, nullptr, structure, key, discrete);
 }
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmf,
+                              (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
-ffi::Error LogPmfJacImpl(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
-                         ffi::ResultBuffer<ffi::F64> out, ffi::ResultBuffer<ffi::F64> jac,
-                         std::string_view structure, int64_t key, bool discrete) {
-  return LogPmfCommon(theta, times, out, &jac, structure, key, discrete);
+// phasic_log_pmf_jac: log pdf / log pmf and d log f / d theta, shape (..., T, P).
+ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view structure,
+                     int64_t key, bool discrete) {
+  return log_pmf(theta, times, out, &jac, structure, key, discrete);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
+                              (bind_buffers<2, 2>().Attr<bool>("discrete")));
+
+// A handler as the opaque pointer a capsule carries; only an XLA FFI handler compiles.
+template <auto handler>
+void* encapsulate() {
+  static_assert(std::is_same_v<decltype(handler), XLA_FFI_Handler*>,
+                "an FFI target must be an XLA_FFI_Handler (XLA_FFI_DEFINE_HANDLER_SYMBOL)");
+  return reinterpret_cast<void*>(handler);
 }
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfJac, PmfJacImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMomentsJac, MomentsJacImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<int64_t>("nr_moments"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJacImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete")
-                                  .Attr<int64_t>("nr_moments"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmfImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJacImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmf, PmfImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMoments, MomentsImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<int64_t>("nr_moments"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMomentsImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
-                                  .Attr<std::string_view>("structure")
-                                  .Attr<int64_t>("key")
-                                  .Attr<bool>("discrete")
-                                  .Attr<int64_t>("nr_moments"));
-
-void* ffi_pmf_handler() { return reinterpret_cast<void*>(PhasicPmf); }
-void* ffi_moments_handler() { return reinterpret_cast<void*>(PhasicMoments); }
-void* ffi_pmf_and_moments_handler() { return reinterpret_cast<void*>(PhasicPmfAndMoments); }
-void* ffi_pmf_jac_handler() { return reinterpret_cast<void*>(PhasicPmfJac); }
-void* ffi_moments_jac_handler() { return reinterpret_cast<void*>(PhasicMomentsJac); }
-void* ffi_pmf_and_moments_jac_handler() { return reinterpret_cast<void*>(PhasicPmfAndMomentsJac); }
-void* ffi_log_pmf_handler() { return reinterpret_cast<void*>(PhasicLogPmf); }
-void* ffi_log_pmf_jac_handler() { return reinterpret_cast<void*>(PhasicLogPmfJac); }
+const std::vector<FfiTarget>& ffi_targets() {
+  static const std::vector<FfiTarget> targets = {
+      {"phasic_pmf", encapsulate<PhasicPmf>()},
+      {"phasic_moments", encapsulate<PhasicMoments>()},
+      {"phasic_pmf_and_moments", encapsulate<PhasicPmfAndMoments>()},
+      {"phasic_pmf_jac", encapsulate<PhasicPmfJac>()},
+      {"phasic_moments_jac", encapsulate<PhasicMomentsJac>()},
+      {"phasic_pmf_and_moments_jac", encapsulate<PhasicPmfAndMomentsJac>()},
+      {"phasic_log_pmf", encapsulate<PhasicLogPmf>()},
+      {"phasic_log_pmf_jac", encapsulate<PhasicLogPmfJac>()},
+  };
+  return targets;
+}
 
 }  // namespace phasic

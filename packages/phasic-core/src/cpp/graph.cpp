@@ -56,7 +56,7 @@ void read_object(JsonReader& r, const Path& path, F&& each) {
   do {
     std::string key = r.read_string(path);
     if (std::find(seen.begin(), seen.end(), key) != seen.end())
-      r.fail(path, "duplicate key '" + key + "'");
+      r.fail(path, "duplicate key '" + quote_input(key) + "'");
     seen.push_back(key);
     r.expect(':', path);
     each(key);
@@ -74,6 +74,9 @@ void require_keys(const std::vector<std::string>& seen, std::initializer_list<co
 }  // namespace
 
 GraphData parse_graph_json(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF")
+    bad("graph JSON starts with a UTF-8 byte-order mark (bytes EF BB BF at byte 0); remove "
+        "it, e.g. read the file with encoding='utf-8-sig'");
   JsonReader r(text);
   GraphData g;
   std::vector<std::string> seen, seen_edges, seen_coefs;
@@ -84,7 +87,7 @@ GraphData parse_graph_json(std::string_view text) {
     if (key == "format") {
       std::string f = r.read_string(Path{"format"});
       if (f != "phasic.graph")
-        r.fail(Path{"format"}, "expected \"phasic.graph\", got \"" + f + "\"");
+        r.fail(Path{"format"}, "expected \"phasic.graph\", got \"" + quote_input(f) + "\"");
     } else if (key == "version") {
       version = r.read_int(Path{"version"});
       if (version != 1)
@@ -93,11 +96,11 @@ GraphData parse_graph_json(std::string_view text) {
       g.discrete = r.read_bool(Path{"discrete"});
     } else if (key == "state_length") {
       g.state_length = r.read_int(Path{"state_length"});
-      if (g.state_length < 0 || g.state_length > (1 << 24))
+      if (g.state_length < 0 || g.state_length > kMaxLength)
         r.fail(Path{"state_length"}, "must be between 0 and 2^24");
     } else if (key == "param_length") {
       g.param_length = r.read_int(Path{"param_length"});
-      if (g.param_length < 0 || g.param_length > (1 << 24))
+      if (g.param_length < 0 || g.param_length > kMaxLength)
         r.fail(Path{"param_length"}, "must be between 0 and 2^24");
     } else if (key == "states") {
       g.states.clear();
@@ -127,7 +130,7 @@ GraphData parse_graph_json(std::string_view text) {
         } else if (k == "weight") {
           read_double_column(r, "edges.weight", g.weight);
         } else {
-          r.fail(Path{"edges"}, "unknown key '" + k + "' (expected from, to, weight)");
+          r.fail(Path{"edges"}, "unknown key '" + quote_input(k) + "' (expected from, to, weight)");
         }
       });
     } else if (key == "coefficients") {
@@ -142,11 +145,11 @@ GraphData parse_graph_json(std::string_view text) {
         } else if (k == "value") {
           read_double_column(r, "coefficients.value", g.coef_value);
         } else {
-          r.fail(Path{"coefficients"}, "unknown key '" + k + "' (expected edge, param, value)");
+          r.fail(Path{"coefficients"}, "unknown key '" + quote_input(k) + "' (expected edge, param, value)");
         }
       });
     } else {
-      r.fail(Path{}, "unknown key '" + key +
+      r.fail(Path{}, "unknown key '" + quote_input(key) +
                          "' (expected format, version, discrete, state_length, param_length, "
                          "states, edges, coefficients)");
     }
@@ -295,7 +298,8 @@ std::string serialize_graph(const GraphData& g) {
 // ---------------------------------------------------------------- builder
 
 GraphBuilder::GraphBuilder(int64_t state_length, bool discrete) {
-  if (state_length < 0) bad("state_length must be >= 0, got " + std::to_string(state_length));
+  if (state_length < 0 || state_length > kMaxLength)
+    bad("state_length must be between 0 and 2^24, got " + std::to_string(state_length));
   data_.discrete = discrete;
   data_.state_length = state_length;
   std::vector<int32_t> zero(static_cast<size_t>(state_length), 0);
@@ -344,7 +348,8 @@ GraphBuilder GraphBuilder::from_data(GraphData&& data) {
 }
 
 void GraphBuilder::set_param_length(int64_t n) {
-  if (n < 0) bad("param_length must be >= 0, got " + std::to_string(n));
+  if (n < 0 || n > kMaxLength)
+    bad("param_length must be between 0 and 2^24, got " + std::to_string(n));
   int64_t used = 0;
   for (int32_t p : data_.coef_param) used = std::max<int64_t>(used, p + 1);
   if (n < used)
@@ -392,6 +397,9 @@ void GraphBuilder::add_edge(int64_t src, int64_t dst, double weight, const doubl
                             size_t n_coefs) {
   check_vertex(src, "source");
   check_vertex(dst, "target");
+  if (n_coefs > static_cast<size_t>(kMaxLength))
+    bad(std::to_string(n_coefs) + " edge coefficients, more than the 2^24 parameters a graph "
+        "may have");
   if (dst == 0) bad("edges into vertex 0 (the starting vertex) are not allowed");
   if (src == dst)
     bad("self-loop on vertex " + std::to_string(src) + " " + data_.state_string(src) +
@@ -429,15 +437,15 @@ void GraphBuilder::add_edge(int64_t src, int64_t dst, double weight, const doubl
   data_.param_length = std::max<int64_t>(data_.param_length, static_cast<int64_t>(n_coefs));
 }
 
-std::vector<std::tuple<int64_t, double, std::vector<double>>> GraphBuilder::out_edges(
-    int64_t v) const {
+std::vector<GraphBuilder::OutEdge> GraphBuilder::out_edges(int64_t v) const {
   check_vertex(v, "");
-  std::vector<std::tuple<int64_t, double, std::vector<double>>> res;
+  std::vector<OutEdge> res;
   for (int32_t e : out_[v]) {
-    std::vector<double> c(static_cast<size_t>(data_.param_length), 0.0);
-    for (int64_t k = coef_begin_[e]; k < coef_begin_[e + 1]; ++k)
-      c[data_.coef_param[k]] += data_.coef_value[k];
-    res.emplace_back(data_.to[e], data_.weight[e], std::move(c));
+    const int64_t k0 = coef_begin_[e], k1 = coef_begin_[e + 1];
+    const auto params = data_.coef_param.begin();
+    const auto values = data_.coef_value.begin();
+    res.emplace_back(data_.to[e], data_.weight[e], std::vector<int32_t>(params + k0, params + k1),
+                     std::vector<double>(values + k0, values + k1));
   }
   return res;
 }

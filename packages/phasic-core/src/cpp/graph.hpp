@@ -10,6 +10,10 @@
 
 namespace phasic {
 
+// The largest state_length and param_length, for the builder and the JSON reader
+// alike (whatever one writes, the other reads).
+constexpr int64_t kMaxLength = int64_t{1} << 24;
+
 // Columns of the JSON schema (docs/pages/json_schema.md), version 1.
 struct GraphData {
   bool discrete = false;
@@ -49,7 +53,9 @@ class GraphBuilder {
   std::vector<int32_t> vertex_state(int64_t v) const;
   // rate = weight + coefficients . theta; coefficient k multiplies theta[k].
   void add_edge(int64_t src, int64_t dst, double weight, const double* coefs, size_t n_coefs);
-  std::vector<std::tuple<int64_t, double, std::vector<double>>> out_edges(int64_t v) const;
+  // (target, constant weight, parameter indices, coefficients): sparse, as stored.
+  using OutEdge = std::tuple<int64_t, double, std::vector<int32_t>, std::vector<double>>;
+  std::vector<OutEdge> out_edges(int64_t v) const;
 
   const GraphData& data() const { return data_; }
   std::string serialize() const { return serialize_graph(data_); }

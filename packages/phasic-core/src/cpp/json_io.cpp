@@ -7,6 +7,24 @@
 
 namespace phasic {
 
+std::string quote_input(std::string_view text) {
+  constexpr size_t kShown = 40;
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < kShown; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (text.size() > kShown) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
 void JsonReader::fail(const Path& path, const std::string& what) const {
   std::string where = path.base.empty() ? std::string("JSON") : path.str();
   throw std::invalid_argument(where + ": " + what + " (at byte " + std::to_string(offset()) +
@@ -16,7 +34,8 @@ void JsonReader::fail(const Path& path, const std::string& what) const {
 void JsonReader::expect(char c, const Path& path) {
   skip_ws();
   if (p_ >= end_) fail(path, std::string("expected '") + c + "' but the text ended");
-  if (*p_ != c) fail(path, std::string("expected '") + c + "' but found '" + *p_ + "'");
+  if (*p_ != c)
+    fail(path, std::string("expected '") + c + "' but found '" + quote_input({p_, 1}) + "'");
   ++p_;
 }
 
@@ -52,7 +71,7 @@ std::string JsonReader::read_string(const Path& path) {
           out += code < 0x80 ? static_cast<char>(code) : '?';
           break;
         }
-        default: fail(path, std::string("bad escape '\\") + e + "'");
+        default: fail(path, "bad escape '\\" + quote_input({&e, 1}) + "'");
       }
     } else {
       out += c;
@@ -109,7 +128,8 @@ double JsonReader::read_double(const Path& path) {
         if (start[pos + 1] == '-') return 0.0;
       }
     }
-    fail(path, "number " + std::string(start, p_) + " is not a finite double");
+    fail(path, "number " + quote_input({start, static_cast<size_t>(p_ - start)}) +
+                   " is not a finite double");
   }
   return v;
 }
@@ -118,11 +138,14 @@ int64_t JsonReader::read_int(const Path& path) {
   const char* start;
   bool is_int;
   scan_number(path, start, is_int);
-  if (!is_int) fail(path, "expected an integer, found " + std::string(start, p_));
+  if (!is_int)
+    fail(path, "expected an integer, found " +
+                   quote_input({start, static_cast<size_t>(p_ - start)}));
   int64_t v = 0;
   auto r = std::from_chars(start, p_, v);
   if (r.ec != std::errc() || r.ptr != p_)
-    fail(path, "integer " + std::string(start, p_) + " is out of range");
+    fail(path, "integer " + quote_input({start, static_cast<size_t>(p_ - start)}) +
+                   " is out of range");
   return v;
 }
 

@@ -61,10 +61,14 @@ class JsonReader {
   const char* end_;
 };
 
+// Input text as quoted in an error message: bytes outside printable ASCII as \xNN
+// (a message must be valid UTF-8 whatever the input) and at most 40 bytes, then
+// "... (N bytes)" (a megabyte-long number must not be echoed whole).
+std::string quote_input(std::string_view text);
+
 // Appends text for numbers: integers exactly, doubles in the shortest form that
 // reads back to the same value.
 void append_int(std::string& out, int64_t v);
 void append_double(std::string& out, double v);
-
 
 }  // namespace phasic

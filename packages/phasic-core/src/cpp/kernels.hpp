@@ -1,5 +1,7 @@
-// Per-theta numeric kernels over a compiled Structure. All throw
-// std::invalid_argument with a message naming the offending input.
+// Per-theta numeric kernels over a compiled Structure, the API the bindings call
+// (module.cpp, ffi_handlers.cpp). All throw std::invalid_argument with a message
+// naming the offending input. "pmf" in a name means the pdf of a continuous graph or
+// the pmf of a discrete one, as in the FFI targets.
 #pragma once
 #include <cstdint>
 
@@ -7,22 +9,30 @@
 
 namespace phasic {
 
-// out[i-1] = E[T^i] (rewards == nullptr) or E[Y^i], i = 1..k. rewards has s.V entries.
+// nr_moments may be 0 .. kMaxMoments: moment i of a continuous graph carries a factor
+// i!, which overflows a double past i = 170, and discrete moments cost O(i^2) solves.
+constexpr int64_t kMaxMoments = 170;
+// Throws std::invalid_argument naming the bound unless 0 <= nr_moments <= kMaxMoments.
+void check_nr_moments(int64_t nr_moments);
+
+// out[i-1] = E[T^i] (rewards == nullptr) or E[Y^i], i = 1..nr_moments. rewards has
+// s.V entries. (moments.cpp)
 void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
-                     const double* rewards, int64_t rewards_len, int64_t k, double* out);
+                     const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                     double* out);
 
 // Continuous graphs: density and CDF at each time; discrete graphs: PMF and CDF at
-// each (integer) time. Either output may be nullptr.
+// each (integer) time. Either output may be nullptr. (densities.cpp)
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf);
 
 // Derivatives with respect to theta, exact (forward-mode dual numbers through the
 // same kernels). Jacobians are row-major: jac[i * theta_len + p] = d out[i] / d theta[p].
 
-// Moments (as compute_moments) and their Jacobian, shape (k, theta_len).
+// Moments (as compute_moments) and their Jacobian, shape (nr_moments, theta_len).
 void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
-                         const double* rewards, int64_t rewards_len, int64_t k, double* out,
-                         double* jac);
+                         const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                         double* out, double* jac);
 
 // Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
 // uniformization truncation bounds both the values and the derivatives.
@@ -42,6 +52,11 @@ struct SweepCounts {
   int64_t single;
 };
 SweepCounts sweep_counts();
+
+// Long kernels (discrete stepping) call `poll` on the calling thread every few
+// thousand steps; it may throw to abandon the call. The eager bindings install one
+// that checks for Ctrl-C; nullptr removes it. Per thread.
+void set_interrupt_poll(void (*poll)());
 
 // Rough cost of one evaluation, used to decide whether a batch is worth threads.
 double work_estimate(const Structure& s);

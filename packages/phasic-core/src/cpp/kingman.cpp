@@ -6,10 +6,31 @@
 
 namespace phasic {
 
+uint64_t kingman_vertices(int64_t n) {
+  // One vertex per integer partition of n (the block sizes), plus the starting vertex.
+  std::vector<uint64_t> p(static_cast<size_t>(n) + 1, 0);
+  p[0] = 1;
+  for (int64_t part = 1; part <= n; ++part)
+    for (int64_t m = part; m <= n; ++m) p[m] += p[m - part];
+  return p[n] + 1;
+}
+
 GraphBuilder kingman(int64_t n) {
-  if (n < 2 || n > 200)
-    throw std::invalid_argument("kingman(n) needs 2 <= n <= 200 samples, got " +
+  if (n < 2)
+    throw std::invalid_argument("kingman(n) needs 2 <= n <= " +
+                                std::to_string(kKingmanMaxSamples) + " samples, got " +
                                 std::to_string(n));
+  if (n > kKingmanMaxSamples) {
+    // Past ~2^60 vertices the count itself would overflow; say so instead.
+    const std::string count =
+        n <= 400 ? std::to_string(kingman_vertices(n)) : std::string("more than 10^19");
+    throw std::invalid_argument(
+        "kingman(n) with n = " + std::to_string(n) + " samples would have " + count +
+        " states (one per integer partition of n; n = " + std::to_string(kKingmanMaxSamples) +
+        " already has " + std::to_string(kingman_vertices(kKingmanMaxSamples)) +
+        ", ~3 million edges and ~0.3 GB); use n <= " + std::to_string(kKingmanMaxSamples) +
+        ", or a model that lumps lineage counts");
+  }
   const int64_t len = n - 1;
   GraphBuilder b(len, false);
   b.set_param_length(1);

@@ -19,6 +19,8 @@
 #include "kernels.hpp"
 #include "kingman.hpp"
 #include "structure.hpp"
+#include "structure_cache.hpp"
+#include "threads.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -62,6 +64,26 @@ std::vector<int32_t> to_state(const std::vector<int64_t>& s) {
   return out;
 }
 
+// Ctrl-C during an eager kernel call: the kernels poll between chunks of steps with
+// the GIL released; the poll takes it for a moment so Python can run its SIGINT
+// handler, and a KeyboardInterrupt abandons the call.
+void check_signals() {
+  nb::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw nb::python_error();
+}
+
+// Releases the GIL for a kernel call and installs the Ctrl-C poll meanwhile.
+class KernelCall {
+ public:
+  KernelCall() { set_interrupt_poll(&check_signals); }
+  ~KernelCall() { set_interrupt_poll(nullptr); }
+  KernelCall(const KernelCall&) = delete;
+  KernelCall& operator=(const KernelCall&) = delete;
+
+ private:
+  nb::gil_scoped_release release_;
+};
+
 // Python-facing handle on an immutable, shareable Structure.
 struct PyStructure {
   std::shared_ptr<const Structure> s;
@@ -73,7 +95,7 @@ Array1 distribution(const PyStructure& p, nb::handle theta, nb::handle times, bo
   InArray tm = as_f64(times, "times");
   std::vector<double> out(tm.shape(0));
   {
-    nb::gil_scoped_release release;
+    KernelCall call;
     compute_distribution(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), tm.data(),
                          static_cast<int64_t>(tm.shape(0)), want_pdf ? out.data() : nullptr,
                          want_pdf ? nullptr : out.data());
@@ -154,21 +176,22 @@ NB_MODULE(_core, m) {
       .def_prop_ro("fill_length", [](const PyStructure& p) { return p.s->n_fill; })
       .def(
           "moments",
-          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+          [](const PyStructure& p, nb::handle theta, int64_t nr_moments, nb::handle rewards) {
             InArray th = as_f64(theta, "theta");
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
-            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            const int64_t k = nr_moments;
+            check_nr_moments(k);
             std::vector<double> out(static_cast<size_t>(k));
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_moments(*p.s, th.data(), static_cast<int64_t>(th.shape(0)),
                               rw ? rw->data() : nullptr,
                               rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data());
             }
             return to_numpy(std::move(out));
           },
-          "theta"_a, "k"_a, "rewards"_a = nb::none())
+          "theta"_a, "nr_moments"_a, "rewards"_a = nb::none())
       .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
@@ -183,15 +206,16 @@ NB_MODULE(_core, m) {
           "theta"_a, "times"_a)
       .def(
           "moments_jac",
-          [](const PyStructure& p, nb::handle theta, int64_t k, nb::handle rewards) {
+          [](const PyStructure& p, nb::handle theta, int64_t nr_moments, nb::handle rewards) {
             InArray th = as_f64(theta, "theta");
             std::optional<InArray> rw;
             if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
-            if (k < 0) throw std::invalid_argument("k must be >= 0, got " + std::to_string(k));
+            const int64_t k = nr_moments;
+            check_nr_moments(k);
             const size_t P = th.shape(0);
             std::vector<double> out(static_cast<size_t>(k)), jac(static_cast<size_t>(k) * P);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_moments_jac(*p.s, th.data(), static_cast<int64_t>(P),
                                   rw ? rw->data() : nullptr,
                                   rw ? static_cast<int64_t>(rw->shape(0)) : 0, k, out.data(),
@@ -199,8 +223,8 @@ NB_MODULE(_core, m) {
             }
             return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
           },
-          "theta"_a, "k"_a, "rewards"_a = nb::none(),
-          "(moments, jacobian flattened row-major with shape (k, param_length))")
+          "theta"_a, "nr_moments"_a, "rewards"_a = nb::none(),
+          "(moments, jacobian flattened row-major with shape (nr_moments, param_length))")
       .def(
           "pdf_jac",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
@@ -209,7 +233,7 @@ NB_MODULE(_core, m) {
             const size_t P = th.shape(0), T = tm.shape(0);
             std::vector<double> out(T), jac(T * P);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_pmf_jac(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
                               static_cast<int64_t>(T), out.data(), jac.data());
             }
@@ -225,7 +249,7 @@ NB_MODULE(_core, m) {
             const size_t P = th.shape(0), T = tm.shape(0);
             std::vector<double> out(T), jac(grad ? T * P : 0);
             {
-              nb::gil_scoped_release release;
+              KernelCall call;
               compute_log_pmf(*p.s, th.data(), static_cast<int64_t>(P), tm.data(),
                               static_cast<int64_t>(T), out.data(), grad ? jac.data() : nullptr);
             }
@@ -244,16 +268,10 @@ NB_MODULE(_core, m) {
 
   m.def("ffi_targets", []() {
     nb::dict d;
-    d["phasic_pmf"] = nb::capsule(ffi_pmf_handler());
-    d["phasic_moments"] = nb::capsule(ffi_moments_handler());
-    d["phasic_pmf_and_moments"] = nb::capsule(ffi_pmf_and_moments_handler());
-    d["phasic_pmf_jac"] = nb::capsule(ffi_pmf_jac_handler());
-    d["phasic_moments_jac"] = nb::capsule(ffi_moments_jac_handler());
-    d["phasic_pmf_and_moments_jac"] = nb::capsule(ffi_pmf_and_moments_jac_handler());
-    d["phasic_log_pmf"] = nb::capsule(ffi_log_pmf_handler());
-    d["phasic_log_pmf_jac"] = nb::capsule(ffi_log_pmf_jac_handler());
+    for (const FfiTarget& t : ffi_targets()) d[t.name] = nb::capsule(t.handler);
     return d;
   });
+  m.attr("max_moments") = kMaxMoments;
   m.def("cache_stats", &cache_stats);
   m.def(
       "sweep_counts",

@@ -147,6 +147,12 @@ def _check_nr_moments(nr_moments: Any) -> int:
         raise TypeError(f"nr_moments must be a Python int (static), got {nr_moments!r}")
     if nr_moments <= 0:
         raise ValueError(f"nr_moments must be >= 1, got {nr_moments}")
+    limit = core().max_moments
+    if nr_moments > limit:
+        raise ValueError(
+            f"nr_moments must be at most {limit}, got {nr_moments}: moment k of a "
+            "continuous graph carries a factor k!, which overflows a double past k = 170"
+        )
     return int(nr_moments)
 
 

@@ -28,11 +28,26 @@ Weight = float | Sequence[float]
 
 @dataclass(frozen=True)
 class Edge:
-    """An out-edge: its target vertex, constant weight and coefficient vector."""
+    """An out-edge: its target vertex, constant weight and sparse coefficients.
+
+    The weight for theta is `weight + sum(c * theta[p] for p, c in terms)`.
+    """
 
     to: Vertex
     weight: float
-    coefficients: tuple[float, ...]
+    terms: tuple[tuple[int, float], ...]  # (parameter index, coefficient), sparse
+    param_length: int  # the graph's param_length when the edge was read
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        """The coefficient vector c as a dense tuple of length `param_length`.
+
+        Costs O(param_length) per call; `terms` holds the same coefficients sparsely.
+        """
+        dense = [0.0] * self.param_length
+        for p, c in self.terms:
+            dense[p] += c
+        return tuple(dense)
 
 
 class Vertex:
@@ -69,9 +84,11 @@ class Vertex:
 
     def edges(self) -> list[Edge]:
         """The out-edges of this vertex, in insertion order."""
-        out = self._graph._builder.out_edges(self._index)
-        return [Edge(Vertex(self._graph, dst), float(w), tuple(float(c) for c in coef))
-                for dst, w, coef in out]
+        builder = self._graph._builder
+        p = builder.param_length()
+        return [Edge(Vertex(self._graph, dst), float(w),
+                     tuple(zip(map(int, params), map(float, values), strict=True)), p)
+                for dst, w, params, values in builder.out_edges(self._index)]
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Vertex) and other._graph is self._graph

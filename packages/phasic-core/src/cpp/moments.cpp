@@ -1,0 +1,343 @@
+// Moments: the numeric replay of the elimination plan (factor), the solves, the
+// moment recursions for continuous and discrete graphs, and the fused one-sweep
+// moments of acyclic continuous graphs.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels.hpp"
+#include "per_theta.hpp"
+
+namespace phasic {
+namespace kernel {
+namespace {
+
+// non-negative terms, so there is no cancellation).
+template <class T>
+void factor(const Structure& s, Workspace<T>& ws) {
+  const int32_t n = s.n;
+  ws.vals.assign(static_cast<size_t>(s.n_slots), T(0.0));
+  ws.dinv.resize(static_cast<size_t>(n));
+  ws.aelim.resize(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; ++j) {
+    // Continuous: embedded chain p = rate / lambda. Discrete: the probabilities.
+    if (s.discrete) {
+      for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) ws.vals[k] = ws.w[s.off_tt + k];
+      ws.aelim[j] = ws.absv[j];
+    } else {
+      const T scale = reciprocal(ws.lam[j]);
+      for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k)
+        ws.vals[k] = ws.w[s.off_tt + k] * scale;
+      ws.aelim[j] = ws.absv[j] / ws.lam[j];
+    }
+  }
+  T* vals = ws.vals.data();
+  T* absv = ws.aelim.data();
+  ws.lvals.resize(s.par_v.size());
+  ws.uvals.resize(s.ch_v.size());
+  T* lvals = ws.lvals.data();
+  T* uvals = ws.uvals.data();
+  for (int32_t step = 0; step < n; ++step) {
+    const int32_t v = s.order[step];
+    const int64_t c0 = s.ch_ptr[step], c1 = s.ch_ptr[step + 1];
+    T pivot = absv[v];
+    for (int64_t j = c0; j < c1; ++j) pivot += vals[s.ch_slot[j]];
+    if (!(value(pivot) > 1e-14))
+      bad(s.vertex_string(s.tvert[v]) +
+          " cannot reach absorption for this theta (its probability of ever leaving its "
+          "closed class is " + num(value(pivot)) + "); check for zero rates");
+    const T d = reciprocal(pivot);
+    ws.dinv[v] = d;
+    const int64_t nch = c1 - c0;
+    for (int64_t j = c0; j < c1; ++j) uvals[j] = vals[s.ch_slot[j]];
+    int64_t op = s.op_ptr[step];
+    for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i) {
+      const T l = vals[s.par_slot[i]] * d;
+      lvals[i] = l;
+      fma_into(absv[s.par_v[i]], l, absv[v]);
+      for (int64_t j = 0; j < nch; ++j, ++op) {
+        const int32_t t = s.op_target[op];
+        if (t >= 0) fma_into(vals[t], l, vals[s.ch_slot[c0 + j]]);
+      }
+    }
+  }
+}
+
+// Solves (I - P) x = b in place using the factorization in ws.
+template <class T>
+void solve(const Structure& s, const Workspace<T>& ws, T* x) {
+  const T* lvals = ws.lvals.data();
+  const T* uvals = ws.uvals.data();
+  const int32_t n = s.n;
+  for (int32_t step = 0; step < n; ++step) {
+    const T bv = x[s.order[step]];
+    if (is_zero(bv)) continue;
+    for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i)
+      fma_into(x[s.par_v[i]], lvals[i], bv);
+  }
+  for (int32_t step = n - 1; step >= 0; --step) {
+    const int32_t v = s.order[step];
+    T acc = x[v];
+    for (int64_t j = s.ch_ptr[step]; j < s.ch_ptr[step + 1]; ++j)
+      fma_into(acc, uvals[j], x[s.ch_v[j]]);
+    x[v] = acc * ws.dinv[v];
+  }
+}
+
+template <class T>
+T dot_alpha(const Workspace<T>& ws, const T* x, int32_t n) {
+  T acc = 0.0;
+  for (int32_t j = 0; j < n; ++j) fma_into(acc, ws.alpha[j], x[j]);
+  return acc;
+}
+
+// Rewards per transient vertex (checked), or all ones.
+template <class T>
+void load_rewards(const Structure& s, Workspace<T>& ws, const double* rewards,
+                  int64_t rewards_len) {
+  ws.r.assign(static_cast<size_t>(s.n), 1.0);
+  if (rewards == nullptr) return;
+  if (rewards_len != s.V)
+    bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
+        std::to_string(s.V) + " vertices (one reward per vertex)");
+  for (int64_t v = 0; v < s.V; ++v)
+    if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
+      bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
+          "; rewards must be finite and >= 0");
+  for (int32_t j = 0; j < s.n; ++j) ws.r[j] = rewards[s.tvert[j]];
+}
+
+// out[i-1] = E[T^i] or E[Y^i], i = 1..k, after edge_weights and load_rewards.
+template <class T>
+void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
+  const int32_t n = s.n;
+  if (k == 0) return;
+  if (n == 0) {
+    std::fill(out, out + k, T(0.0));
+    return;
+  }
+  factor(s, ws);
+  ws.x.resize(static_cast<size_t>(n));
+  T* x = ws.x.data();
+  if (!s.discrete) {
+    // y_i = U diag(r) y_{i-1}: one solve with b = (r / lambda) * y_{i-1}.
+    ws.y.assign(static_cast<size_t>(n), T(1.0));
+    double fact = 1.0;
+    for (int64_t i = 1; i <= k; ++i) {
+      for (int32_t j = 0; j < n; ++j) x[j] = ws.r[j] * ws.y[j] / ws.lam[j];
+      solve(s, ws, x);
+      std::copy(x, x + n, ws.y.begin());
+      fact *= static_cast<double>(i);
+      out[i - 1] = fact * dot_alpha(ws, x, n);
+    }
+    return;
+  }
+  // Discrete: (I - P) m_k = sum_{i<k} C(k,i) r^(k-i) q_i, q_0 = 1, q_i = P m_i.
+  if (ws.q.size() < static_cast<size_t>(k)) ws.q.resize(static_cast<size_t>(k));
+  ws.q[0].assign(static_cast<size_t>(n), T(1.0));
+  std::vector<double> binom{1.0};
+  for (int64_t kk = 1; kk <= k; ++kk) {
+    std::vector<double> next(static_cast<size_t>(kk) + 1, 1.0);
+    for (int64_t i = 1; i < kk; ++i) next[i] = binom[i - 1] + binom[i];
+    binom.swap(next);
+    for (int32_t j = 0; j < n; ++j) {
+      T acc = 0.0;
+      double rp = ws.r[j];  // rp = r^(kk - i), i from kk-1 down to 0
+      for (int64_t i = kk - 1; i >= 0; --i) {
+        fma_into(acc, ws.q[i][j], binom[i] * rp);
+        rp *= ws.r[j];
+      }
+      x[j] = acc;
+    }
+    solve(s, ws, x);
+    out[kk - 1] = dot_alpha(ws, x, n);
+    if (kk < k) {
+      std::vector<T>& q = ws.q[kk];
+      q.resize(static_cast<size_t>(n));
+      for (int32_t j = 0; j < n; ++j) {
+        T acc = clamp_value(1.0 - ws.lam[j]) * x[j];  // self-loop remainder
+        for (int64_t e = s.tt_ptr[j]; e < s.tt_ptr[j + 1]; ++e)
+          fma_into(acc, ws.w[s.off_tt + e], x[s.tt_dst[e]]);
+        q[j] = acc;
+      }
+    }
+  }
+}
+
+// Acyclic continuous graphs, all k moments in one sweep over the vertices sinks first
+// (Layout::fused_moments): y_0 = 1 and lam_v y_i[v] = r_v y_(i-1)[v] + sum_c w_vc y_i[c],
+// which is y_i = U diag(r) y_(i-1) solved by back substitution, with the edge weights
+// computed inline from their coefficients. One pass over contiguous edge records in
+// elimination order, no per-call allocation once the workspace has grown. Returns
+// false, having reported nothing, when the fast path does not apply or an input
+// check fails: the general path then runs and names the problem. KC > 0 fixes k.
+template <class T, int KC>
+bool fused_moments_k(const Structure& s, const double* theta, int64_t plen, int64_t k_rt,
+                     T* out, int64_t dir0) {
+  const Layout& L = s.layout;
+  const int64_t k = KC > 0 ? KC : k_rt;
+  Workspace<T>& ws = workspace<T>();
+  ws.theta_ext.assign(theta, theta + plen);
+  ws.theta_ext.push_back(0.0);
+  const double* th = ws.theta_ext.data();
+  const int32_t n = s.n;
+  ws.fy.resize(static_cast<size_t>((n + 1) * k));
+  T* y = ws.fy.data();
+  std::fill(y + static_cast<int64_t>(n) * k, y + static_cast<int64_t>(n + 1) * k, T(0.0));
+  ws.facc.resize(static_cast<size_t>(k));
+  T local[KC > 0 ? KC : 1];
+  T* acc = KC > 0 ? local : ws.facc.data();
+  const MomentEdge* ed = L.m_edge.data();
+  const int64_t* ptr = L.m_ptr.data();
+  const int32_t* tidx = L.m_tidx.data();
+  const double* r = ws.r.data();
+  constexpr double kMax = std::numeric_limits<double>::max();
+  bool ok = true;
+  for (int32_t p = 0; p < n; ++p) {
+    T lam = 0.0;
+    for (int64_t i = 0; i < k; ++i) acc[i] = 0.0;
+    for (int64_t e = ptr[p]; e < ptr[p + 1]; ++e) {
+      const MomentEdge& m = ed[e];
+      const double x = m.w0 + m.coef * th[m.param];
+      ok &= (x >= 0.0) & (x <= kMax);
+      T w = x;
+      seed(w, m.param, m.coef, dir0);
+      lam += w;
+      const T* yc = y + static_cast<int64_t>(m.child) * k;
+      for (int64_t i = 0; i < k; ++i) fma_into(acc[i], w, yc[i]);
+    }
+    ok &= value(lam) > 0.0;
+    const T inv = reciprocal(lam);
+    const double rv = r[tidx[p]];
+    T* yp = y + static_cast<int64_t>(p) * k;
+    T prev = 1.0;
+    for (int64_t i = 0; i < k; ++i) {
+      T a = acc[i];
+      fma_into(a, prev, rv);
+      yp[i] = a * inv;
+      prev = yp[i];
+    }
+  }
+  // The initial distribution, checked as in edge_weights.
+  for (int64_t i = 0; i < k; ++i) acc[i] = 0.0;
+  double total = 0.0;
+  for (size_t a = 0; a < L.m_alpha.size(); ++a) {
+    const int32_t par = s.spar[a];
+    const double x = s.w0[a] + (par >= 0 ? s.sval[a] * th[par] : 0.0);
+    ok &= (x >= 0.0) & (x <= kMax);
+    total += x;
+    if (L.m_alpha[a] < 0) continue;
+    T w = x;
+    if (par >= 0) seed(w, par, s.sval[a], dir0);
+    const T* yc = y + static_cast<int64_t>(L.m_alpha[a]) * k;
+    for (int64_t i = 0; i < k; ++i) fma_into(acc[i], w, yc[i]);
+  }
+  if (!ok || total > 1.0 + 1e-12) return false;
+  double fact = 1.0;
+  for (int64_t i = 0; i < k; ++i) {
+    fact *= static_cast<double>(i + 1);
+    out[i] = acc[i] * fact;
+  }
+  return true;
+}
+
+// Theta checked (length, finite) and rewards loaded into ws.r first; see fused_moments_k.
+template <class T>
+bool fused_moments(const Structure& s, const double* theta, int64_t plen, int64_t k, T* out,
+                   int64_t dir0 = 0) {
+  if (!s.layout.fused_moments || k <= 0 || plen != s.P) return false;
+  for (int64_t p = 0; p < plen; ++p)
+    if (!std::isfinite(theta[p])) return false;
+  switch (k) {
+    case 1: return fused_moments_k<T, 1>(s, theta, plen, k, out, dir0);
+    case 2: return fused_moments_k<T, 2>(s, theta, plen, k, out, dir0);
+    case 3: return fused_moments_k<T, 3>(s, theta, plen, k, out, dir0);
+    case 4: return fused_moments_k<T, 4>(s, theta, plen, k, out, dir0);
+    default: return fused_moments_k<T, 0>(s, theta, plen, k, out, dir0);
+  }
+}
+
+}  // namespace
+
+void check_closed_classes(const Structure& s, Workspace<double>& ws) { factor(s, ws); }
+
+}  // namespace kernel
+
+using namespace kernel;
+
+void check_nr_moments(int64_t nr_moments) {
+  if (nr_moments < 0 || nr_moments > kMaxMoments)
+    bad("nr_moments must be between 0 and " + std::to_string(kMaxMoments) + ", got " +
+        std::to_string(nr_moments) + " (moment k of a continuous graph carries a factor k!, "
+        "which overflows a double past k = 170)");
+}
+
+namespace {
+
+// A moment (or a derivative of one) that overflows is an error: returned as inf, its
+// reverse-mode gradient would silently become NaN.
+void check_finite(const double* out, const double* jac, int64_t nr_moments, int64_t P) {
+  for (int64_t i = 0; i < nr_moments; ++i) {
+    bool ok = std::isfinite(out[i]);
+    for (int64_t p = 0; ok && jac != nullptr && p < P; ++p) ok = std::isfinite(jac[i * P + p]);
+    if (!ok)
+      bad("moment " + std::to_string(i + 1) + " overflows a double (its value is " +
+          num(out[i]) + (jac != nullptr ? " or a derivative is not finite" : "") +
+          "); ask for at most " + std::to_string(i) +
+          " moments, or rescale time (theta) so that the moments stay below 1.8e308");
+  }
+}
+
+}  // namespace
+
+void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
+                     const double* rewards, int64_t rewards_len, int64_t nr_moments, double* out) {
+  check_nr_moments(nr_moments);
+  Workspace<double>& ws = workspace<double>();
+  bool fused = false;
+  if (s.layout.fused_moments && nr_moments > 0) {
+    load_rewards(s, ws, rewards, rewards_len);
+    fused = fused_moments(s, theta, theta_len, nr_moments, out);
+  }
+  if (!fused) {
+    edge_weights(s, theta, theta_len, ws);
+    load_rewards(s, ws, rewards, rewards_len);
+    moments_impl(s, ws, nr_moments, out);
+  }
+  check_finite(out, nullptr, nr_moments, 0);
+}
+
+void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
+                         const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                         double* out, double* jac) {
+  check_nr_moments(nr_moments);
+  const int64_t P = theta_len;
+  if (P == 0 || nr_moments == 0) {
+    compute_moments(s, theta, theta_len, rewards, rewards_len, nr_moments, out);
+    return;
+  }
+  for_each_block(P, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    constexpr int N = Tangents<T>::n;
+    Workspace<T>& ws = workspace<T>();
+    std::vector<T> res(static_cast<size_t>(nr_moments));
+    bool fused = false;
+    if (s.layout.fused_moments) {
+      load_rewards(s, ws, rewards, rewards_len);
+      fused = fused_moments(s, theta, theta_len, nr_moments, res.data(), d0);
+    }
+    if (!fused) {
+      edge_weights(s, theta, theta_len, ws, d0);
+      load_rewards(s, ws, rewards, rewards_len);
+      moments_impl(s, ws, nr_moments, res.data());
+    }
+    for (int64_t i = 0; i < nr_moments; ++i) {
+      out[i] = res[i].v;
+      for (int j = 0; j < N && d0 + j < P; ++j) jac[i * P + d0 + j] = res[i].d[j];
+    }
+  });
+  check_finite(out, jac, nr_moments, P);
+}
+
+}  // namespace phasic

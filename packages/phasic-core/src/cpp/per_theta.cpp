@@ -1,0 +1,59 @@
+#include "per_theta.hpp"
+
+#include <cstdio>
+
+#include "kernels.hpp"
+
+namespace phasic {
+namespace kernel {
+
+std::atomic<int64_t> g_sweeps_piecewise{0}, g_sweeps_single{0};
+
+namespace {
+thread_local void (*t_interrupt_poll)() = nullptr;
+}  // namespace
+
+void poll_interrupt() {
+  if (t_interrupt_poll != nullptr) t_interrupt_poll();
+}
+
+std::string num(double x) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+void too_stiff(double lambda, double t_max) {
+  bad("uniformization would need about " + num(lambda * t_max) + " steps (largest exit rate " +
+      num(lambda) + " x largest time " + num(t_max) +
+      "), more than the 2e6 allowed: the rates are too stiff for this time span (a fast "
+      "transition keeps the step tiny while slow states hold mass); use shorter times or "
+      "remove the fast transitions");
+}
+
+void check_times(const Structure& s, const double* times, int64_t n_times) {
+  for (int64_t i = 0; i < n_times; ++i) {
+    const double t = times[i];
+    if (!std::isfinite(t) || t < 0.0)
+      bad("times[" + std::to_string(i) + "] is " + num(t) + "; times must be finite and >= 0");
+    if (s.discrete && (t != std::floor(t) || t > 1e12))
+      bad("times[" + std::to_string(i) + "] is " + num(t) +
+          "; a discrete graph's times are whole numbers of steps");
+  }
+}
+
+}  // namespace kernel
+
+void set_interrupt_poll(void (*poll)()) { kernel::t_interrupt_poll = poll; }
+
+SweepCounts sweep_counts() {
+  return {kernel::g_sweeps_piecewise.load(std::memory_order_relaxed),
+          kernel::g_sweeps_single.load(std::memory_order_relaxed)};
+}
+
+double work_estimate(const Structure& s) {
+  return static_cast<double>(s.n) + static_cast<double>(s.tt_dst.size()) +
+         static_cast<double>(s.op_target.size());
+}
+
+}  // namespace phasic

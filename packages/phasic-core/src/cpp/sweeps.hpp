@@ -1,0 +1,45 @@
+// The sweeps each kernel family provides to the density entry points (densities.cpp),
+// internal to the kernels. T is double (values) or Dual<N> (values with derivatives);
+// the templates are instantiated for every scalar type in PHASIC_EACH_SCALAR.
+#pragma once
+#include <cstdint>
+
+#include "per_theta.hpp"
+#include "scaled_series.hpp"
+
+namespace phasic {
+namespace kernel {
+
+#define PHASIC_EACH_SCALAR(X) X(double) X(Dual<1>) X(Dual<2>) X(Dual<3>) X(Dual<4>) X(Dual<8>)
+
+// uniformization.cpp: one sweep at the largest exit rate, pdf and cdf (either may be
+// nullptr) in plain doubles.
+void continuous_distribution(const Structure& s, Workspace<double>& ws, const double* times,
+                             int64_t n_times, double* pdf, double* cdf);
+
+// uniformization.cpp: one sweep at the largest exit rate, scaled, with derivatives.
+template <class T>
+void uniformized(const Structure& s, const Workspace<T>& ws, const double* times,
+                 int64_t n_times, Scaled<T>* out);
+
+// piecewise.cpp: acyclic continuous graphs, the rate lowered as fast states empty.
+// False: a check failed or it is not worth it; the single sweep must run instead.
+template <class T>
+bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
+                      int64_t n_times, bool strict, Scaled<T>* out);
+
+// piecewise.cpp: the density alone, piecewise; false: use the single sweep.
+bool piecewise_pdf(const Structure& s, const Workspace<double>& ws, const double* times,
+                   int64_t n_times, double* pdf);
+
+// discrete.cpp: exact forward stepping, pmf and cdf (either may be nullptr).
+void discrete_distribution(const Structure& s, Workspace<double>& ws, const double* times,
+                           int64_t n_times, double* pmf, double* cdf);
+
+// discrete.cpp: exact forward stepping, scaled, with derivatives.
+template <class T>
+void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
+                     int64_t n_times, Scaled<T>* out);
+
+}  // namespace kernel
+}  // namespace phasic
