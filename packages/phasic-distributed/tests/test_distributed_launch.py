@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from pd_testutil import clean_env
+from distributed_helpers import clean_env
 
 LAUNCH = [sys.executable, "-m", "phasic_distributed.launch"]
 
