@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import re
 import shutil
+import tomllib
 
 import nox
 
@@ -18,11 +20,12 @@ CORE = ROOT / "packages" / "phasic-core"
 DISTRIBUTED = ROOT / "packages" / "phasic-distributed"
 TESTKIT = ROOT / "packages" / "phasic-testkit"
 WHEELS = ROOT / ".nox" / "_wheels"
+DIST = ROOT / "dist"
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests"]
 
-TEST_DEPS = ["pytest>=8", "pytest-timeout", "pytest-xdist", "hypothesis", "scipy", "matplotlib"]
 PACKAGE_TESTS = [
     "packages/phasic-distributed/tests",
     "packages/phasic-testkit/tests",
@@ -44,7 +47,7 @@ def _core_source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def install_core(session: nox.Session) -> None:
+def install_core(session: nox.Session, extras: str = "") -> None:
     """Build phasic-core once per state of its sources, then install that wheel.
 
     Every session that needs the C++ extension shares one build: compiling it
@@ -54,14 +57,21 @@ def install_core(session: nox.Session) -> None:
     if not list(dest.glob("*.whl")):
         session.log(f"building phasic-core into {dest}")
         session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(dest), str(CORE))
-    session.install(*(str(p) for p in dest.glob("*.whl")))
+    session.install(*(f"{p}{extras}" for p in dest.glob("*.whl")))
 
 
-def install_all(session: nox.Session, *extra: str) -> None:
-    """phasic-distributed, phasic-testkit and phasic-core, plus test dependencies."""
-    session.install(*TEST_DEPS, *extra)
-    session.install("-e", str(DISTRIBUTED), "-e", str(TESTKIT))
-    install_core(session)
+def install_all(session: nox.Session, *extra: str, groups: tuple[str, ...] = ("test",)) -> None:
+    """The three packages with their `test` extras, the root pyproject's dependency
+    `groups` (the cross-package suites' own needs) and any `extra` requirements.
+
+    Test dependencies are declared once, where they belong: each package's
+    `[project.optional-dependencies] test`, and the root `[dependency-groups]`.
+    """
+    requirements = [r for g in groups for r in nox.project.dependency_groups(PYPROJECT, g)]
+    if requirements or extra:
+        session.install(*requirements, *extra)
+    session.install("-e", f"{DISTRIBUTED}[test]", "-e", f"{TESTKIT}[test]")
+    install_core(session, extras="[test]")
 
 
 @nox.session
@@ -127,14 +137,14 @@ def testkit_external(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: ratios measured side by side, JSON and plots in bench/results/."""
-    install_all(session, "matplotlib")
+    install_all(session, groups=("bench",))
     session.run("python", "bench/run.py", *session.posargs)
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site (mkdocs, Material theme) with --strict."""
-    install_all(session, "mkdocs-material", "mkdocstrings[python]")
+    install_all(session, groups=("docs",))
     session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
@@ -145,10 +155,94 @@ def fuzz(session: nox.Session) -> None:
                 *(session.posargs or ["--seconds", "60"]), external=True)
 
 
+# distribution name -> source folder
+PACKAGES = {"phasic-distributed": DISTRIBUTED, "phasic-testkit": TESTKIT, "phasic-core": CORE}
+# distribution name -> a check that it works when installed alone (prints its version)
+INSTALLED_CHECKS = {
+    "phasic-distributed": "import phasic_distributed as m; assert m.plan({}).num_processes == 1",
+    # phasic-testkit must never need phasic-core
+    "phasic-testkit": "import importlib.util, phasic_testkit as m, phasic_testkit.plugin; "
+                      "assert importlib.util.find_spec('phasic') is None, 'phasic is installed'",
+    # the C++ extension loads and its FFI targets register with the jax installed
+    "phasic-core": "import jax; jax.config.update('jax_enable_x64', True); import phasic as m; "
+                   "s = m.models.kingman(3).serialize(); "
+                   "assert abs(float(m.compute_moments_ffi(s, jax.numpy.ones(1), 1)[0]) - 4 / 3)"
+                   " < 1e-15",
+}
+SIBLINGS = set(PACKAGES)
+
+
+def third_party_requirements() -> list[str]:
+    """Every runtime dependency of the three packages that is not one of them."""
+    reqs = []
+    for path in PACKAGES.values():
+        deps = tomllib.loads((path / "pyproject.toml").read_text())["project"]["dependencies"]
+        reqs += [d for d in deps if re.split(r"[\s<>=!~\[;]", d, maxsplit=1)[0] not in SIBLINGS]
+    return sorted(set(reqs))
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """sdists and wheels of the three packages into dist/, each installed from there alone.
+
+    Each wheel is built from its sdist (so the sdist is complete), then installed into
+    a fresh venv with `pip install --no-index --find-links dist <name>`: the sibling
+    dependency (pinned `phasic-distributed==X.Y.Z`) must come from dist/, never from a
+    registry; third-party dependencies come from a wheelhouse downloaded first.
+    phasic-testkit is checked to work without phasic-core.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "dist"))
+    shutil.rmtree(DIST, ignore_errors=True)
+    for path in PACKAGES.values():
+        session.run("python", "-m", "build", "--outdir", str(DIST), str(path))
+    wheelhouse = pathlib.Path(session.create_tmp()) / "wheelhouse"
+    session.run("python", "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
+                "--dest", str(wheelhouse), *third_party_requirements())
+    for name, check in INSTALLED_CHECKS.items():
+        venv = pathlib.Path(session.create_tmp()) / f"fresh-{name}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("python", "-m", "venv", str(venv))
+        python = str(venv / "bin" / "python")
+        session.run(python, "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
+                    str(DIST), "--find-links", str(wheelhouse), name, external=True)
+        session.run(python, "-c", f"{check}; print('{name}', m.__version__, 'works')",
+                    external=True)
+
+
+def declared_jax_floor(session: nox.Session) -> str:
+    """The lowest jax the three packages declare (they must all declare the same)."""
+    floors = {name: set(re.findall(r'"jax>=([\d.]+)"', (path / "pyproject.toml").read_text()))
+              for name, path in PACKAGES.items()}
+    found = set().union(*floors.values())
+    if len(found) != 1 or not all(floors.values()):
+        session.error(f"the packages must declare one jax lower bound, found {floors}")
+    return found.pop()
+
+
+@nox.session(name="oldest-jax")
+def oldest_jax(session: nox.Session) -> None:
+    """The core suites and the distributed/testkit unit tests on the oldest declared jax.
+
+    The core wheel is compiled against the FFI headers of the newest jax (its build
+    requirement), exactly as a user would get it; then jax and jaxlib are replaced by
+    the `jax>=` lower bound the pyprojects declare. If that bound does not work, this
+    session fails.
+    """
+    install_all(session, groups=())
+    floor = declared_jax_floor(session)
+    session.install(f"jax=={floor}", f"jaxlib=={floor}")
+    session.run("python", "-c", f"import jax, jaxlib; assert jax.__version__ == '{floor}' == "
+                "jaxlib.__version__, (jax.__version__, jaxlib.__version__); "
+                "print('jax', jax.__version__)")
+    session.run("pytest", *(session.posargs or [
+        "packages/phasic-core/tests", "packages/phasic-distributed/tests",
+        "packages/phasic-testkit/tests", "-q"]))
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
-    session.install("ruff")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
 
 
@@ -162,3 +256,5 @@ def ci(session: nox.Session) -> None:
     session.notify("docs")
     session.notify("bench", posargs=["--quick"])
     session.notify("fuzz", posargs=["--seconds", "60"])
+    session.notify("dist")
+    session.notify("oldest-jax")

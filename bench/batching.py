@@ -30,7 +30,7 @@ import phasic  # noqa: E402
 from phasic import models  # noqa: E402
 from phasic._ext import core  # noqa: E402
 
-N = 20  # Kingman n of the full run (the issue-2 vmap target's model); --quick uses 10
+N = 20  # Kingman n of the full run (the model of the jit(vmap) speed target); --quick uses 10
 TIMES = 6
 
 

@@ -1,4 +1,7 @@
-"""Shared pieces of the benchmarks: timing, exact references, dense routes, result files.
+"""Shared pieces of the benchmarks: timing, closed forms, dense routes, result files.
+
+The exact T_MRCA density comes from `phasic.reference` (shared with the tests and
+examples).
 
 Every benchmark module measures the things it compares in the same run, so the
 printed ratios are meaningful even on a busy machine; absolute times are recorded
@@ -18,8 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal, localcontext
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ BENCH = pathlib.Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 
-#: The seven time points of the issue-2 pdf target.
+#: The seven time points of the pdf speed target (docs/pages/benchmarks.md, Speed targets).
 PDF_TIMES = (0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -67,39 +68,10 @@ def time_once(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def kingman_mean_var(n: int) -> tuple[float, float]:
-    """E and Var of T_MRCA for Kingman(n), theta = 1 (closed forms in DESIGN.md)."""
+    """E and Var of T_MRCA for Kingman(n), theta = 1 (closed forms in docs/pages/accuracy.md)."""
     mean = 2.0 * (1.0 - 1.0 / n)
     var = math.fsum(4.0 / (k * k * (k - 1) ** 2) for k in range(2, n + 1))
     return mean, var
-
-
-def kingman_tmrca_pdf_exact(n: int, times: Sequence[float], digits: int = 200) -> np.ndarray:
-    """T_MRCA density of Kingman(n) at theta = 1, correct to float64 rounding.
-
-    T_MRCA is a sum of independent exponentials with the distinct rates
-    k(k-1)/2, k = n..2, whose density is sum_i c_i l_i exp(-l_i t) with
-    c_i = prod_{j != i} l_j / (l_j - l_i). The c_i are exact fractions and the sum
-    is done in `digits`-digit decimal arithmetic, so the heavy cancellation near
-    t = 0 costs nothing.
-    """
-    rates = [k * (k - 1) // 2 for k in range(n, 1, -1)]
-    coeffs = []
-    for i, li in enumerate(rates):
-        c = Fraction(1)
-        for j, lj in enumerate(rates):
-            if j != i:
-                c *= Fraction(lj, lj - li)
-        coeffs.append(c * li)
-    out = []
-    with localcontext() as ctx:
-        ctx.prec = digits
-        dec = [Decimal(c.numerator) / Decimal(c.denominator) for c in coeffs]
-        for t in times:
-            dt = Decimal(repr(float(t)))
-            total = sum((c * (-li * dt).exp() for c, li in zip(dec, rates, strict=True)),
-                        Decimal(0))
-            out.append(float(total))
-    return np.array(out)
 
 
 def max_rel_error(got: np.ndarray, ref: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Core kernels against the dense-matrix route, and the issue-2 speed targets.
+"""Core kernels against the dense-matrix route, and the speed targets (docs/pages/benchmarks.md).
 
     python bench/core.py [--quick]
 
@@ -29,7 +29,6 @@ from common import (  # noqa: E402
     PDF_TIMES,
     figure,
     kingman_mean_var,
-    kingman_tmrca_pdf_exact,
     load,
     max_rel_error,
     save_figure,
@@ -42,6 +41,7 @@ from common import (  # noqa: E402
 import phasic  # noqa: E402
 from phasic import models  # noqa: E402
 from phasic._ext import core  # noqa: E402
+from phasic.reference import kingman_tmrca  # noqa: E402
 
 #: Largest transient-state count for which the dense routes are run (O(m^2) memory,
 #: O(m^3) time): quick and full mode.
@@ -160,7 +160,7 @@ def bench_pdf_one(n: int, quick: bool) -> dict[str, Any]:
     """PDF of Kingman(n) at the 7 target times: phasic against expm and expm_multiply."""
     structure = models.kingman(n).serialize()
     times = np.array(PDF_TIMES)
-    exact = kingman_tmrca_pdf_exact(n, times)
+    exact = kingman_tmrca(n, times, digits=200).pdf
     t_dev, theta = jnp.asarray(times), jnp.array([1.0])
     jitted = jax.jit(lambda th: phasic.compute_pmf_ffi(structure, th, t_dev))
     row: dict[str, Any] = {
@@ -298,7 +298,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue-2 speed targets: (what, measured, limit, unit) from these results."""
+    """The speed targets of docs/pages/benchmarks.md: (what, measured, limit, unit) from these results."""
     by_n = {r["n"]: r for r in results["moments"]}
     pdf_n = {r["n"]: r for r in results["pdf"]}
     build = results["build"]

@@ -3,10 +3,10 @@
     python bench/gradients.py [--quick]
 
 For each FFI function (pdf at 7 times, 2 moments, both at once, and `phasic.loglik`)
-on Kingman coalescents (1 parameter, the issue-2 pdf times) and on a cyclic ring model
+on Kingman coalescents (1 parameter, the pdf times of the speed targets) and on a cyclic ring model
 with 1, 2, 4 and 8 parameters (7 times around its mean), this times `jax.jit(f)` and
 `jax.jit(jax.value_and_grad(f))` alternately in one run and reports the median ratio
-next to the issue-6 bound, param_length + 2.
+next to the gradient cost bound, param_length + 2 (docs/pages/benchmarks.md).
 The value-and-gradient call runs the C++ kernels once with forward-mode dual numbers
 (about P + 1 value evaluations). Writes bench/results/gradients[-quick].json and .png.
 """

@@ -39,7 +39,6 @@ from common import (  # noqa: E402
     RESULTS,
     figure,
     kingman_mean_var,
-    kingman_tmrca_pdf_exact,
     load,
     max_rel_error,
     run_json,
@@ -49,6 +48,7 @@ from common import (  # noqa: E402
 )
 
 from phasic import models  # noqa: E402
+from phasic.reference import kingman_tmrca  # noqa: E402
 
 VENV = BENCH / ".venv-previous"
 PYTHON = VENV / "bin" / "python"
@@ -166,7 +166,7 @@ def run(quick: bool, setup: bool | None = None) -> dict[str, Any]:
 
 def _compare(prev: dict, structure: str, thetas: list[float], times: np.ndarray) -> dict:
     n = prev["n"]
-    exact_pdf = kingman_tmrca_pdf_exact(n, times)
+    exact_pdf = kingman_tmrca(n, times, digits=200).pdf
     exact_mean, exact_var = kingman_mean_var(n)
     cur = current_row(n, structure, thetas, times)
     row = {"n": n, "vertices": prev["vertices"], "previous_build_s": prev["build_s"]}

@@ -15,7 +15,7 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   memory    bench/memory.py, likewise
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
-the issue-2 targets with measured value and ratio and writes summary[-quick].json.
+the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
 Absolute times drift on a shared machine (the JSON records the load average); the
 ratios printed next to them are what to compare. Nothing here asserts a time: the
 exit status is non-zero only when a benchmark script itself fails.
@@ -60,7 +60,7 @@ def run_module(name: str, quick: bool, slurm: bool) -> dict[str, Any]:
 
 
 def print_targets(rows: list[dict[str, Any]]) -> None:
-    print("\nissue-2 targets (measured here, this run):")
+    print("\nspeed targets (docs/pages/benchmarks.md; measured here, this run):")
     print(f"  {'target':46s} {'measured':>12s} {'limit':>10s} {'ratio':>7s}  met")
     for r in rows:
         print(f"  {r['target']:46s} {r['measured']:10.3f} {r['unit']:>2s}"

@@ -211,7 +211,7 @@ def _assert_bit_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray], wh
 def test_panel_is_correct_and_non_trivial(panels) -> None:
     """The shared baseline agrees with the dense reference (and has no NaN or zeros)."""
     sys.path.insert(0, str(ROOT / "packages" / "phasic-core" / "tests"))
-    import reference
+    import core_reference as reference
 
     base = panels["1 device"]
     for name, (js, thetas) in _models().items():

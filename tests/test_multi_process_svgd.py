@@ -9,7 +9,7 @@ devices, 60 adagrad steps) on
 - the tasks of a SLURM step (TestSlurm; skipped outside `srun`).
 
 Every layout must reproduce the independent numpy SVGD (packages/phasic-core/tests/
-svgd_reference.py) to 5e-11 relative, so any two layouts agree to 1e-10 (measured:
+core_svgd_reference.py) to 5e-11 relative, so any two layouts agree to 1e-10 (measured:
 4e-16). Sharding: the log-likelihood records where it is evaluated; each process
 evaluates exactly its own shard of the (padded) particles at every step, and at
 step 1 exactly its own initial particles; padding particles are evaluated but
@@ -40,7 +40,7 @@ import phasic_distributed
 from phasic.auto_parallel import in_multi_process_step
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "packages" / "phasic-core" / "tests"))
-import svgd_reference as ref  # noqa: E402
+import core_svgd_reference as ref  # noqa: E402
 
 N_PARTICLES, N_STEPS, STEP, SEED = 21, 60, 0.3, 4
 LAYOUT_RTOL = 5e-11

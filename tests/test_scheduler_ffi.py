@@ -7,7 +7,7 @@ scheduler's variables, and phasic-testkit's rank 0 reports every rank's outcome.
 Anywhere else phasic-testkit spawns 2 ranks itself.
 
 Every rank evaluates its own thetas; the gathered results must equal the dense
-matrix reference of ``packages/phasic-core/tests/reference.py`` for every rank's
+matrix reference of ``packages/phasic-core/tests/core_reference.py`` for every rank's
 thetas (moments 1e-10, density 1e-8 relative, as in test_multi_process_ffi.py),
 and every rank must have gathered the same bits.
 """
@@ -23,13 +23,12 @@ import numpy as np
 import pytest
 
 import phasic_distributed
+from phasic_distributed import listening_addresses
 from phasic_testkit import assert_equal_across_processes, barrier, gather
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "packages" / "phasic-core" / "tests"))
-sys.path.insert(0, str(HERE.parent / "packages" / "phasic-distributed" / "tests"))
-import reference  # noqa: E402
-from pd_testutil import listening_addresses  # noqa: E402
+import core_reference as reference  # noqa: E402
 
 STEP = phasic_distributed.scheduler_step()
 NPROCS = STEP.size if STEP else 2

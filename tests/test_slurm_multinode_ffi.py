@@ -14,7 +14,7 @@ collective that rank skipped.
 References are independent of phasic: T_MRCA of the Kingman coalescent is a sum
 of independent exponentials with rates theta*k(k-1)/2 (k = n..2), so its density
 is that of a small bidiagonal chain (``scipy.linalg.expm``) and its moments are
-closed forms (see DESIGN.md).
+closed forms (docs/pages/accuracy.md, Reference closed forms).
 """
 
 from __future__ import annotations

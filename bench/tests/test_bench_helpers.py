@@ -7,47 +7,23 @@ import math
 import sys
 
 import numpy as np
-import pytest
-import scipy.linalg
 from common import (
     kingman_mean_var,
-    kingman_tmrca_pdf_exact,
-    max_rel_error,
     run_json,
     sub_intensity,
 )
 from scaling import parse_ranks
 
+from phasic.reference import kingman_tmrca
+
 TIMES = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0])
-
-
-def _hypoexponential_expm(n: int, times: np.ndarray) -> np.ndarray:
-    """T_MRCA density from the (n-1)-state pure-death chain, by scipy's expm."""
-    rates = np.array([k * (k - 1) / 2 for k in range(n, 1, -1)])
-    sub = np.diag(-rates) + np.diag(rates[:-1], 1)
-    exit_rates = np.zeros(len(rates))
-    exit_rates[-1] = rates[-1]
-    return np.array([scipy.linalg.expm(sub * t)[0] @ exit_rates for t in times])
-
-
-def test_exact_pdf_small_closed_forms() -> None:
-    # n = 2: Exp(1); n = 3: rates 3 and 1, density 3/2 (e^-t - e^-3t)
-    np.testing.assert_allclose(kingman_tmrca_pdf_exact(2, TIMES), np.exp(-TIMES), rtol=1e-15)
-    want = 1.5 * (np.exp(-TIMES) - np.exp(-3 * TIMES))
-    np.testing.assert_allclose(kingman_tmrca_pdf_exact(3, TIMES), want, rtol=1e-13)
-
-
-@pytest.mark.parametrize("n", [5, 10])
-def test_exact_pdf_matches_expm(n: int) -> None:
-    # expm on this small, well-conditioned chain is good to ~1e-12 relative
-    assert max_rel_error(_hypoexponential_expm(n, TIMES), kingman_tmrca_pdf_exact(n, TIMES)) < 1e-10
 
 
 def test_exact_pdf_integrates_to_one_with_the_right_mean() -> None:
     from scipy.integrate import quad
 
     def f(t: float) -> float:
-        return float(kingman_tmrca_pdf_exact(6, [t], digits=60)[0])
+        return float(kingman_tmrca(6, [t], digits=60).pdf[0])
 
     mass = quad(f, 0.0, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
     mean = quad(lambda t: t * f(t), 0.0, np.inf, epsabs=1e-13, epsrel=1e-12)[0]

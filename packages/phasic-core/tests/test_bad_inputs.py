@@ -1,6 +1,6 @@
 """Bad inputs: each gives a Python exception whose message names the problem.
 
-All cases run in child processes (bad_input_runner.py), so an abort or segfault in
+All cases run in child processes (core_bad_input_runner.py), so an abort or segfault in
 the C++ code fails the case that caused it instead of killing pytest. One child
 runs a whole group; if it dies, the case it was running is recorded as a crash and
 the rest of the group continues in a fresh child.
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-RUNNER = pathlib.Path(__file__).with_name("bad_input_runner.py")
+RUNNER = pathlib.Path(__file__).with_name("core_bad_input_runner.py")
 K = "kjs"  # Kingman n = 4 JSON, one parameter
 TH = "jnp.array([1.0])"
 T = "jnp.array([0.5, 1.0])"

@@ -2,7 +2,7 @@
 
 References: dense linear algebra (numpy.linalg.solve, scipy.linalg.expm), exact forward
 propagation of (state, accumulated reward) distributions for discrete chains, and the
-Kingman closed forms from DESIGN.md.
+Kingman closed forms listed in docs/pages/accuracy.md (Reference closed forms).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 import pytest
-import reference
 import scipy.linalg
 
 from phasic import _core
+from phasic.reference import kingman_tmrca
 
 # ---------------------------------------------------------------- helpers
 
@@ -126,7 +126,7 @@ def test_kingman_closed_forms(n: int) -> None:
 
 
 def test_kingman_state_counts() -> None:
-    # p(n) - 1 transient states (DESIGN.md), plus the start and the MRCA vertex.
+    # p(n) - 1 transient states (docs/pages/accuracy.md), plus the start and the MRCA vertex.
     for n, transient in [(10, 41), (20, 626), (30, 5603)]:
         assert _core.kingman(n).compile().transient_length == transient
 
@@ -615,8 +615,7 @@ def test_large_sweeps_exact_and_bit_identical_across_threads(monkeypatch) -> Non
         _core.set_num_threads(before)
     for one, two in zip(runs[0], runs[1], strict=True):
         assert one.tobytes() == two.tobytes()
-    pdf, cdf, _ = reference.hypoexponential([k * (k - 1) // 2 for k in range(30, 1, -1)],
-                                            times)
+    pdf, cdf, _ = kingman_tmrca(30, times)
     np.testing.assert_allclose(runs[0][0], pdf, rtol=1e-9, atol=0)
     np.testing.assert_allclose(runs[0][1], cdf, rtol=1e-9, atol=0)
     # theta scales every rate: f_theta(t) = theta f_1(theta t).

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 
+import core_reference as reference
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
-from graphs import random_graph
+from core_graphs import random_graph
 
 import phasic
 from phasic import compute_moments_ffi, compute_pmf_and_moments_ffi, compute_pmf_ffi, models

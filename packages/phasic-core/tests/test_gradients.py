@@ -1,7 +1,7 @@
 """Exact derivatives through the FFI functions and `phasic.loglik`.
 
 References are independent of the C++ kernels: central finite differences of the
-dense-matrix formulas in reference.py (agreement <= 1e-6 relative; the differences
+dense-matrix formulas in core_reference.py (agreement <= 1e-6 relative; the differences
 themselves are good to ~1e-9), and closed forms for the Kingman coalescent and for
 exponential / Erlang / geometric distributions (agreement <= 1e-9 relative).
 """
@@ -15,12 +15,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import core_reference as reference
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
-from graphs import random_graph
+from core_graphs import random_graph
 
 import phasic
 from phasic import (
@@ -31,6 +31,7 @@ from phasic import (
     compute_pmf_ffi,
     models,
 )
+from phasic.reference import kingman_tmrca
 
 FD_RTOL = 1e-6
 
@@ -116,7 +117,7 @@ def kingman_exact(n: int, theta: float, times: np.ndarray) -> tuple[np.ndarray, 
     """T_MRCA's density f_theta(t) = theta f_1(theta t) and d f / d theta = f_1(u) + u
     f_1'(u) at u = theta t, from the exact hypoexponential closed form."""
     u = theta * np.asarray(times)
-    f1, _, slope = reference.hypoexponential([k * (k - 1) // 2 for k in range(n, 1, -1)], u)
+    f1, _, slope = kingman_tmrca(n, u)
     return theta * f1, f1 + u * slope
 
 

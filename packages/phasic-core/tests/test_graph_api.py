@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+import core_reference as reference
 import numpy as np
 import pytest
-import reference
 
 from phasic import Graph, models
 

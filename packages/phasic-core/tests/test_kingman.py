@@ -1,10 +1,10 @@
-"""Kingman coalescent moments against the closed forms (DESIGN.md), n = 2..12."""
+"""Kingman coalescent moments against the closed forms (docs/pages/accuracy.md, Reference closed forms), n = 2..12."""
 
 from __future__ import annotations
 
+import core_reference as reference
 import numpy as np
 import pytest
-import reference
 
 from phasic import models
 

@@ -3,7 +3,7 @@
 Tolerances: moments are k! alpha U^k 1 computed two ways (elimination vs dense LU);
 both are backward stable and these graphs are well conditioned (rates 0.1-3), so
 agreement to 1e-9 relative is expected while real bugs show up as O(1) errors.
-The PDF bar is the issue's: relative error <= 1e-8 wherever pdf >= 1e-12 * max,
+The PDF bar is the project's acceptance bar: relative error <= 1e-8 wherever pdf >= 1e-12 * max,
 including small t. The kernel truncates the CDF series at a stated relative bound
 of 1e-10, so CDFs are compared at 1.5e-10 relative (plus 1e-14 absolute for the
 reference's own expm rounding near F = 0).
@@ -11,10 +11,10 @@ reference's own expm rounding near F = 0).
 
 from __future__ import annotations
 
+import core_reference as reference
 import numpy as np
 import pytest
-import reference
-from graphs import random_graph
+from core_graphs import random_graph
 
 SEEDS = range(12)
 MOMENT_RTOL = 1e-9

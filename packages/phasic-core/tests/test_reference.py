@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
+import core_reference as reference
 import numpy as np
 import pytest
-import reference
 import scipy.integrate
 import scipy.linalg
 

@@ -1,7 +1,7 @@
 """phasic.svgd on the devices of this process: exactness, convergence, schedules, errors.
 
 Exactness: SVGD is deterministic once the initial particles are drawn, so phasic.svgd
-must reproduce the independent numpy implementation (svgd_reference.py) step by step.
+must reproduce the independent numpy implementation (core_svgd_reference.py) step by step.
 Both do the same float64 operations in different orders; over 40 steps the
 particles agree to ~1e-15 relative (measured 4.4e-16), so 1e-10 leaves room for
 summation-order differences while catching any real deviation (a wrong sign, a
@@ -17,11 +17,11 @@ the tests therefore allow 5 % on the sd and 2 % of a posterior sd on the mean.
 
 from __future__ import annotations
 
+import core_svgd_reference as ref
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import svgd_reference as ref
 from scipy import stats
 
 import phasic

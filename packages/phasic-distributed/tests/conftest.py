@@ -1,9 +1,9 @@
-"""Fixtures for the phasic-distributed tests (helpers live in pd_testutil)."""
+"""Fixtures for the phasic-distributed tests (helpers live in distributed_helpers)."""
 
 from __future__ import annotations
 
 import pytest
-from pd_testutil import run_python as _run_python
+from distributed_helpers import run_python as _run_python
 
 
 @pytest.fixture

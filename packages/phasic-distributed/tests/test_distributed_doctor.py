@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from pd_testutil import clean_env
+from distributed_helpers import clean_env
 
 DOCTOR = [sys.executable, "-m", "phasic_distributed", "doctor"]
 

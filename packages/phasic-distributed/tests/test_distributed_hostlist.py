@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from hostlist_corpus import INVALID_BOTH, INVALID_STRICTER, VALID
+from distributed_hostlists import INVALID_BOTH, INVALID_STRICTER, VALID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ without srun, procid >= ntasks, non-numeric counts, empty node lists, ...).
 from __future__ import annotations
 
 import pytest
-from hostlist_corpus import INVALID_BOTH, INVALID_STRICTER, VALID
+from distributed_hostlists import INVALID_BOTH, INVALID_STRICTER, VALID
 
 from phasic_distributed import (
     CoordinatorError,
@@ -26,7 +26,7 @@ from phasic_distributed.coordinator import parse_address
 
 
 def step_env(**over: str) -> dict[str, str]:
-    """What task 1 of `srun -N2 -n4 -c2` sees (from DESIGN.md's list of srun variables)."""
+    """What task 1 of `srun -N2 -n4 -c2` sees (the srun variables of docs/pages/distributed/phasic_distributed.md)."""
     env = {
         "SLURM_JOB_ID": "4242",
         "SLURM_STEP_ID": "0",
@@ -160,7 +160,7 @@ def test_single_task_step_is_not_distributed():
 
 # -- partial or contradictory environments -------------------------------------------------
 
-BATCH = {  # the batch script itself: no step variables (DESIGN.md)
+BATCH = {  # the batch script itself: no step variables (docs/pages/distributed/phasic_distributed.md)
     "ENVIRONMENT": "BATCH", "SLURM_JOB_ID": "77", "SLURM_JOB_NODELIST": "c[1-4]",
     "SLURM_NTASKS": "4", "SLURM_TASKS_PER_NODE": "1(x4)", "SLURM_PROCID": "0",
     "SLURM_CPUS_PER_TASK": "4",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from pd_testutil import clean_env
+from distributed_helpers import clean_env
 
 from phasic_distributed import free_port
 

@@ -11,7 +11,7 @@ import textwrap
 import time
 
 import pytest
-from pd_testutil import clean_env
+from distributed_helpers import clean_env
 
 LAUNCH = [sys.executable, "-m", "phasic_distributed.launch"]
 
@@ -197,7 +197,7 @@ BIND = """
     import sys
     sys.path.insert(0, TESTS)
     import phasic_distributed as pd
-    from pd_testutil import listening_addresses
+    from phasic_distributed import listening_addresses
     p = pd.initialize(timeout=30)
     if p.process_id == 0:
         port = int(p.coordinator_address.rsplit(":", 1)[1])

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import JaxCompatibilityError
 
 #: The jax versions this module was written against.
-TESTED_JAX = "0.6 to 0.10"
+TESTED_JAX = "0.9.1 to 0.10.2"
 
 
 def _changed(what: str, exc: BaseException) -> JaxCompatibilityError:

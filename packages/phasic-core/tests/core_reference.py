@@ -20,11 +20,9 @@ densities (the left tail of a coalescent) keep full relative precision.
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -212,32 +210,3 @@ def pmf(structure: Any, theta: Any, steps: Any) -> np.ndarray:
         else:
             out.append(float(d.alpha @ np.linalg.matrix_power(d.T, x - 1) @ d.exit))
     return np.array(out).reshape(k.shape)
-
-
-def hypoexponential(rates: list[int], times: Any, digits: int = 120
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Density, CDF and d(density)/dt of a sum of independent exponentials with
-    distinct integer rates l_i (Kingman's T_MRCA: l = k(k-1)/2, k = n..2).
-
-    With c_i = prod_{j != i} l_j / (l_j - l_i): f(t) = sum_i c_i l_i e^{-l_i t},
-    F(t) = 1 - sum_i c_i e^{-l_i t} and f'(t) = -sum_i c_i l_i^2 e^{-l_i t}. The c_i are
-    exact fractions and the alternating sums run in `digits`-digit decimals, so their
-    cancellation near t = 0 (about 20 orders for 20 rates) is harmless.
-    """
-    pdf, cdf, slope = [], [], []
-    with decimal.localcontext() as ctx:
-        ctx.prec = digits
-        coef = []
-        for i, li in enumerate(rates):
-            c = Fraction(1)
-            for j, lj in enumerate(rates):
-                if j != i:
-                    c *= Fraction(lj, lj - li)
-            coef.append(decimal.Decimal(c.numerator) / decimal.Decimal(c.denominator))
-        for t in np.asarray(times, dtype=np.float64).reshape(-1):
-            dt = decimal.Decimal(repr(float(t)))
-            decay = [c * (-li * dt).exp() for c, li in zip(coef, rates, strict=True)]
-            pdf.append(float(sum(d * li for d, li in zip(decay, rates, strict=True))))
-            cdf.append(float(1 - sum(decay)))
-            slope.append(float(-sum(d * li * li for d, li in zip(decay, rates, strict=True))))
-    return np.array(pdf), np.array(cdf), np.array(slope)

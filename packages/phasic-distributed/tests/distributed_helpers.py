@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-from phasic_distributed import listening_addresses  # noqa: F401  (tests import it from here)
-
 #: Variables that would change what plan() sees; removed from every child.
 _SCRUB = ("SLURM", "PHASIC_", "PTDALG_", "OMP_NUM_THREADS", "XLA_FLAGS", "JAX_")
 
