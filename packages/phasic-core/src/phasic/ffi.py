@@ -1,4 +1,4 @@
-"""The three JAX FFI functions: PDF/PMF, moments, and both at once.
+"""The JAX FFI functions: PDF/PMF, its logarithm, moments, and PDF/PMF with moments at once.
 
 Each is a pure function of its arguments: the graph travels as a static string
 attribute `structure` together with a 64-bit `key` (a digest of that string), so
@@ -7,7 +7,7 @@ the JSON again. `vmap_method="broadcast_all"` turns every vmap (over theta, time
 rewards, any mix, nested) into one FFI call whose leading dimensions are the batch;
 the C++ side loops over it with OpenMP.
 
-All three are differentiable with respect to theta (`jax.grad`, `jax.jacrev`,
+All of them are differentiable with respect to theta (`jax.grad`, `jax.jacrev`,
 `jax.jacfwd`, under jit, vmap and shard_map): each is a `jax.custom_jvp` whose rule
 calls a companion FFI target (`phasic_*_jac`) that returns the values together with
 their exact Jacobian in theta, computed in C++ with forward-mode dual numbers. The

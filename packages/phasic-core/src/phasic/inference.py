@@ -455,8 +455,11 @@ def svgd(
         every process, and an `SVGDHistory`.
 
     Raises:
-        ValueError / TypeError for bad arguments; SVGDError when the log-density is not
-        finite at some particle or the particles diverge.
+        ValueError: an argument has a bad value (a count below its minimum, a step size
+            that is not positive, initial particles of the wrong shape).
+        TypeError: an argument has a bad type, or JAX's 64-bit mode is off.
+        SVGDError: the log-density is not finite at some particle, or the particles
+            diverge.
     """
     t0 = time.monotonic()
     if not jax.config.read("jax_enable_x64"):
