@@ -31,7 +31,7 @@ def test_a_jax_without_the_backend_probe_names_its_version(monkeypatch):
     with pytest.raises(JaxCompatibilityError) as info:
         compat.backend_started()
     assert f"jax {jax.__version__} has no xla_bridge.backends_are_initialized()" in str(info.value)
-    assert "tested with jax 0.6 to 0.10" in str(info.value)
+    assert "tested with jax 0.9.1 to 0.10.2" in str(info.value)
 
 
 def test_a_jax_without_the_distributed_state_names_its_version(monkeypatch):
