@@ -6,7 +6,7 @@
 #
 # 1. installs clang from the distribution (apt-get) when clang++ is missing;
 # 2. builds fuzz_structure.cpp together with the extension's own json_io.cpp,
-#    graph.cpp, structure.cpp and kernels.cpp (the code `phasic._core` runs);
+#    graph.cpp, structure.cpp, elimination.cpp and kernels.cpp (the code `phasic._core` runs);
 # 3. replays every file in regressions/ (inputs that once crashed: they must not now);
 # 4. fuzzes for N seconds (default 60) from seeds/ plus the corpus kept in the
 #    work directory (default build/fuzz at the repository root), with json.dict.
@@ -65,7 +65,7 @@ echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I "$SRC" \
   "$HERE/fuzz_structure.cpp" \
-  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/layout.cpp" \
+  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/elimination.cpp" "$SRC/layout.cpp" \
   "$SRC/kernels.cpp" "$SRC/threads.cpp" \
   -o "$BIN"
 

@@ -1,0 +1,305 @@
+#include "elimination.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <queue>
+#include <stdexcept>
+#include <utility>
+
+namespace phasic {
+
+namespace {
+
+constexpr const char* kBudgetVar = "PHASIC_STRUCTURE_MEMORY_BUDGET";
+
+std::string mib(double bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  return buf;
+}
+
+std::string count(double x) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.3g", x);
+  return buf;
+}
+
+[[noreturn]] void over_budget(const FillEstimate& est, int64_t budget, const std::string& seen) {
+  throw std::invalid_argument(
+      "compiling this graph needs more memory than the structure memory budget: the "
+      "elimination is estimated at " + count(static_cast<double>(est.entries)) +
+      " nonzeros in its factors (" + mib(static_cast<double>(est.entries) * kBytesPerEntry) +
+      ") and " + count(est.work) + " multiply-adds per evaluation" + seen + ", budget " +
+      mib(static_cast<double>(budget)) + " (" + std::to_string(budget) +
+      " bytes). Raise the budget (the memory_budget argument where the structure is "
+      "compiled, or the " + kBudgetVar + " environment variable, in bytes) or use a "
+      "graph with fewer cycles among its transient vertices");
+}
+
+// Strongly connected components of the transient subgraph (iterative Tarjan).
+// Components come out sinks first (reverse topological order).
+std::vector<std::vector<int32_t>> sccs_sinks_first(int32_t n, const std::vector<int64_t>& ptr,
+                                                   const std::vector<int32_t>& dst) {
+  std::vector<int32_t> index(n, -1), low(n, 0);
+  std::vector<char> on_stack(n, 0);
+  std::vector<int32_t> stack;
+  std::vector<std::pair<int32_t, int64_t>> call;  // (vertex, next edge position)
+  std::vector<std::vector<int32_t>> comps;
+  int32_t counter = 0;
+  for (int32_t root = 0; root < n; ++root) {
+    if (index[root] >= 0) continue;
+    call.emplace_back(root, ptr[root]);
+    index[root] = low[root] = counter++;
+    stack.push_back(root);
+    on_stack[root] = 1;
+    while (!call.empty()) {
+      auto& [v, pos] = call.back();
+      if (pos < ptr[v + 1]) {
+        int32_t w = dst[pos++];
+        if (index[w] < 0) {
+          index[w] = low[w] = counter++;
+          stack.push_back(w);
+          on_stack[w] = 1;
+          call.emplace_back(w, ptr[w]);
+        } else if (on_stack[w]) {
+          low[v] = std::min(low[v], index[w]);
+        }
+      } else {
+        int32_t done = v;
+        call.pop_back();
+        if (!call.empty()) low[call.back().first] = std::min(low[call.back().first], low[done]);
+        if (low[done] == index[done]) {
+          comps.emplace_back();
+          int32_t w;
+          do {
+            w = stack.back();
+            stack.pop_back();
+            on_stack[w] = 0;
+            comps.back().push_back(w);
+          } while (w != done);
+        }
+      }
+    }
+  }
+  return comps;
+}
+
+// Approximate minimum degree (Amestoy, Davis and Duff, 1996) on a symmetric pattern:
+// adjacency lists without self-loops or duplicates, local indices 0..m-1. Works on the
+// quotient graph (eliminated vertices become elements standing for the clique of their
+// neighbours), with approximate external degrees and aggressive element absorption.
+// Returns the order; adds the Cholesky pattern of that order to est (L and U of the
+// unsymmetric elimination each lie inside it).
+std::vector<int32_t> amd_order(std::vector<std::vector<int32_t>> adj, FillEstimate& est) {
+  const int32_t m = static_cast<int32_t>(adj.size());
+  enum : char { kVariable, kElement, kAbsorbed };
+  std::vector<char> status(m, kVariable);
+  std::vector<std::vector<int32_t>> elems(m);    // elements adjacent to a variable
+  std::vector<std::vector<int32_t>> members(m);  // variables of a live element
+  std::vector<int64_t> degree(m), outside(m, 0);  // outside: |Le \ Lp| for this pivot
+  std::vector<int32_t> in_lp(m, -1), seen(m, -1);
+  using Item = std::pair<int64_t, int32_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  for (int32_t i = 0; i < m; ++i) {
+    degree[i] = static_cast<int64_t>(adj[i].size());
+    heap.emplace(degree[i], i);
+  }
+  std::vector<int32_t> order;
+  order.reserve(m);
+  std::vector<int32_t> lp;
+  for (int32_t k = 0; k < m; ++k) {
+    int32_t p;
+    for (;;) {
+      auto [d, i] = heap.top();
+      heap.pop();
+      if (status[i] == kVariable && d == degree[i]) {
+        p = i;
+        break;
+      }
+    }
+    order.push_back(p);
+    // Lp: the variables adjacent to p directly or through its elements, which p absorbs.
+    lp.clear();
+    in_lp[p] = k;
+    auto add = [&](int32_t i) {
+      if (status[i] == kVariable && in_lp[i] != k) {
+        in_lp[i] = k;
+        lp.push_back(i);
+      }
+    };
+    for (int32_t i : adj[p]) add(i);
+    for (int32_t e : elems[p]) {
+      if (status[e] != kElement) continue;
+      for (int32_t i : members[e]) add(i);
+      status[e] = kAbsorbed;
+      std::vector<int32_t>().swap(members[e]);
+    }
+    status[p] = kElement;
+    std::vector<int32_t>().swap(adj[p]);
+    std::vector<int32_t>().swap(elems[p]);
+    const auto d = static_cast<int64_t>(lp.size());
+    est.entries += 2 * d;
+    est.work += static_cast<double>(d) * static_cast<double>(d + 1);
+    // |Le \ Lp| for every element next to Lp (members of live elements are variables).
+    for (int32_t i : lp)
+      for (int32_t e : elems[i]) {
+        if (status[e] != kElement) continue;
+        if (seen[e] != k) {
+          seen[e] = k;
+          outside[e] = static_cast<int64_t>(members[e].size());
+        }
+        --outside[e];
+      }
+    for (int32_t i : lp) {
+      int64_t ext = d - 1;
+      size_t kept = 0;
+      for (int32_t e : elems[i]) {
+        if (status[e] != kElement) continue;
+        if (outside[e] == 0) {  // e lies inside Lp: p's element covers it
+          status[e] = kAbsorbed;
+          std::vector<int32_t>().swap(members[e]);
+          continue;
+        }
+        ext += outside[e];
+        elems[i][kept++] = e;
+      }
+      elems[i].resize(kept);
+      elems[i].push_back(p);
+      kept = 0;
+      for (int32_t j : adj[i]) {
+        if (status[j] != kVariable || in_lp[j] == k) continue;  // now through element p
+        ext += 1;
+        adj[i][kept++] = j;
+      }
+      adj[i].resize(kept);
+      degree[i] = std::min({degree[i] + d - 1, ext, static_cast<int64_t>(m - k - 2)});
+      heap.emplace(degree[i], i);
+    }
+    members[p] = lp;
+  }
+  return order;
+}
+
+// The order: components sinks first (acyclic graphs get no fill), approximate minimum
+// degree on the symmetrized pattern inside each cyclic component.
+void choose_order(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
+                  EliminationPlan& plan) {
+  std::vector<int32_t> local(n, -1);
+  plan.order.reserve(n);
+  for (const auto& comp : sccs_sinks_first(n, ptr, dst)) {
+    if (comp.size() == 1) {
+      plan.order.push_back(comp[0]);
+      continue;
+    }
+    plan.acyclic = false;
+    const auto m = static_cast<int32_t>(comp.size());
+    for (int32_t i = 0; i < m; ++i) local[comp[i]] = i;
+    std::vector<std::vector<int32_t>> adj(m);
+    for (int32_t i = 0; i < m; ++i)
+      for (int64_t e = ptr[comp[i]]; e < ptr[comp[i] + 1]; ++e) {
+        const int32_t c = local[dst[e]];
+        if (c < 0 || c == i) continue;  // another component, or a self-loop
+        adj[i].push_back(c);
+        adj[c].push_back(i);
+      }
+    for (auto& a : adj) {
+      std::sort(a.begin(), a.end());
+      a.erase(std::unique(a.begin(), a.end()), a.end());
+    }
+    for (int32_t i : amd_order(std::move(adj), plan.estimate)) plan.order.push_back(comp[i]);
+    for (int32_t v : comp) local[v] = -1;
+  }
+}
+
+// Rows of L and U, row by row in elimination order: row u's pattern is its edges plus
+// the U rows of the L entries, taken in ascending step (a min-heap, since new L entries
+// arrive while the row is built). Memory is the fill; time is the multiply-add count.
+void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
+              int64_t budget, EliminationPlan& plan) {
+  plan.step_of.assign(n, 0);
+  for (int32_t k = 0; k < n; ++k) plan.step_of[plan.order[k]] = k;
+  const auto edges = static_cast<int64_t>(dst.size());
+  const int64_t guess =
+      std::min(plan.estimate.entries + edges, budget / kBytesPerEntry + 1);
+  plan.l_col.reserve(static_cast<size_t>(guess / 2 + 1));
+  plan.u_col.reserve(static_cast<size_t>(guess / 2 + 1));
+  plan.l_ptr.assign(1, 0);
+  plan.u_ptr.assign(1, 0);
+  std::vector<int32_t> mark(n, -1), heap;
+  const std::greater<int32_t> later;
+  for (int32_t k = 0; k < n; ++k) {
+    const int32_t u = plan.order[k];
+    const size_t u0 = plan.u_col.size();
+    mark[u] = k;  // u -> u is implicit in the GTH pivot
+    auto reach = [&](int32_t c) {
+      if (mark[c] == k) return;
+      mark[c] = k;
+      if (plan.step_of[c] < k) {
+        heap.push_back(plan.step_of[c]);
+        std::push_heap(heap.begin(), heap.end(), later);
+      } else {
+        plan.u_col.push_back(c);
+      }
+    };
+    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) reach(dst[e]);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      const int32_t sv = heap.back();
+      heap.pop_back();
+      plan.l_col.push_back(sv);
+      plan.work += 1.0 + static_cast<double>(plan.u_ptr[sv + 1] - plan.u_ptr[sv]);
+      for (int64_t j = plan.u_ptr[sv]; j < plan.u_ptr[sv + 1]; ++j) reach(plan.u_col[j]);
+    }
+    std::sort(plan.u_col.begin() + static_cast<std::ptrdiff_t>(u0), plan.u_col.end(),
+              [&](int32_t a, int32_t b) { return plan.step_of[a] < plan.step_of[b]; });
+    plan.work += static_cast<double>(plan.u_col.size() - u0);
+    plan.l_ptr.push_back(static_cast<int64_t>(plan.l_col.size()));
+    plan.u_ptr.push_back(static_cast<int64_t>(plan.u_col.size()));
+    const auto entries = static_cast<int64_t>(plan.l_col.size() + plan.u_col.size());
+    if (entries > budget / kBytesPerEntry)
+      over_budget(plan.estimate, budget,
+                  " (counted exactly: " + count(static_cast<double>(entries)) +
+                      " nonzeros after " + std::to_string(k + 1) + " of " + std::to_string(n) +
+                      " vertices)");
+  }
+  plan.l_col.shrink_to_fit();
+  plan.u_col.shrink_to_fit();
+}
+
+}  // namespace
+
+int64_t default_memory_budget() {
+  const char* text = std::getenv(kBudgetVar);
+  if (text == nullptr || *text == '\0') return kDefaultMemoryBudget;
+  errno = 0;
+  char* end = nullptr;
+  const double x = std::strtod(text, &end);
+  double scale = 1.0;
+  if (*end == 'K' || *end == 'k') scale = 1024.0;
+  if (*end == 'M' || *end == 'm') scale = 1024.0 * 1024.0;
+  if (*end == 'G' || *end == 'g') scale = 1024.0 * 1024.0 * 1024.0;
+  if (scale != 1.0) ++end;
+  if (end == text || *end != '\0' || errno != 0 || !(x > 0.0) || x * scale > 9.0e18)
+    throw std::invalid_argument(std::string(kBudgetVar) + " is '" + text +
+                                "'; set it to a positive number of bytes, optionally with a "
+                                "K, M or G suffix (e.g. 2G), or unset it for the 2 GiB default");
+  return static_cast<int64_t>(x * scale);
+}
+
+EliminationPlan plan_elimination(int32_t n, const std::vector<int64_t>& ptr,
+                                 const std::vector<int32_t>& dst, int64_t budget_bytes) {
+  const int64_t budget = budget_bytes < 0 ? default_memory_budget() : budget_bytes;
+  EliminationPlan plan;
+  choose_order(n, ptr, dst, plan);
+  // Edges between components (the estimate's bound covers those inside them).
+  plan.estimate.entries += static_cast<int64_t>(dst.size());
+  plan.estimate.work += static_cast<double>(dst.size());
+  if (plan.estimate.entries > budget / kBytesPerEntry) over_budget(plan.estimate, budget, "");
+  symbolic(n, ptr, dst, budget, plan);
+  return plan;
+}
+
+}  // namespace phasic
