@@ -215,8 +215,11 @@ void choose_order(int32_t n, const std::vector<int64_t>& ptr, const std::vector<
 }
 
 // Rows of L and U, row by row in elimination order: row u's pattern is its edges plus
-// the U rows of the L entries, taken in ascending step (a min-heap, since new L entries
-// arrive while the row is built). Memory is the fill; time is the multiply-add count.
+// the U rows of its L entries, taken in ascending step (a min-heap, since new L entries
+// arrive while the row is built). Memory is the fill. Symmetric pruning (Eisenstat and
+// Liu, 1993) keeps this faster than the numeric work: once L(u, v) and U(v, u) are both
+// nonzero, the entries of U row v after u are reached through row u, so later rows
+// scan row v only up to u.
 void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
               int64_t budget, EliminationPlan& plan) {
   plan.step_of.assign(n, 0);
@@ -228,11 +231,14 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
   plan.u_col.reserve(static_cast<size_t>(guess / 2 + 1));
   plan.l_ptr.assign(1, 0);
   plan.u_ptr.assign(1, 0);
+  std::vector<int64_t> scan_end;  // per step: where the scan of its U row stops
+  scan_end.reserve(n);
   std::vector<int32_t> mark(n, -1), heap;
   const std::greater<int32_t> later;
+  auto by_step = [&](int32_t a, int32_t b) { return plan.step_of[a] < plan.step_of[b]; };
   for (int32_t k = 0; k < n; ++k) {
     const int32_t u = plan.order[k];
-    const size_t u0 = plan.u_col.size();
+    const size_t u0 = plan.u_col.size(), l0 = plan.l_col.size();
     mark[u] = k;  // u -> u is implicit in the GTH pivot
     auto reach = [&](int32_t c) {
       if (mark[c] == k) return;
@@ -251,13 +257,20 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
       heap.pop_back();
       plan.l_col.push_back(sv);
       plan.work += 1.0 + static_cast<double>(plan.u_ptr[sv + 1] - plan.u_ptr[sv]);
-      for (int64_t j = plan.u_ptr[sv]; j < plan.u_ptr[sv + 1]; ++j) reach(plan.u_col[j]);
+      for (int64_t j = plan.u_ptr[sv]; j < scan_end[sv]; ++j) reach(plan.u_col[j]);
     }
-    std::sort(plan.u_col.begin() + static_cast<std::ptrdiff_t>(u0), plan.u_col.end(),
-              [&](int32_t a, int32_t b) { return plan.step_of[a] < plan.step_of[b]; });
+    std::sort(plan.u_col.begin() + static_cast<std::ptrdiff_t>(u0), plan.u_col.end(), by_step);
     plan.work += static_cast<double>(plan.u_col.size() - u0);
     plan.l_ptr.push_back(static_cast<int64_t>(plan.l_col.size()));
     plan.u_ptr.push_back(static_cast<int64_t>(plan.u_col.size()));
+    scan_end.push_back(plan.u_ptr.back());
+    for (size_t i = l0; i < plan.l_col.size(); ++i) {
+      const int32_t sv = plan.l_col[i];
+      const auto first = plan.u_col.begin() + plan.u_ptr[sv];
+      const auto last = plan.u_col.begin() + scan_end[sv];
+      const auto at = std::lower_bound(first, last, u, by_step);
+      if (at != last && *at == u) scan_end[sv] = (at - plan.u_col.begin()) + 1;
+    }
     const auto entries = static_cast<int64_t>(plan.l_col.size() + plan.u_col.size());
     if (entries > budget / kBytesPerEntry)
       over_budget(plan.estimate, budget,

@@ -78,11 +78,10 @@ int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* d
       dense[v] = T(0.0);
       lvals[i] = l;
       fma_into(a, l, absorb[v]);
-      for (int64_t j = p.u_ptr[sv]; j < p.u_ptr[sv + 1]; ++j) {
-        const int32_t c = p.u_col[j];
-        if (c != u) fma_into(dense[c], l, uvals[j]);  // u -> u is implicit in the pivot
-      }
+      for (int64_t j = p.u_ptr[sv]; j < p.u_ptr[sv + 1]; ++j)
+        fma_into(dense[p.u_col[j]], l, uvals[j]);
     }
+    dense[u] = T(0.0);  // u -> u is implicit in the GTH pivot: the slot only collects
     absorb[u] = a;
     T pivot = a;
     for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) {
