@@ -214,12 +214,12 @@ void choose_order(int32_t n, const std::vector<int64_t>& ptr, const std::vector<
   }
 }
 
-// Rows of L and U, row by row in elimination order: row u's pattern is its edges plus
-// the U rows of its L entries, taken in ascending step (a min-heap, since new L entries
-// arrive while the row is built). Memory is the fill. Symmetric pruning (Eisenstat and
-// Liu, 1993) keeps this faster than the numeric work: once L(u, v) and U(v, u) are both
-// nonzero, the entries of U row v after u are reached through row u, so later rows
-// scan row v only up to u.
+// Rows of L and U, row by row in elimination order (columns as steps): row k's pattern
+// is its edges plus the U rows of its L entries, taken in ascending step (a min-heap,
+// since new L entries arrive while the row is built). Memory is the fill. Symmetric
+// pruning (Eisenstat and Liu, 1993) keeps this faster than the numeric work: once
+// L(k, v) and U(v, k) are both nonzero, the entries of U row v after k are reached
+// through row k, so later rows scan row v only up to k.
 void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
               int64_t budget, EliminationPlan& plan) {
   plan.step_of.assign(n, 0);
@@ -235,22 +235,21 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
   scan_end.reserve(n);
   std::vector<int32_t> mark(n, -1), heap;
   const std::greater<int32_t> later;
-  auto by_step = [&](int32_t a, int32_t b) { return plan.step_of[a] < plan.step_of[b]; };
   for (int32_t k = 0; k < n; ++k) {
     const int32_t u = plan.order[k];
     const size_t u0 = plan.u_col.size(), l0 = plan.l_col.size();
-    mark[u] = k;  // u -> u is implicit in the GTH pivot
+    mark[k] = k;  // u -> u is implicit in the GTH pivot
     auto reach = [&](int32_t c) {
       if (mark[c] == k) return;
       mark[c] = k;
-      if (plan.step_of[c] < k) {
-        heap.push_back(plan.step_of[c]);
+      if (c < k) {
+        heap.push_back(c);
         std::push_heap(heap.begin(), heap.end(), later);
       } else {
         plan.u_col.push_back(c);
       }
     };
-    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) reach(dst[e]);
+    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) reach(plan.step_of[dst[e]]);
     while (!heap.empty()) {
       std::pop_heap(heap.begin(), heap.end(), later);
       const int32_t sv = heap.back();
@@ -259,7 +258,7 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
       plan.work += 1.0 + static_cast<double>(plan.u_ptr[sv + 1] - plan.u_ptr[sv]);
       for (int64_t j = plan.u_ptr[sv]; j < scan_end[sv]; ++j) reach(plan.u_col[j]);
     }
-    std::sort(plan.u_col.begin() + static_cast<std::ptrdiff_t>(u0), plan.u_col.end(), by_step);
+    std::sort(plan.u_col.begin() + static_cast<std::ptrdiff_t>(u0), plan.u_col.end());
     plan.work += static_cast<double>(plan.u_col.size() - u0);
     plan.l_ptr.push_back(static_cast<int64_t>(plan.l_col.size()));
     plan.u_ptr.push_back(static_cast<int64_t>(plan.u_col.size()));
@@ -268,8 +267,8 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
       const int32_t sv = plan.l_col[i];
       const auto first = plan.u_col.begin() + plan.u_ptr[sv];
       const auto last = plan.u_col.begin() + scan_end[sv];
-      const auto at = std::lower_bound(first, last, u, by_step);
-      if (at != last && *at == u) scan_end[sv] = (at - plan.u_col.begin()) + 1;
+      const auto at = std::lower_bound(first, last, k);
+      if (at != last && *at == k) scan_end[sv] = (at - plan.u_col.begin()) + 1;
     }
     const auto entries = static_cast<int64_t>(plan.l_col.size() + plan.u_col.size());
     if (entries > budget / kBytesPerEntry)
@@ -279,7 +278,44 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
                       " vertices)");
   }
   plan.l_col.shrink_to_fit();
-  plan.u_col.shrink_to_fit();
+  plan.nonzeros = static_cast<int64_t>(plan.l_col.size() + plan.u_col.size());
+}
+
+// Rows of U at least 3/4 full between their first and last column become contiguous
+// runs (the gaps stored as zeros), when the padding fits the budget: the replay then
+// updates them without indirection. Rows shorter than kMinRun stay as they are.
+void pad_runs(int64_t budget, EliminationPlan& plan) {
+  constexpr int64_t kMinRun = 16;
+  const auto n = static_cast<int32_t>(plan.order.size());
+  plan.u_run.assign(n, 0);
+  int64_t total = 0;
+  for (int32_t k = 0; k < n; ++k) {
+    const int64_t len = plan.u_ptr[k + 1] - plan.u_ptr[k];
+    const int64_t span = len > 0 ? plan.u_col[plan.u_ptr[k + 1] - 1] - plan.u_col[plan.u_ptr[k]] + 1 : 0;
+    plan.u_run[k] = len == 0 || (len >= kMinRun && 4 * len >= 3 * span);
+    total += plan.u_run[k] ? span : len;
+  }
+  if (total + static_cast<int64_t>(plan.l_col.size()) > budget / kBytesPerEntry) {
+    for (int32_t k = 0; k < n; ++k)  // keep the exact rows; mark only the gap-free ones
+      plan.u_run[k] = plan.u_ptr[k + 1] == plan.u_ptr[k] ||
+                      plan.u_col[plan.u_ptr[k + 1] - 1] - plan.u_col[plan.u_ptr[k]] ==
+                          plan.u_ptr[k + 1] - plan.u_ptr[k] - 1;
+    plan.u_col.shrink_to_fit();
+    return;
+  }
+  std::vector<int64_t> ptr(1, 0);
+  std::vector<int32_t> col;
+  col.reserve(static_cast<size_t>(total));
+  for (int32_t k = 0; k < n; ++k) {
+    const int64_t j0 = plan.u_ptr[k], j1 = plan.u_ptr[k + 1];
+    if (plan.u_run[k] && j1 > j0)
+      for (int32_t c = plan.u_col[j0]; c <= plan.u_col[j1 - 1]; ++c) col.push_back(c);
+    else
+      col.insert(col.end(), plan.u_col.begin() + j0, plan.u_col.begin() + j1);
+    ptr.push_back(static_cast<int64_t>(col.size()));
+  }
+  plan.u_ptr.swap(ptr);
+  plan.u_col.swap(col);
 }
 
 }  // namespace
@@ -312,6 +348,7 @@ EliminationPlan plan_elimination(int32_t n, const std::vector<int64_t>& ptr,
   plan.estimate.work += static_cast<double>(dst.size());
   if (plan.estimate.entries > budget / kBytesPerEntry) over_budget(plan.estimate, budget, "");
   symbolic(n, ptr, dst, budget, plan);
+  pad_runs(budget, plan);
   return plan;
 }
 

@@ -31,11 +31,15 @@ struct EliminationPlan {
   // Rows of L by step; columns are steps, ascending (the replay order).
   std::vector<int64_t> l_ptr;
   std::vector<int32_t> l_col;
-  // Rows of U by step; columns are transient vertices, in ascending step.
+  // Rows of U by step; columns are steps, ascending. A row marked in u_run covers every
+  // step from its first column to its last (gaps padded with explicit zeros), so the
+  // replay updates it as one contiguous run.
   std::vector<int64_t> u_ptr;
   std::vector<int32_t> u_col;
+  std::vector<char> u_run;
   bool acyclic = true;
-  double work = 0.0;  // multiply-adds of one numeric factorization (exact)
+  int64_t nonzeros = 0;  // of L and U (without the padding of runs)
+  double work = 0.0;     // multiply-adds of one numeric factorization (exact)
   FillEstimate estimate;
 };
 
@@ -56,10 +60,12 @@ EliminationPlan plan_elimination(int32_t n, const std::vector<int64_t>& ptr,
                                  const std::vector<int32_t>& dst, int64_t budget_bytes);
 
 // Numeric factorization. vals[k] is the probability on edge k of the CSR (ptr, dst);
-// absorb[j] the probability that j is absorbed in one step, replaced by the absorption
-// probability of j with the vertices after it removed. dense: n entries, all zero (left
-// zero). Writes lvals (l_col.size()), uvals (u_col.size()) and dinv (1 / pivot, by
-// vertex). Returns -1, or the vertex whose pivot is <= 1e-14 (left in *bad_pivot).
+// absorb[j] the probability that vertex j is absorbed in one step, replaced by the
+// absorption probability of j with the vertices after it removed. dense: n entries, all
+// zero (left zero). Writes lvals (l_col.size()), uvals (u_col.size()) and dinv (1 /
+// pivot, by step). Returns -1, or the vertex whose pivot is <= 1e-14 (in *bad_pivot).
+// Every entry receives the same terms in the same order as a right-looking
+// elimination (padding adds exact zeros), so results do not depend on the layout.
 template <class T>
 int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* dst,
                   const T* vals, T* absorb, T* dense, T* lvals, T* uvals, T* dinv,
@@ -67,21 +73,25 @@ int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* d
   const int32_t n = static_cast<int32_t>(p.order.size());
   for (int32_t k = 0; k < n; ++k) {
     const int32_t u = p.order[k];
-    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) dense[dst[e]] = vals[e];
-    // Row u minus its L part times the rows of U above it, in elimination order (the
-    // order a right-looking elimination adds the same terms in).
+    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) dense[p.step_of[dst[e]]] = vals[e];
+    // Row u minus its L part times the rows of U above it, in elimination order.
     T a = absorb[u];
     for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) {
       const int32_t sv = p.l_col[i];
-      const int32_t v = p.order[sv];
-      const T l = dense[v] * dinv[v];
-      dense[v] = T(0.0);
+      const T l = dense[sv] * dinv[sv];
+      dense[sv] = T(0.0);
       lvals[i] = l;
-      fma_into(a, l, absorb[v]);
-      for (int64_t j = p.u_ptr[sv]; j < p.u_ptr[sv + 1]; ++j)
-        fma_into(dense[p.u_col[j]], l, uvals[j]);
+      fma_into(a, l, absorb[p.order[sv]]);
+      const int64_t j0 = p.u_ptr[sv], j1 = p.u_ptr[sv + 1];
+      if (p.u_run[sv]) {
+        T* run = dense + (j1 > j0 ? p.u_col[j0] : 0);
+        const T* uv = uvals + j0;
+        for (int64_t j = 0; j < j1 - j0; ++j) fma_into(run[j], l, uv[j]);
+      } else {
+        for (int64_t j = j0; j < j1; ++j) fma_into(dense[p.u_col[j]], l, uvals[j]);
+      }
     }
-    dense[u] = T(0.0);  // u -> u is implicit in the GTH pivot: the slot only collects
+    dense[k] = T(0.0);  // u -> u is implicit in the GTH pivot: the slot only collects
     absorb[u] = a;
     T pivot = a;
     for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) {
@@ -94,30 +104,33 @@ int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* d
       *bad_pivot = value(pivot);
       return u;
     }
-    dinv[u] = reciprocal(pivot);
+    dinv[k] = reciprocal(pivot);
   }
   return -1;
 }
 
-// Solves (I - P) x = b in place with the factors of lu_factor.
+// Solves (I - P) x = b in place with the factors of lu_factor (in step order inside).
 template <class T>
 void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T* dinv, T* x) {
   const int32_t n = static_cast<int32_t>(p.order.size());
+  thread_local std::vector<T> by_step;
+  by_step.resize(static_cast<size_t>(n));
+  T* xs = by_step.data();
+  for (int32_t k = 0; k < n; ++k) xs[k] = x[p.order[k]];
   for (int32_t k = 0; k < n; ++k) {
-    const int32_t u = p.order[k];
-    T acc = x[u];
+    T acc = xs[k];
     for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) {
-      const T& xv = x[p.order[p.l_col[i]]];
+      const T& xv = xs[p.l_col[i]];
       if (!is_zero(xv)) fma_into(acc, lvals[i], xv);
     }
-    x[u] = acc;
+    xs[k] = acc;
   }
   for (int32_t k = n - 1; k >= 0; --k) {
-    const int32_t u = p.order[k];
-    T acc = x[u];
-    for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) fma_into(acc, uvals[j], x[p.u_col[j]]);
-    x[u] = acc * dinv[u];
+    T acc = xs[k];
+    for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) fma_into(acc, uvals[j], xs[p.u_col[j]]);
+    xs[k] = acc * dinv[k];
   }
+  for (int32_t k = 0; k < n; ++k) x[p.order[k]] = xs[k];
 }
 
 }  // namespace phasic

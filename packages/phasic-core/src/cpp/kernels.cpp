@@ -54,7 +54,7 @@ struct Workspace {
   std::vector<T> aelim;  // absorption probability during elimination
   std::vector<T> vals;   // T->T edge probabilities (CSR order)
   std::vector<T> dense;  // one row of the elimination, scattered (all zero between rows)
-  std::vector<T> dinv;   // 1 / pivot per vertex
+  std::vector<T> dinv;   // 1 / pivot per elimination step
   std::vector<T> lvals, uvals;  // factors in plan order (contiguous for the solves)
   std::vector<T> alpha;  // initial distribution over transient vertices
   std::vector<T> x, y;

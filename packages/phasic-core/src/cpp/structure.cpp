@@ -148,7 +148,7 @@ std::shared_ptr<const Structure> Structure::compile(const GraphData& g, int64_t 
   }
   s.plan = plan_elimination(s.n, s.tt_ptr, s.tt_dst, memory_budget);
   s.acyclic = s.plan.acyclic;
-  s.n_fill = static_cast<int64_t>(s.plan.l_col.size() + s.plan.u_col.size() - s.tt_dst.size());
+  s.n_fill = s.plan.nonzeros - static_cast<int64_t>(s.tt_dst.size());
   s.layout = build_layout(s);
   return sp;
 }
