@@ -9,6 +9,7 @@
 // diagonal comes from the GTH rule (pivot = absorption + sum of the row of U), so
 // pivots are sums of non-negative terms.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,52 +60,110 @@ int64_t default_memory_budget();
 EliminationPlan plan_elimination(int32_t n, const std::vector<int64_t>& ptr,
                                  const std::vector<int32_t>& dst, int64_t budget_bytes);
 
+// Subtracts l[i] times U row sv from the rows rows[i] of the block, i < m.
+template <class T>
+void apply_u_row(const EliminationPlan& p, int32_t sv, const T* uvals, T* const* rows,
+                 const T* l, int m) {
+  const int64_t j0 = p.u_ptr[sv], j1 = p.u_ptr[sv + 1];
+  if (j1 == j0) return;
+  const T* uv = uvals + j0;
+  if (p.u_run[sv]) {
+    const int32_t c0 = p.u_col[j0];
+    for (int i = 0; i < m; ++i) {
+      T* run = rows[i] + c0;
+      const T li = l[i];
+      for (int64_t j = 0; j < j1 - j0; ++j) fma_into(run[j], li, uv[j]);
+    }
+  } else {
+    const int32_t* col = p.u_col.data() + j0;
+    for (int i = 0; i < m; ++i) {
+      T* row = rows[i];
+      const T li = l[i];
+      for (int64_t j = 0; j < j1 - j0; ++j) fma_into(row[col[j]], li, uv[j]);
+    }
+  }
+}
+
 // Numeric factorization. vals[k] is the probability on edge k of the CSR (ptr, dst);
 // absorb[j] the probability that vertex j is absorbed in one step, replaced by the
-// absorption probability of j with the vertices after it removed. dense: n entries, all
-// zero (left zero). Writes lvals (l_col.size()), uvals (u_col.size()) and dinv (1 /
-// pivot, by step). Returns -1, or the vertex whose pivot is <= 1e-14 (in *bad_pivot).
-// Every entry receives the same terms in the same order as a right-looking
-// elimination (padding adds exact zeros), so results do not depend on the layout.
+// absorption probability of j with the vertices after it removed. Writes lvals
+// (l_col.size()), uvals (u_col.size()) and dinv (1 / pivot, by step); work is scratch.
+// Returns -1, or the vertex whose pivot is <= 1e-14 (its pivot in *bad_pivot).
+//
+// Rows are built kLuBlock at a time (one at a time when U is empty: acyclic graphs),
+// each scattered into its own dense row: first every U row above the block is applied
+// to all block rows that need it (read from memory once for the block: the 8,000-vertex
+// chord cycle of bench/elimination.py factors 3x faster), then the block's own rows in
+// order. Every entry still
+// receives the same terms in the same order as a right-looking elimination (padding
+// adds exact zeros), so results do not depend on the blocking or the layout.
+constexpr int32_t kLuBlock = 16;
+
 template <class T>
 int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* dst,
-                  const T* vals, T* absorb, T* dense, T* lvals, T* uvals, T* dinv,
-                  double* bad_pivot) {
+                  const T* vals, T* absorb, std::vector<T>& work, T* lvals, T* uvals,
+                  T* dinv, double* bad_pivot) {
   const int32_t n = static_cast<int32_t>(p.order.size());
-  for (int32_t k = 0; k < n; ++k) {
-    const int32_t u = p.order[k];
-    for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) dense[p.step_of[dst[e]]] = vals[e];
-    // Row u minus its L part times the rows of U above it, in elimination order.
-    T a = absorb[u];
-    for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) {
-      const int32_t sv = p.l_col[i];
-      const T l = dense[sv] * dinv[sv];
-      dense[sv] = T(0.0);
-      lvals[i] = l;
-      fma_into(a, l, absorb[p.order[sv]]);
-      const int64_t j0 = p.u_ptr[sv], j1 = p.u_ptr[sv + 1];
-      if (p.u_run[sv]) {
-        T* run = dense + (j1 > j0 ? p.u_col[j0] : 0);
-        const T* uv = uvals + j0;
-        for (int64_t j = 0; j < j1 - j0; ++j) fma_into(run[j], l, uv[j]);
-      } else {
-        for (int64_t j = j0; j < j1; ++j) fma_into(dense[p.u_col[j]], l, uvals[j]);
+  const int32_t block = p.acyclic ? 1 : std::min(n, kLuBlock);
+  work.assign(static_cast<size_t>(n) * static_cast<size_t>(block), T(0.0));
+  T* rows[kLuBlock];
+  T* act_rows[kLuBlock];
+  T acc[kLuBlock], l[kLuBlock];
+  int64_t at[kLuBlock];
+  for (int32_t k0 = 0; k0 < n; k0 += block) {
+    const int m = static_cast<int>(std::min(block, n - k0));
+    for (int q = 0; q < m; ++q) {
+      rows[q] = work.data() + static_cast<size_t>(q) * static_cast<size_t>(n);
+      const int32_t u = p.order[k0 + q];
+      for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e) rows[q][p.step_of[dst[e]]] = vals[e];
+      at[q] = p.l_ptr[k0 + q];
+      acc[q] = absorb[u];
+    }
+    // U rows above the block, in ascending step, each applied to the rows needing it.
+    for (;;) {
+      int32_t sv = k0;
+      for (int q = 0; q < m; ++q)
+        if (at[q] < p.l_ptr[k0 + q + 1]) sv = std::min(sv, p.l_col[at[q]]);
+      if (sv == k0) break;
+      int na = 0;
+      for (int q = 0; q < m; ++q) {
+        if (at[q] == p.l_ptr[k0 + q + 1] || p.l_col[at[q]] != sv) continue;
+        const T lq = rows[q][sv] * dinv[sv];
+        rows[q][sv] = T(0.0);
+        lvals[at[q]++] = lq;
+        fma_into(acc[q], lq, absorb[p.order[sv]]);
+        act_rows[na] = rows[q];
+        l[na++] = lq;
       }
+      apply_u_row(p, sv, uvals, act_rows, l, na);
     }
-    dense[k] = T(0.0);  // u -> u is implicit in the GTH pivot: the slot only collects
-    absorb[u] = a;
-    T pivot = a;
-    for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) {
-      const int32_t c = p.u_col[j];
-      uvals[j] = dense[c];
-      dense[c] = T(0.0);
-      pivot += uvals[j];
+    // The block's own rows, in order: row k needs the finished rows k0 .. k - 1.
+    for (int q = 0; q < m; ++q) {
+      const int32_t k = k0 + q, u = p.order[k];
+      T* row = rows[q];
+      for (; at[q] < p.l_ptr[k + 1]; ++at[q]) {
+        const int32_t sv = p.l_col[at[q]];
+        const T lq = row[sv] * dinv[sv];
+        row[sv] = T(0.0);
+        lvals[at[q]] = lq;
+        fma_into(acc[q], lq, absorb[p.order[sv]]);
+        apply_u_row(p, sv, uvals, &row, &lq, 1);
+      }
+      row[k] = T(0.0);  // u -> u is implicit in the GTH pivot: the slot only collects
+      absorb[u] = acc[q];
+      T pivot = acc[q];
+      for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) {
+        const int32_t c = p.u_col[j];
+        uvals[j] = row[c];
+        row[c] = T(0.0);
+        pivot += uvals[j];
+      }
+      if (!(value(pivot) > 1e-14)) {
+        *bad_pivot = value(pivot);
+        return u;
+      }
+      dinv[k] = reciprocal(pivot);
     }
-    if (!(value(pivot) > 1e-14)) {
-      *bad_pivot = value(pivot);
-      return u;
-    }
-    dinv[k] = reciprocal(pivot);
   }
   return -1;
 }

@@ -53,7 +53,7 @@ struct Workspace {
   std::vector<T> absv;   // weight of the edges into absorption per vertex
   std::vector<T> aelim;  // absorption probability during elimination
   std::vector<T> vals;   // T->T edge probabilities (CSR order)
-  std::vector<T> dense;  // one row of the elimination, scattered (all zero between rows)
+  std::vector<T> dense;  // rows of the elimination, scattered (lu_factor's scratch)
   std::vector<T> dinv;   // 1 / pivot per elimination step
   std::vector<T> lvals, uvals;  // factors in plan order (contiguous for the solves)
   std::vector<T> alpha;  // initial distribution over transient vertices
@@ -265,11 +265,10 @@ void factor(const Structure& s, Workspace<T>& ws) {
   }
   ws.lvals.resize(s.plan.l_col.size());
   ws.uvals.resize(s.plan.u_col.size());
-  ws.dense.assign(static_cast<size_t>(n), T(0.0));
   double pivot = 0.0;
   const int32_t v = lu_factor(s.plan, s.tt_ptr.data(), s.tt_dst.data(), ws.vals.data(),
-                              ws.aelim.data(), ws.dense.data(), ws.lvals.data(),
-                              ws.uvals.data(), ws.dinv.data(), &pivot);
+                              ws.aelim.data(), ws.dense, ws.lvals.data(), ws.uvals.data(),
+                              ws.dinv.data(), &pivot);
   if (v >= 0)
     bad(s.vertex_string(s.tvert[v]) +
         " cannot reach absorption for this theta (its probability of ever leaving its "
