@@ -130,7 +130,8 @@ def run(quick: bool) -> dict[str, Any]:
                        "nonzeros_ratio": p["nonzeros"] / s["nonzeros"], "moments_rel_diff": rel})
         r = ratios[-1]
         print(f"  n={n}: phasic / splu time {r['time_ratio']:.2f}, memory "
-              f"{r['memory_ratio']:.2f}, L+U nonzeros {r['nonzeros_ratio']:.2f}; moments differ by {rel:.1e}")
+              f"{r['memory_ratio']:.2f}, L+U nonzeros {r['nonzeros_ratio']:.2f}; "
+              f"moments differ by {rel:.1e}")
     result = {"sizes": list(sizes), "theta": THETA, "rows": rows, "ratios": ratios}
     path = common.write_json("elimination", quick, result, load_start)
     plot(rows, quick)

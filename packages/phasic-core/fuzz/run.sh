@@ -65,8 +65,8 @@ echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I "$SRC" \
   "$HERE/fuzz_structure.cpp" \
-  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/elimination.cpp" "$SRC/layout.cpp" \
-  "$SRC/kernels.cpp" "$SRC/threads.cpp" \
+  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/elimination.cpp" \
+  "$SRC/layout.cpp" "$SRC/kernels.cpp" "$SRC/threads.cpp" \
   -o "$BIN"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"

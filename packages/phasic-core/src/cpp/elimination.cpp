@@ -287,19 +287,20 @@ void symbolic(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int3
 void pad_runs(int64_t budget, EliminationPlan& plan) {
   constexpr int64_t kMinRun = 16;
   const auto n = static_cast<int32_t>(plan.order.size());
+  auto length = [&](int32_t k) { return plan.u_ptr[k + 1] - plan.u_ptr[k]; };
+  auto span = [&](int32_t k) -> int64_t {  // first to last column (0: empty row)
+    const int64_t j0 = plan.u_ptr[k], j1 = plan.u_ptr[k + 1];
+    return j1 > j0 ? plan.u_col[j1 - 1] - plan.u_col[j0] + 1 : 0;
+  };
   plan.u_run.assign(n, 0);
   int64_t total = 0;
   for (int32_t k = 0; k < n; ++k) {
-    const int64_t len = plan.u_ptr[k + 1] - plan.u_ptr[k];
-    const int64_t span = len > 0 ? plan.u_col[plan.u_ptr[k + 1] - 1] - plan.u_col[plan.u_ptr[k]] + 1 : 0;
-    plan.u_run[k] = len == 0 || (len >= kMinRun && 4 * len >= 3 * span);
-    total += plan.u_run[k] ? span : len;
+    const int64_t len = length(k);
+    plan.u_run[k] = len == span(k) || (len >= kMinRun && 4 * len >= 3 * span(k));
+    total += plan.u_run[k] ? span(k) : len;
   }
   if (total + static_cast<int64_t>(plan.l_col.size()) > budget / kBytesPerEntry) {
-    for (int32_t k = 0; k < n; ++k)  // keep the exact rows; mark only the gap-free ones
-      plan.u_run[k] = plan.u_ptr[k + 1] == plan.u_ptr[k] ||
-                      plan.u_col[plan.u_ptr[k + 1] - 1] - plan.u_col[plan.u_ptr[k]] ==
-                          plan.u_ptr[k + 1] - plan.u_ptr[k] - 1;
+    for (int32_t k = 0; k < n; ++k) plan.u_run[k] = length(k) == span(k);  // no padding
     plan.u_col.shrink_to_fit();
     return;
   }
