@@ -114,6 +114,41 @@ def test_budget_caught_while_counting_fill_between_components() -> None:
     assert core().Structure.from_json(text, memory_budget=12 * entries).fill_length > 0
 
 
+def _run_child(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh Python with this folder importable and `env` set."""
+    full = dict(os.environ, **env)
+    full["PYTHONPATH"] = os.path.dirname(__file__) + os.pathsep + full.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", script], env=full, capture_output=True,
+                          text=True, timeout=300)
+
+
+_REJECT_SCRIPT = textwrap.dedent("""
+    import resource
+    from graphs import chord_cycle
+    from phasic._ext import core
+    text = chord_cycle(4000, seed=4).graph().serialize()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        core().Structure.from_json(text, memory_budget=1 << 20)
+    except ValueError as e:
+        print("ERROR", e)
+    print("GROWTH_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+""")
+
+
+def test_rejection_happens_before_the_fill_is_allocated() -> None:
+    # The 4,000-vertex chord cycle's factors hold 5.1e6 nonzeros (62 MiB at 12 bytes):
+    # refusing it must cost memory of the order of the graph (here < 16 MiB), not of
+    # the fill. A fresh process, so the RSS high-water mark is this compile's.
+    proc = _run_child(_REJECT_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("ERROR compiling this graph needs more memory"), proc.stdout
+    assert "budget 1.0 MiB (1048576 bytes)" in lines[0], lines[0]
+    growth_kib = int(lines[1].split()[1])
+    assert growth_kib < 16 * 1024, growth_kib
+
+
 @pytest.mark.parametrize("budget", [0, -5])
 def test_bad_budget_argument(budget: int) -> None:
     with pytest.raises(ValueError, match="memory_budget must be a positive number of bytes"):
@@ -137,10 +172,7 @@ _SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize(("value", "small"), [("100K", "OK 5 True"), ("lots", "ERROR 5")])
 def test_environment_budget_reaches_the_ffi_path(value: str, small: str) -> None:
-    env = dict(os.environ, PHASIC_STRUCTURE_MEMORY_BUDGET=value)
-    env["PYTHONPATH"] = os.path.dirname(__file__) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = _run_child(_SCRIPT, PHASIC_STRUCTURE_MEMORY_BUDGET=value)
     assert proc.returncode == 0, proc.stderr  # the process survives the errors
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("ERROR 600"), proc.stdout

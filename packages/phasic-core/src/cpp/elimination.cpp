@@ -179,6 +179,15 @@ std::vector<int32_t> amd_order(std::vector<std::vector<int32_t>> adj, FillEstima
       heap.emplace(degree[i], i);
     }
     members[p] = lp;
+    // Stale heap entries (a variable's older degrees) would add up to the whole fill:
+    // rebuild from the live variables whenever they outnumber them.
+    if (heap.size() > 2 * static_cast<size_t>(m) + 64) {
+      std::vector<Item> live;
+      live.reserve(static_cast<size_t>(m));
+      for (int32_t i = 0; i < m; ++i)
+        if (status[i] == kVariable) live.emplace_back(degree[i], i);
+      heap = decltype(heap)(std::greater<Item>(), std::move(live));
+    }
   }
   return order;
 }
