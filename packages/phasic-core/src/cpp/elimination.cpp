@@ -192,37 +192,6 @@ std::vector<int32_t> amd_order(std::vector<std::vector<int32_t>> adj, FillEstima
   return order;
 }
 
-// The order: components sinks first (acyclic graphs get no fill), approximate minimum
-// degree on the symmetrized pattern inside each cyclic component.
-void choose_order(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
-                  EliminationPlan& plan) {
-  std::vector<int32_t> local(n, -1);
-  plan.order.reserve(n);
-  for (const auto& comp : sccs_sinks_first(n, ptr, dst)) {
-    if (comp.size() == 1) {
-      plan.order.push_back(comp[0]);
-      continue;
-    }
-    plan.acyclic = false;
-    const auto m = static_cast<int32_t>(comp.size());
-    for (int32_t i = 0; i < m; ++i) local[comp[i]] = i;
-    std::vector<std::vector<int32_t>> adj(m);
-    for (int32_t i = 0; i < m; ++i)
-      for (int64_t e = ptr[comp[i]]; e < ptr[comp[i] + 1]; ++e) {
-        const int32_t c = local[dst[e]];
-        if (c < 0 || c == i) continue;  // another component, or a self-loop
-        adj[i].push_back(c);
-        adj[c].push_back(i);
-      }
-    for (auto& a : adj) {
-      std::sort(a.begin(), a.end());
-      a.erase(std::unique(a.begin(), a.end()), a.end());
-    }
-    for (int32_t i : amd_order(std::move(adj), plan.estimate)) plan.order.push_back(comp[i]);
-    for (int32_t v : comp) local[v] = -1;
-  }
-}
-
 // Rows of L and U, row by row in elimination order (columns as steps): row k's pattern
 // is its edges plus the U rows of its L entries, taken in ascending step (a min-heap,
 // since new L entries arrive while the row is built). Memory is the fill. Symmetric
@@ -328,6 +297,151 @@ void pad_runs(int64_t budget, EliminationPlan& plan) {
   plan.u_col.swap(col);
 }
 
+// Greedy minimum Markowitz cost (parents x children in the remaining graph), the order
+// this compiler used before approximate minimum degree: on structured models (the
+// two-island coalescent) it leaves about half the fill, but it simulates every
+// elimination operation. Runs on a component's local CSR: vertices 0..m-1 are the
+// component's, the rows after them its parents in later components (never eliminated
+// here; their fill counts). Gives up, returning an empty order, once its nonzeros reach
+// max_entries or its operations max_work. Memory: the remaining graph, at most
+// max_entries edges.
+std::vector<int32_t> markowitz_order(const std::vector<int64_t>& ptr,
+                                     const std::vector<int32_t>& dst, int32_t m,
+                                     int64_t max_entries, double max_work) {
+  const auto rows = static_cast<int32_t>(ptr.size() - 1);
+  std::vector<std::vector<int32_t>> ch(rows), par(m);
+  for (int32_t i = 0; i < rows; ++i)
+    for (int64_t e = ptr[i]; e < ptr[i + 1]; ++e) {
+      ch[i].push_back(dst[e]);
+      par[dst[e]].push_back(i);
+    }
+  auto cost = [&](int32_t v) {
+    return static_cast<int64_t>(par[v].size()) * static_cast<int64_t>(ch[v].size());
+  };
+  auto remove = [](std::vector<int32_t>& list, int32_t v) {
+    auto at = std::find(list.begin(), list.end(), v);
+    *at = list.back();
+    list.pop_back();
+  };
+  using Item = std::pair<int64_t, int32_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  for (int32_t v = 0; v < m; ++v) heap.emplace(cost(v), v);
+  std::vector<char> done(m, 0);
+  std::vector<int64_t> mark(m, -1);
+  std::vector<int32_t> order, touched;
+  int64_t entries = 0, stamp = 0;
+  double work = 0.0;
+  while (static_cast<int32_t>(order.size()) < m) {
+    auto [c, v] = heap.top();
+    heap.pop();
+    if (done[v] || c != cost(v)) continue;
+    order.push_back(v);
+    done[v] = 1;
+    entries += static_cast<int64_t>(par[v].size() + ch[v].size());
+    for (int32_t w : ch[v]) remove(par[w], v);
+    for (int32_t u : par[v]) {
+      remove(ch[u], v);
+      ++stamp;
+      for (int32_t w : ch[u]) mark[w] = stamp;
+      work += static_cast<double>(ch[u].size() + ch[v].size());
+      for (int32_t w : ch[v])
+        if (w != u && mark[w] != stamp) {  // u -> u is implicit in the GTH pivot
+          ch[u].push_back(w);
+          par[w].push_back(u);
+        }
+    }
+    if (entries >= max_entries || work > max_work) return {};
+    touched = par[v];
+    touched.insert(touched.end(), ch[v].begin(), ch[v].end());
+    std::vector<int32_t>().swap(par[v]);
+    std::vector<int32_t>().swap(ch[v]);
+    for (int32_t w : touched)
+      if (w < m) heap.emplace(cost(w), w);  // rows after m are never eliminated here
+    if (heap.size() > 2 * static_cast<size_t>(m) + 64) {  // drop stale entries
+      std::vector<Item> live;
+      for (int32_t w = 0; w < m; ++w)
+        if (!done[w]) live.emplace_back(cost(w), w);
+      heap = decltype(heap)(std::greater<Item>(), std::move(live));
+    }
+  }
+  return order;
+}
+
+// Work allowed to the Markowitz simulation per component: beyond it the component's
+// fill is large, and approximate minimum degree's order is kept without comparison.
+constexpr double kMarkowitzWork = 5e7;
+
+// The order: components sinks first (acyclic graphs get no fill); inside each cyclic
+// component approximate minimum degree on the symmetrized pattern, or the greedy
+// Markowitz order when that has fewer nonzeros in L and U, counted exactly for both in
+// the component's rows and in its parents' rows (the fill its order puts there).
+void choose_order(int32_t n, const std::vector<int64_t>& ptr, const std::vector<int32_t>& dst,
+                  int64_t budget, EliminationPlan& plan) {
+  std::vector<int32_t> local(n, -1);
+  plan.order.reserve(n);
+  std::vector<int64_t> rptr(n + 1, 0);  // parents, CSR by child
+  for (int32_t d : dst) ++rptr[d + 1];
+  for (int32_t j = 0; j < n; ++j) rptr[j + 1] += rptr[j];
+  std::vector<int32_t> rsrc(dst.size());
+  {
+    std::vector<int64_t> fill(rptr.begin(), rptr.end() - 1);
+    for (int32_t j = 0; j < n; ++j)
+      for (int64_t e = ptr[j]; e < ptr[j + 1]; ++e) rsrc[fill[dst[e]]++] = j;
+  }
+  for (const auto& comp : sccs_sinks_first(n, ptr, dst)) {
+    if (comp.size() == 1) {
+      plan.order.push_back(comp[0]);
+      continue;
+    }
+    plan.acyclic = false;
+    const auto m = static_cast<int32_t>(comp.size());
+    for (int32_t i = 0; i < m; ++i) local[comp[i]] = i;
+    // The component's own edges, local numbering: CSR and the symmetrized adjacency.
+    std::vector<int64_t> lptr(1, 0);
+    std::vector<int32_t> ldst;
+    std::vector<std::vector<int32_t>> adj(m);
+    for (int32_t i = 0; i < m; ++i) {
+      for (int64_t e = ptr[comp[i]]; e < ptr[comp[i] + 1]; ++e) {
+        const int32_t c = local[dst[e]];
+        if (c < 0 || c == i) continue;  // another component, or a self-loop
+        ldst.push_back(c);
+        adj[i].push_back(c);
+        adj[c].push_back(i);
+      }
+      lptr.push_back(static_cast<int64_t>(ldst.size()));
+    }
+    for (auto& a : adj) {
+      std::sort(a.begin(), a.end());
+      a.erase(std::unique(a.begin(), a.end()), a.end());
+    }
+    // Parents in later components: rows m, m + 1, ... with their edges into comp.
+    std::vector<int32_t> outside;
+    for (int32_t v : comp)
+      for (int64_t e = rptr[v]; e < rptr[v + 1]; ++e)
+        if (local[rsrc[e]] < 0) {
+          local[rsrc[e]] = m + static_cast<int32_t>(outside.size());
+          outside.push_back(rsrc[e]);
+        }
+    for (int32_t u : outside) {
+      for (int64_t e = ptr[u]; e < ptr[u + 1]; ++e)
+        if (local[dst[e]] >= 0 && local[dst[e]] < m) ldst.push_back(local[dst[e]]);
+      lptr.push_back(static_cast<int64_t>(ldst.size()));
+    }
+    EliminationPlan sub;
+    sub.order = amd_order(std::move(adj), plan.estimate);
+    if (plan.estimate.entries > budget / kBytesPerEntry) over_budget(plan.estimate, budget, "");
+    for (size_t i = 0; i < outside.size(); ++i) sub.order.push_back(m + static_cast<int32_t>(i));
+    sub.estimate = plan.estimate;
+    symbolic(static_cast<int32_t>(sub.order.size()), lptr, ldst, budget, sub);
+    auto greedy =
+        markowitz_order(lptr, ldst, m, sub.nonzeros, std::min(sub.work, kMarkowitzWork));
+    if (greedy.empty()) greedy.assign(sub.order.begin(), sub.order.begin() + m);
+    for (int32_t i : greedy) plan.order.push_back(comp[i]);
+    for (int32_t v : comp) local[v] = -1;
+    for (int32_t u : outside) local[u] = -1;
+  }
+}
+
 }  // namespace
 
 int64_t default_memory_budget() {
@@ -352,7 +466,7 @@ EliminationPlan plan_elimination(int32_t n, const std::vector<int64_t>& ptr,
                                  const std::vector<int32_t>& dst, int64_t budget_bytes) {
   const int64_t budget = budget_bytes < 0 ? default_memory_budget() : budget_bytes;
   EliminationPlan plan;
-  choose_order(n, ptr, dst, plan);
+  choose_order(n, ptr, dst, budget, plan);
   // Edges between components (the estimate's bound covers those inside them).
   plan.estimate.entries += static_cast<int64_t>(dst.size());
   plan.estimate.work += static_cast<double>(dst.size());

@@ -320,7 +320,8 @@ class Graph:
 
         `memory_budget` (bytes) bounds the elimination plan's memory; None uses
         PHASIC_STRUCTURE_MEMORY_BUDGET or 2 GiB. Beyond it, a ValueError names the
-        estimated size and work and the budget.
+        estimated size and work and the budget. It applies when the structure is
+        compiled; an already cached structure is returned as it is.
         """
         if self._structure is None:
             self._structure = self._builder.compile(memory_budget)
