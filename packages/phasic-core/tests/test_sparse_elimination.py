@@ -18,6 +18,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from graphs import ChordCycle, chord_cycle
 
+from phasic import models
 from phasic._ext import core
 
 BUDGET_WORDS = ("nonzeros", "multiply-adds", "budget", "PHASIC_STRUCTURE_MEMORY_BUDGET")
@@ -49,6 +50,21 @@ def test_chord_cycle_fill_no_larger_than_superlu_colamd(chord: tuple[ChordCycle,
     superlu_offdiag = lu.L.nnz + lu.U.nnz - 2 * c.n
     ours = s.fill_length + int(tt.sum())  # nonzeros of L and U off the diagonal
     assert ours <= superlu_offdiag, (ours, superlu_offdiag)
+
+
+@pytest.mark.parametrize("n", [10, 20, 30])
+def test_two_island_fill_no_larger_than_superlu_colamd(n: int) -> None:
+    # Structured cycles (migration between islands), where the greedy order is kept.
+    g = models.two_island(n)
+    s = g.structure()
+    d = reference.dense(g, np.ones(s.param_length))
+    lu = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(-d.T), permc_spec="COLAMD")
+    edges = np.count_nonzero(d.T - np.diag(np.diag(d.T)))
+    ours = s.fill_length + edges
+    assert ours <= lu.L.nnz + lu.U.nnz - 2 * s.transient_length
+    theta = np.ones(s.param_length)
+    np.testing.assert_allclose(np.asarray(s.moments(theta, 3, None)),
+                               reference.moments(g, theta, 3), rtol=1e-12)
 
 
 def test_chord_cycle_rewards_jacobian_and_discrete() -> None:
