@@ -6,7 +6,7 @@
 The graphs are directed cycles with random chords (out-degree 6, one vertex in 20
 absorbing; packages/phasic-core/tests/graphs.py `chord_cycle`): one strongly connected
 component whose elimination fill is large. Each measurement runs in its own child
-process, which reports its peak RSS (the high-water mark, getrusage) before and after
+process, which reports its peak RSS (the high-water mark, VmHWM) before and after
 the measured step:
 
   phasic  Structure.from_json (order, symbolic factorization) and moments(k=2) (the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import resource
 import sys
 import time
 from typing import Any
@@ -40,8 +39,13 @@ TIMEOUT = 1800.0
 
 
 def peak_mib() -> float:
-    """This process's RSS high-water mark (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's RSS high-water mark: VmHWM, which starts afresh at exec (getrusage's
+    ru_maxrss keeps the forking parent's, e.g. bench/run.py's with JAX loaded)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def worker(kind: str, n: int) -> None:
