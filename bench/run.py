@@ -13,6 +13,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   scaling   1, 2, 4 processes with phasic-launch and on the local Slurm cluster
   gradients bench/gradients.py, when present (another engineer's; its own process)
   memory    bench/memory.py, likewise
+  elimination  compile + moments on chord cycles (large elimination fill) against
+            scipy's splu: time and peak RSS of child processes
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -32,7 +34,7 @@ from typing import Any
 
 from common import BENCH, load, write_json
 
-MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory")
+MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

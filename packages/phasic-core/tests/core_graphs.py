@@ -78,3 +78,55 @@ def random_graph(seed: int, *, cyclic: bool, discrete: bool = False,
         else:
             vs[i].add_edge(vs[j], float(c0))
     return RandomCase(g, theta, seed, cyclic, discrete)
+
+
+@dataclass
+class ChordCycle:
+    """Edges of a chord cycle: transient vertices 0..n-1, the absorbing vertex n.
+
+    rate = coef * theta[0] on transient -> transient edges, the constant `coef` into
+    absorption; the chain starts in vertex 0.
+    """
+
+    n: int
+    src: np.ndarray
+    dst: np.ndarray
+    coef: np.ndarray
+    absorbing: np.ndarray  # per edge: into the absorbing vertex
+
+    def graph(self, discrete: bool = False) -> Graph:
+        """The phasic graph (state (i + 1,) for vertex i); discrete: rates scaled to
+        out-probabilities summing to 0.9 at theta[0] = 1."""
+        scale = np.ones(self.n)
+        if discrete:
+            scale = 0.9 / np.bincount(self.src, weights=self.coef, minlength=self.n)
+        g = Graph(1, discrete=discrete)
+        vs = [g.find_or_create_vertex((k + 1,)) for k in range(self.n + 1)]
+        g.starting_vertex().add_edge(vs[0], 1.0)
+        for a, b, c, ab in zip(self.src, self.dst, self.coef, self.absorbing, strict=True):
+            w = float(c * scale[a])
+            vs[int(a)].add_edge(vs[int(b)], w if ab else [w])
+        return g
+
+
+def chord_cycle(n: int, degree: int = 6, seed: int = 0) -> ChordCycle:
+    """A directed cycle over n transient vertices, each with degree - 1 random chords
+    (distinct targets) and, for one vertex in 20 (at least vertex 0), an edge into
+    absorption: one strongly connected component whose elimination fill is large."""
+    rng = np.random.default_rng(seed)
+    src, dst = [], []
+    for i in range(n):
+        targets = {(i + 1) % n}
+        while len(targets) < min(degree, n - 1):
+            j = int(rng.integers(n))
+            if j != i:
+                targets.add(j)
+        src += [i] * len(targets)
+        dst += sorted(targets)
+    leaving = np.flatnonzero(rng.random(n) < 0.05)
+    leaving = np.union1d(leaving, [0])
+    absorbing = np.r_[np.zeros(len(src), dtype=bool), np.ones(len(leaving), dtype=bool)]
+    src = np.r_[src, leaving]
+    dst = np.r_[dst, np.full(len(leaving), n)]
+    coef = rng.uniform(0.5, 2.0, size=len(src))
+    return ChordCycle(n, src.astype(np.int64), dst.astype(np.int64), coef, absorbing)

@@ -12,17 +12,17 @@ void build_fused_moments(const Structure& s, Layout& out) {
   const int32_t n = s.n;
   if (!s.acyclic || s.discrete || !s.single_coef) return;
   std::vector<int32_t> pos(static_cast<size_t>(n), -1);
-  for (int32_t p = 0; p < n; ++p) pos[s.order[p]] = p;
+  for (int32_t p = 0; p < n; ++p) pos[s.plan.order[p]] = p;
   const int32_t no_param = static_cast<int32_t>(s.P);
   auto edge = [&](int32_t child, int64_t at) {
     const int32_t par = s.spar[at];
     return MomentEdge{child, par >= 0 ? par : no_param, s.w0[at], par >= 0 ? s.sval[at] : 0.0};
   };
-  out.m_tidx = s.order;
+  out.m_tidx = s.plan.order;
   out.m_ptr.assign(1, 0);
   out.m_edge.reserve(static_cast<size_t>(s.E - s.off_tt));
   for (int32_t p = 0; p < n; ++p) {
-    const int32_t j = s.order[p];
+    const int32_t j = s.plan.order[p];
     for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) {
       const int32_t c = pos[s.tt_dst[k]];
       if (c >= p) return;  // not sinks first: keep the general elimination replay

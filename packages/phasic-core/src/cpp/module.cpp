@@ -84,6 +84,15 @@ class KernelCall {
   nb::gil_scoped_release release_;
 };
 
+// memory_budget as passed from Python: None means the default (environment or 2 GiB).
+int64_t checked_budget(std::optional<int64_t> budget) {
+  if (!budget) return -1;
+  if (*budget <= 0)
+    throw std::invalid_argument("memory_budget must be a positive number of bytes, got " +
+                                std::to_string(*budget) + " (None: the default)");
+  return *budget;
+}
+
 // Python-facing handle on an immutable, shareable Structure.
 struct PyStructure {
   std::shared_ptr<const Structure> s;
@@ -154,19 +163,24 @@ NB_MODULE(_core, m) {
             return GraphBuilder::from_data(parse_graph_json(text));
           },
           "text"_a)
-      .def("compile", [](const GraphBuilder& b) {
-        nb::gil_scoped_release release;
-        return PyStructure{Structure::compile(b.data())};
-      });
+      .def(
+          "compile",
+          [](const GraphBuilder& b, std::optional<int64_t> memory_budget) {
+            const int64_t budget = checked_budget(memory_budget);
+            nb::gil_scoped_release release;
+            return PyStructure{Structure::compile(b.data(), budget)};
+          },
+          "memory_budget"_a = nb::none());
 
   nb::class_<PyStructure>(m, "Structure")
       .def_static(
           "from_json",
-          [](std::string_view text) {
+          [](std::string_view text, std::optional<int64_t> memory_budget) {
+            const int64_t budget = checked_budget(memory_budget);
             nb::gil_scoped_release release;
-            return PyStructure{Structure::from_json(text)};
+            return PyStructure{Structure::from_json(text, budget)};
           },
-          "text"_a)
+          "text"_a, "memory_budget"_a = nb::none())
       .def_prop_ro("discrete", [](const PyStructure& p) { return p.s->discrete; })
       .def_prop_ro("param_length", [](const PyStructure& p) { return p.s->P; })
       .def_prop_ro("vertices_length", [](const PyStructure& p) { return p.s->V; })

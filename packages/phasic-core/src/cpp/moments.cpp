@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "elimination.hpp"
 #include "kernels.hpp"
 #include "per_theta.hpp"
 
@@ -13,11 +14,12 @@ namespace phasic {
 namespace kernel {
 namespace {
 
-// non-negative terms, so there is no cancellation).
+// Numeric replay of the recorded elimination (GTH form: pivots are sums of
+// non-negative terms, so there is no cancellation; elimination.hpp).
 template <class T>
 void factor(const Structure& s, Workspace<T>& ws) {
   const int32_t n = s.n;
-  ws.vals.assign(static_cast<size_t>(s.n_slots), T(0.0));
+  ws.vals.resize(s.tt_dst.size());
   ws.dinv.resize(static_cast<size_t>(n));
   ws.aelim.resize(static_cast<size_t>(n));
   for (int32_t j = 0; j < n; ++j) {
@@ -32,57 +34,22 @@ void factor(const Structure& s, Workspace<T>& ws) {
       ws.aelim[j] = ws.absv[j] / ws.lam[j];
     }
   }
-  T* vals = ws.vals.data();
-  T* absv = ws.aelim.data();
-  ws.lvals.resize(s.par_v.size());
-  ws.uvals.resize(s.ch_v.size());
-  T* lvals = ws.lvals.data();
-  T* uvals = ws.uvals.data();
-  for (int32_t step = 0; step < n; ++step) {
-    const int32_t v = s.order[step];
-    const int64_t c0 = s.ch_ptr[step], c1 = s.ch_ptr[step + 1];
-    T pivot = absv[v];
-    for (int64_t j = c0; j < c1; ++j) pivot += vals[s.ch_slot[j]];
-    if (!(value(pivot) > 1e-14))
-      bad(s.vertex_string(s.tvert[v]) +
-          " cannot reach absorption for this theta (its probability of ever leaving its "
-          "closed class is " + num(value(pivot)) + "); check for zero rates");
-    const T d = reciprocal(pivot);
-    ws.dinv[v] = d;
-    const int64_t nch = c1 - c0;
-    for (int64_t j = c0; j < c1; ++j) uvals[j] = vals[s.ch_slot[j]];
-    int64_t op = s.op_ptr[step];
-    for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i) {
-      const T l = vals[s.par_slot[i]] * d;
-      lvals[i] = l;
-      fma_into(absv[s.par_v[i]], l, absv[v]);
-      for (int64_t j = 0; j < nch; ++j, ++op) {
-        const int32_t t = s.op_target[op];
-        if (t >= 0) fma_into(vals[t], l, vals[s.ch_slot[c0 + j]]);
-      }
-    }
-  }
+  ws.lvals.resize(s.plan.l_col.size());
+  ws.uvals.resize(s.plan.u_col.size());
+  double pivot = 0.0;
+  const int32_t v = lu_factor(s.plan, s.tt_ptr.data(), s.tt_dst.data(), ws.vals.data(),
+                              ws.aelim.data(), ws.dense, ws.lvals.data(), ws.uvals.data(),
+                              ws.dinv.data(), &pivot);
+  if (v >= 0)
+    bad(s.vertex_string(s.tvert[v]) +
+        " cannot reach absorption for this theta (its probability of ever leaving its "
+        "closed class is " + num(pivot) + "); check for zero rates");
 }
 
 // Solves (I - P) x = b in place using the factorization in ws.
 template <class T>
 void solve(const Structure& s, const Workspace<T>& ws, T* x) {
-  const T* lvals = ws.lvals.data();
-  const T* uvals = ws.uvals.data();
-  const int32_t n = s.n;
-  for (int32_t step = 0; step < n; ++step) {
-    const T bv = x[s.order[step]];
-    if (is_zero(bv)) continue;
-    for (int64_t i = s.par_ptr[step]; i < s.par_ptr[step + 1]; ++i)
-      fma_into(x[s.par_v[i]], lvals[i], bv);
-  }
-  for (int32_t step = n - 1; step >= 0; --step) {
-    const int32_t v = s.order[step];
-    T acc = x[v];
-    for (int64_t j = s.ch_ptr[step]; j < s.ch_ptr[step + 1]; ++j)
-      fma_into(acc, uvals[j], x[s.ch_v[j]]);
-    x[v] = acc * ws.dinv[v];
-  }
+  lu_solve(s.plan, ws.lvals.data(), ws.uvals.data(), ws.dinv.data(), x);
 }
 
 template <class T>

@@ -53,7 +53,7 @@ SweepCounts sweep_counts() {
 
 double work_estimate(const Structure& s) {
   return static_cast<double>(s.n) + static_cast<double>(s.tt_dst.size()) +
-         static_cast<double>(s.op_target.size());
+         s.plan.work;
 }
 
 }  // namespace phasic

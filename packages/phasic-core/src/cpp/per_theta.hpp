@@ -42,8 +42,9 @@ struct Workspace {
   std::vector<T> lam;    // total out-weight per transient vertex
   std::vector<T> absv;   // weight of the edges into absorption per vertex
   std::vector<T> aelim;  // absorption probability during elimination
-  std::vector<T> vals;   // elimination slots
-  std::vector<T> dinv;   // 1 / pivot per vertex
+  std::vector<T> vals;   // T->T edge probabilities (CSR order)
+  std::vector<T> dense;  // rows of the elimination, scattered (lu_factor's scratch)
+  std::vector<T> dinv;   // 1 / pivot per elimination step
   std::vector<T> lvals, uvals;  // factors in plan order (contiguous for the solves)
   std::vector<T> alpha;  // initial distribution over transient vertices
   std::vector<T> x, y;

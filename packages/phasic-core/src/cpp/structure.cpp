@@ -1,7 +1,6 @@
 #include "structure.hpp"
 
 #include <algorithm>
-#include <queue>
 #include <stdexcept>
 
 namespace phasic {
@@ -15,171 +14,12 @@ std::string Structure::vertex_string(int64_t v) const {
   return s + "])";
 }
 
-std::shared_ptr<const Structure> Structure::from_json(std::string_view text) {
-  return compile(parse_graph_json(text));
+std::shared_ptr<const Structure> Structure::from_json(std::string_view text,
+                                                     int64_t memory_budget) {
+  return compile(parse_graph_json(text), memory_budget);
 }
 
-namespace {
-
-// Strongly connected components of the transient subgraph (iterative Tarjan).
-// Components come out sinks first (reverse topological order).
-std::vector<std::vector<int32_t>> sccs_sinks_first(int32_t n, const std::vector<int64_t>& ptr,
-                                                   const std::vector<int32_t>& dst) {
-  std::vector<int32_t> index(n, -1), low(n, 0);
-  std::vector<char> on_stack(n, 0);
-  std::vector<int32_t> stack;
-  std::vector<std::pair<int32_t, int64_t>> call;  // (vertex, next edge position)
-  std::vector<std::vector<int32_t>> comps;
-  int32_t counter = 0;
-  for (int32_t root = 0; root < n; ++root) {
-    if (index[root] >= 0) continue;
-    call.emplace_back(root, ptr[root]);
-    index[root] = low[root] = counter++;
-    stack.push_back(root);
-    on_stack[root] = 1;
-    while (!call.empty()) {
-      auto& [v, pos] = call.back();
-      if (pos < ptr[v + 1]) {
-        int32_t w = dst[pos++];
-        if (index[w] < 0) {
-          index[w] = low[w] = counter++;
-          stack.push_back(w);
-          on_stack[w] = 1;
-          call.emplace_back(w, ptr[w]);
-        } else if (on_stack[w]) {
-          low[v] = std::min(low[v], index[w]);
-        }
-      } else {
-        int32_t done = v;
-        call.pop_back();
-        if (!call.empty()) low[call.back().first] = std::min(low[call.back().first], low[done]);
-        if (low[done] == index[done]) {
-          comps.emplace_back();
-          int32_t w;
-          do {
-            w = stack.back();
-            stack.pop_back();
-            on_stack[w] = 0;
-            comps.back().push_back(w);
-          } while (w != done);
-        }
-      }
-    }
-  }
-  return comps;
-}
-
-// Symbolic graph elimination: records the plan into s.
-void plan_elimination(Structure& s) {
-  const int32_t n = s.n;
-  struct Link {
-    int32_t v, slot;
-  };
-  std::vector<std::vector<Link>> ch(n), par(n);
-  for (int32_t j = 0; j < n; ++j)
-    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) {
-      ch[j].push_back({s.tt_dst[k], static_cast<int32_t>(k)});
-      par[s.tt_dst[k]].push_back({j, static_cast<int32_t>(k)});
-    }
-  int64_t n_slots = static_cast<int64_t>(s.tt_dst.size());
-  std::vector<int32_t> mark(n, -1);
-  std::vector<char> eliminated(n, 0);
-  s.order.reserve(n);
-  s.par_ptr.assign(1, 0);
-  s.ch_ptr.assign(1, 0);
-  s.op_ptr.assign(1, 0);
-
-  auto remove_link = [](std::vector<Link>& list, int32_t v) {
-    for (size_t i = 0; i < list.size(); ++i)
-      if (list[i].v == v) {
-        list[i] = list.back();
-        list.pop_back();
-        return;
-      }
-  };
-
-  auto eliminate = [&](int32_t v) {
-    s.order.push_back(v);
-    eliminated[v] = 1;
-    for (const Link& c : ch[v]) {
-      s.ch_v.push_back(c.v);
-      s.ch_slot.push_back(c.slot);
-    }
-    for (const Link& p : par[v]) {
-      s.par_v.push_back(p.v);
-      s.par_slot.push_back(p.slot);
-      const int32_t u = p.v;
-      remove_link(ch[u], v);
-      for (const Link& l : ch[u]) mark[l.v] = l.slot;
-      for (const Link& c : ch[v]) {
-        if (c.v == u) {
-          s.op_target.push_back(-1);  // self-loop: implicit in the GTH pivot
-          continue;
-        }
-        int32_t t = mark[c.v];
-        if (t < 0) {
-          if (n_slots >= INT32_MAX)
-            throw std::invalid_argument("graph too large: elimination fill exceeds 2^31 entries");
-          t = static_cast<int32_t>(n_slots++);
-          ch[u].push_back({c.v, t});
-          par[c.v].push_back({u, t});
-          mark[c.v] = t;
-          ++s.n_fill;
-        }
-        s.op_target.push_back(t);
-      }
-      for (const Link& l : ch[u]) mark[l.v] = -1;
-    }
-    for (const Link& c : ch[v]) remove_link(par[c.v], v);
-    ch[v].clear();
-    ch[v].shrink_to_fit();
-    par[v].clear();
-    par[v].shrink_to_fit();
-    s.par_ptr.push_back(static_cast<int64_t>(s.par_v.size()));
-    s.ch_ptr.push_back(static_cast<int64_t>(s.ch_v.size()));
-    s.op_ptr.push_back(static_cast<int64_t>(s.op_target.size()));
-  };
-
-  std::vector<int32_t> comp_of(n, -1);
-  auto comps = sccs_sinks_first(n, s.tt_ptr, s.tt_dst);
-  for (size_t ci = 0; ci < comps.size(); ++ci)
-    for (int32_t v : comps[ci]) comp_of[v] = static_cast<int32_t>(ci);
-  for (size_t ci = 0; ci < comps.size(); ++ci) {
-    const auto& comp = comps[ci];
-    if (comp.size() == 1) {
-      eliminate(comp[0]);
-      continue;
-    }
-    s.acyclic = false;
-    // Greedy minimum fill (|parents| x |children|) inside the component, lazy heap.
-    using Item = std::pair<int64_t, int32_t>;
-    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
-    auto cost = [&](int32_t v) {
-      return static_cast<int64_t>(par[v].size()) * static_cast<int64_t>(ch[v].size());
-    };
-    for (int32_t v : comp) heap.emplace(cost(v), v);
-    while (!heap.empty()) {
-      auto [c, v] = heap.top();
-      heap.pop();
-      if (eliminated[v]) continue;
-      if (c != cost(v)) {
-        heap.emplace(cost(v), v);
-        continue;
-      }
-      std::vector<int32_t> nbrs;
-      for (const Link& l : par[v]) nbrs.push_back(l.v);
-      for (const Link& l : ch[v]) nbrs.push_back(l.v);
-      eliminate(v);
-      for (int32_t w : nbrs)
-        if (!eliminated[w] && comp_of[w] == static_cast<int32_t>(ci)) heap.emplace(cost(w), w);
-    }
-  }
-  s.n_slots = n_slots;
-}
-
-}  // namespace
-
-std::shared_ptr<const Structure> Structure::compile(const GraphData& g) {
+std::shared_ptr<const Structure> Structure::compile(const GraphData& g, int64_t memory_budget) {
   auto sp = std::make_shared<Structure>();
   Structure& s = *sp;
   s.discrete = g.discrete;
@@ -306,7 +146,9 @@ std::shared_ptr<const Structure> Structure::compile(const GraphData& g) {
             " cannot reach an absorbing vertex (every path from it stays among transient "
             "vertices); add an edge towards absorption");
   }
-  plan_elimination(s);
+  s.plan = plan_elimination(s.n, s.tt_ptr, s.tt_dst, memory_budget);
+  s.acyclic = s.plan.acyclic;
+  s.n_fill = s.plan.nonzeros - static_cast<int64_t>(s.tt_dst.size());
   s.layout = build_layout(s);
   return sp;
 }

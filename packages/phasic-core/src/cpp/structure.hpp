@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "elimination.hpp"
 #include "graph.hpp"
 #include "layout.hpp"
 
@@ -49,21 +50,21 @@ struct Structure {
   std::vector<int32_t> pcoef_param;
   std::vector<double> pcoef_value;
 
-  // Elimination plan (recorded once). Step k eliminates order[k]; its remaining
-  // parents (u, slot of u->v) and children (c, slot of v->c) at that time; op
-  // targets (slot of u->c, or -1 for u == c) for each (parent, child) pair.
-  std::vector<int32_t> order;
-  std::vector<int64_t> par_ptr, ch_ptr, op_ptr;
-  std::vector<int32_t> par_v, par_slot, ch_v, ch_slot, op_target;
-  int64_t n_slots = 0;  // original T->T edges plus fill
-  int64_t n_fill = 0;
+  // Elimination plan (recorded once): the order (sinks first, fill-reducing inside
+  // cycles) and the sparse L and U patterns of I - P (elimination.hpp).
+  EliminationPlan plan;
+  int64_t n_fill = 0;  // nonzeros of L and U beyond the T->T edges
   bool acyclic = true;
 
   // The same facts laid out for the per-theta hot loops (layout.hpp).
   Layout layout;
 
-  static std::shared_ptr<const Structure> compile(const GraphData& g);
-  static std::shared_ptr<const Structure> from_json(std::string_view text);
+  // memory_budget: bytes the elimination plan may take (std::invalid_argument naming
+  // the estimates beyond it); negative: default_memory_budget().
+  static std::shared_ptr<const Structure> compile(const GraphData& g,
+                                                  int64_t memory_budget = -1);
+  static std::shared_ptr<const Structure> from_json(std::string_view text,
+                                                    int64_t memory_budget = -1);
 
   std::string vertex_string(int64_t v) const;  // "vertex 3 (state [1, 0])"
 };

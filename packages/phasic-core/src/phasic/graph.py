@@ -332,10 +332,16 @@ class Graph:
             raise TypeError(f"from_json expects a JSON string or dict, got {type(text).__name__}")
         return cls._wrap(core().GraphBuilder.from_json(text))
 
-    def structure(self) -> Any:
-        """The compiled C++ `Structure`, cached until the graph changes."""
+    def structure(self, memory_budget: int | None = None) -> Any:
+        """The compiled C++ `Structure`, cached until the graph changes.
+
+        `memory_budget` (bytes) bounds the elimination plan's memory; None uses
+        PHASIC_STRUCTURE_MEMORY_BUDGET or 2 GiB. Beyond it, a ValueError names the
+        estimated size and work and the budget. It applies when the structure is
+        compiled; an already cached structure is returned as it is.
+        """
         if self._structure is None:
-            self._structure = self._builder.compile()
+            self._structure = self._builder.compile(memory_budget)
         return self._structure
 
     # -- distributions -------------------------------------------------------------
