@@ -50,7 +50,7 @@ def peak_mib() -> float:
 
 def worker(kind: str, n: int) -> None:
     """One measurement in this (child) process; prints RESULT <json>."""
-    from graphs import chord_cycle
+    from core_graphs import chord_cycle
 
     c = chord_cycle(n, seed=n)
     if kind == "phasic":

@@ -139,7 +139,7 @@ def _run_child(script: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 _REJECT_SCRIPT = textwrap.dedent("""
-    from graphs import chord_cycle
+    from core_graphs import chord_cycle
     from phasic._ext import core
     def peak_kib():  # VmHWM: this process's own high-water mark (ru_maxrss keeps pytest's)
         with open("/proc/self/status") as f:
@@ -178,7 +178,7 @@ _SCRIPT = textwrap.dedent("""
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import phasic
-    from graphs import chord_cycle
+    from core_graphs import chord_cycle
     for n in (600, 5):
         try:
             m = phasic.compute_moments_ffi(chord_cycle(n, seed=2).graph(), np.array([1.0]), 1)
