@@ -56,49 +56,63 @@ inline uint64_t hash_state(const int32_t* s, int64_t len) {
   return mix64(a ^ (b * 0x9E3779B97F4A7C15ULL));
 }
 
+// Slots examined by StateIndex and KeySet lookups and insertions (rehashing
+// included) on this thread: a diagnostic, exposed as `_core.hash_probes()`, so that
+// tests can check that hashing costs O(1) per operation by counting rather than
+// timing. Each operation adds its probe length once, when it ends: one add per
+// operation, nothing per slot.
+inline thread_local int64_t t_hash_probes = 0;
+
+// Records a probe run that started at slot `home` and stopped at slot `last`.
+inline void count_probes(uint64_t home, uint64_t last, uint64_t mask) {
+  t_hash_probes += static_cast<int64_t>(((last - home) & mask) + 1);
+}
+
 // Maps states (rows of a flat int32 array owned elsewhere) to vertex indices.
 class StateIndex {
  public:
   // Returns the vertex holding `state`, or -1.
   int64_t find(const std::vector<int32_t>& states, int64_t len, const int32_t* state) const {
     if (slots_.empty()) return -1;
-    uint64_t mask = slots_.size() - 1;
-    const uint64_t hv = hash_state(state, len);
-    const uint32_t tag = static_cast<uint32_t>(hv >> 32);
-    for (uint64_t i = hv & mask;; i = (i + 1) & mask) {
-      int32_t v = slots_[i];
-      if (v < 0) return -1;
-      if (tags_[i] == tag && (len == 0 || std::memcmp(states.data() + static_cast<size_t>(v) * len,
-                                                      state, sizeof(int32_t) * len) == 0))
-        return v;
-    }
+    uint32_t tag;
+    return slots_[slot_of(states, len, state, tag)];
   }
   // Inserts vertex v (whose state is already in `states`); returns an existing
   // vertex with the same state instead, if there is one.
   int64_t insert(const std::vector<int32_t>& states, int64_t len, int32_t v) {
     if ((count_ + 1) * 2 > slots_.size()) grow(states, len);
-    const int32_t* state = states.data() + static_cast<size_t>(v) * len;
-    uint64_t mask = slots_.size() - 1;
-    const uint64_t hv = hash_state(state, len);
-    const uint32_t tag = static_cast<uint32_t>(hv >> 32);
-    for (uint64_t i = hv & mask;; i = (i + 1) & mask) {
-      int32_t w = slots_[i];
-      if (w < 0) {
-        slots_[i] = v;
-        tags_[i] = tag;
-        ++count_;
-        return v;
-      }
-      if (tags_[i] == tag && (len == 0 || std::memcmp(states.data() + static_cast<size_t>(w) * len,
-                                                      state, sizeof(int32_t) * len) == 0))
-        return w;
-    }
+    uint32_t tag;
+    const uint64_t i = slot_of(states, len, states.data() + static_cast<size_t>(v) * len, tag);
+    if (slots_[i] >= 0) return slots_[i];
+    slots_[i] = v;
+    tags_[i] = tag;
+    ++count_;
+    return v;
   }
   void reserve(const std::vector<int32_t>& states, int64_t len, size_t n) {
     while (slots_.size() < 2 * n) grow(states, len);
   }
 
  private:
+  // The slot holding `state`, or else the empty slot where it belongs; sets `tag`
+  // to the state's tag. The table must have slots.
+  uint64_t slot_of(const std::vector<int32_t>& states, int64_t len, const int32_t* state,
+                   uint32_t& tag) const {
+    const uint64_t mask = slots_.size() - 1;
+    const uint64_t hv = hash_state(state, len);
+    tag = static_cast<uint32_t>(hv >> 32);
+    const uint64_t home = hv & mask;
+    uint64_t i = home;
+    for (;; i = (i + 1) & mask) {
+      const int32_t v = slots_[i];
+      if (v < 0) break;
+      if (tags_[i] == tag && (len == 0 || std::memcmp(states.data() + static_cast<size_t>(v) * len,
+                                                      state, sizeof(int32_t) * len) == 0))
+        break;
+    }
+    count_probes(home, i, mask);
+    return i;
+  }
   void grow(const std::vector<int32_t>& states, int64_t len) {
     std::vector<int32_t> old;
     old.swap(slots_);
@@ -119,30 +133,29 @@ class KeySet {
   // Inserts key; returns false if it was already present.
   bool insert(uint64_t key) {
     if ((count_ + 1) * 2 > slots_.size()) grow();
-    uint64_t mask = slots_.size() - 1;
-    for (uint64_t i = mix64(key ^ hash_seed()) & mask;; i = (i + 1) & mask) {
-      if (slots_[i] == kEmpty) {
-        slots_[i] = key;
-        ++count_;
-        return true;
-      }
-      if (slots_[i] == key) return false;
-    }
+    const uint64_t i = slot_of(key);
+    if (slots_[i] == key) return false;
+    slots_[i] = key;
+    ++count_;
+    return true;
   }
-  bool contains(uint64_t key) const {
-    if (slots_.empty()) return false;
-    uint64_t mask = slots_.size() - 1;
-    for (uint64_t i = mix64(key ^ hash_seed()) & mask;; i = (i + 1) & mask) {
-      if (slots_[i] == kEmpty) return false;
-      if (slots_[i] == key) return true;
-    }
-  }
+  bool contains(uint64_t key) const { return !slots_.empty() && slots_[slot_of(key)] == key; }
   void reserve(size_t n) {
     while (slots_.size() < 2 * n) grow();
   }
 
  private:
   static constexpr uint64_t kEmpty = ~0ULL;
+  // The slot holding `key`, or else the empty slot where it belongs (the table
+  // must have slots).
+  uint64_t slot_of(uint64_t key) const {
+    const uint64_t mask = slots_.size() - 1;
+    const uint64_t home = mix64(key ^ hash_seed()) & mask;
+    uint64_t i = home;
+    while (slots_[i] != kEmpty && slots_[i] != key) i = (i + 1) & mask;
+    count_probes(home, i, mask);
+    return i;
+  }
   void grow() {
     std::vector<uint64_t> old;
     old.swap(slots_);

@@ -16,6 +16,7 @@
 
 #include "ffi_handlers.hpp"
 #include "graph.hpp"
+#include "hashing.hpp"
 #include "kernels.hpp"
 #include "kingman.hpp"
 #include "structure.hpp"
@@ -297,6 +298,11 @@ NB_MODULE(_core, m) {
         return d;
       },
       "Continuous sweeps run so far in this process: {'piecewise': n, 'single': m}.");
+  m.def(
+      "hash_probes", []() { return t_hash_probes; },
+      "Diagnostic: hash-table slots examined so far on the calling thread (state and "
+      "edge lookups and insertions while graphs are built, read and validated). About 1-2 "
+      "per operation; tests take differences to check that no input makes hashing slow.");
   m.def("cache_clear", &cache_clear);
   m.def("set_cache_capacity", &set_cache_capacity, "n"_a);
   m.def("set_num_threads", &set_num_threads, "n"_a);
