@@ -294,14 +294,14 @@ def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _moments_fn(text: str, k: int) -> Any:
+def _moments_fn(text: str, nr_moments: int) -> Any:
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, nr_moments=np.int64(k))
+    attrs = dict(structure=text, key=info.key, nr_moments=np.int64(nr_moments))
     p = info.param_length
 
     @jax.custom_jvp
     def moments(theta: jax.Array, rewards: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call("phasic_moments", _sds(k), vmap_method="broadcast_all")
+        call = jax.ffi.ffi_call("phasic_moments", _sds(nr_moments), vmap_method="broadcast_all")
         return _varying_like(call(theta, rewards, **attrs), theta, rewards)
 
     @functools.partial(moments.defjvp, symbolic_zeros=True)
@@ -309,7 +309,7 @@ def _moments_fn(text: str, k: int) -> Any:
         theta, rewards = primals
         dtheta, drewards = tangents
         _refuse_tangent(drewards, "rewards")
-        call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(k), _sds(k, p)),
+        call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(nr_moments), _sds(nr_moments, p)),
                                 vmap_method="broadcast_all")
         call = _first_order_only(functools.partial(call, **attrs), "derivative of moments")
         value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
@@ -319,14 +319,14 @@ def _moments_fn(text: str, k: int) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _pmf_and_moments_fn(text: str, discrete: bool, k: int) -> Any:
+def _pmf_and_moments_fn(text: str, discrete: bool, nr_moments: int) -> Any:
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, discrete=discrete, nr_moments=np.int64(k))
+    attrs = dict(structure=text, key=info.key, discrete=discrete, nr_moments=np.int64(nr_moments))
     p = info.param_length
 
     @jax.custom_jvp
     def both(theta: jax.Array, times: jax.Array, rewards: jax.Array) -> tuple:
-        call = jax.ffi.ffi_call("phasic_pmf_and_moments", (_sds(*times.shape), _sds(k)),
+        call = jax.ffi.ffi_call("phasic_pmf_and_moments", (_sds(*times.shape), _sds(nr_moments)),
                                 vmap_method="broadcast_all")
         return _varying_like(tuple(call(theta, times, rewards, **attrs)), theta, times, rewards)
 
@@ -338,7 +338,7 @@ def _pmf_and_moments_fn(text: str, discrete: bool, k: int) -> Any:
         _refuse_tangent(drewards, "rewards")
         call = jax.ffi.ffi_call(
             "phasic_pmf_and_moments_jac",
-            (_sds(*times.shape), _sds(*times.shape, p), _sds(k), _sds(k, p)),
+            (_sds(*times.shape), _sds(*times.shape, p), _sds(nr_moments), _sds(nr_moments, p)),
             vmap_method="broadcast_all")
         call = _first_order_only(functools.partial(call, **attrs), "derivative")
         pmf, pmf_jac, mom, mom_jac = _varying_like(
@@ -407,10 +407,10 @@ def compute_moments_ffi(
     respect to theta (not rewards).
     """
     text, info = _setup(structure_json)
-    k = _check_nr_moments(nr_moments)
+    nr_moments = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
-    return _moments_fn(text, k)(theta, rewards)
+    return _moments_fn(text, nr_moments)(theta, rewards)
 
 
 def compute_pmf_and_moments_ffi(
@@ -424,11 +424,11 @@ def compute_pmf_and_moments_ffi(
     """`(compute_pmf_ffi(...), compute_moments_ffi(...))` in one FFI call."""
     text, info = _setup(structure_json)
     discrete = _check_discrete(discrete, info)
-    k = _check_nr_moments(nr_moments)
+    nr_moments = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
     times = _as_f64(times, "times")
-    pmf, moments = _pmf_and_moments_fn(text, discrete, k)(theta, _flat(times), rewards)
+    pmf, moments = _pmf_and_moments_fn(text, discrete, nr_moments)(theta, _flat(times), rewards)
     return _unflat(pmf, times.shape), moments
 
 
