@@ -20,6 +20,7 @@ _LAZY = {
     "Graph": "graph",
     "Vertex": "graph",
     "Edge": "graph",
+    "MatrixRepresentation": "graph",
     "compute_pmf_ffi": "ffi",
     "compute_moments_ffi": "ffi",
     "compute_pmf_and_moments_ffi": "ffi",
@@ -39,6 +40,7 @@ _SUBMODULES = {"graph", "models", "ffi", "likelihood", "inference", "auto_parall
 __all__ = [
     "Edge",
     "Graph",
+    "MatrixRepresentation",
     "SVGDError",
     "SVGDHistory",
     "SVGDResult",

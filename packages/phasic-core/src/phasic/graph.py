@@ -17,13 +17,30 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._ext import core
 
 Weight = float | Sequence[float]
+
+# Relative slack when a row of a sub-intensity matrix is checked for a negative exit:
+# -(S_ii + sum of the row's off-diagonal) is a difference of floats.
+_ROW_SUM_TOLERANCE = 1e-12
+
+
+class MatrixRepresentation(NamedTuple):
+    """A graph as matrices over its transient vertices, as `Graph.as_matrices` returns it.
+
+    Row i describes the vertex `vertex_at(indices[i] - 1)`: `indices` are 1-based,
+    as upstream phasic returns them, and count the starting vertex (index 0).
+    """
+
+    ipv: np.ndarray  # initial probability of each transient vertex
+    sim: np.ndarray  # sub-intensity matrix S (continuous) or P - I (discrete)
+    states: np.ndarray  # (rows, state_length) int32: the state of each row
+    indices: np.ndarray  # int32: vertex index + 1 of each row
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,73 @@ def _split_weight(weight: Weight) -> tuple[float, list[float]]:
     return 0.0, coefficients.tolist()
 
 
+def _checked_matrices(ipv: Any, sim: Any, discrete: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(ipv, sim) as float arrays, checked to describe a (sub-)stochastic chain."""
+    alpha, matrix = np.asarray(ipv), np.asarray(sim)
+    for name, arr in (("ipv", alpha), ("sim", matrix)):
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    alpha, matrix = alpha.astype(np.float64), matrix.astype(np.float64)
+    if alpha.ndim != 1 or alpha.shape[0] == 0:
+        raise ValueError(f"ipv must be a non-empty vector, got shape {alpha.shape}")
+    n = alpha.shape[0]
+    if matrix.shape != (n, n):
+        raise ValueError(
+            f"sim must be square with one row per ipv entry, shape ({n}, {n}), got "
+            f"shape {matrix.shape}"
+        )
+    if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(matrix))):
+        raise ValueError("ipv and sim must be finite")
+    if np.any(alpha < 0) or alpha.sum() > 1.0 + _ROW_SUM_TOLERANCE:
+        raise ValueError(
+            f"ipv must be probabilities (>= 0, summing to at most 1), got {alpha.tolist()} "
+            f"(sum {alpha.sum()})"
+        )
+    off = matrix - np.diag(np.diag(matrix))
+    bad = np.argwhere(off < 0)
+    if bad.size:
+        i, j = bad[0]
+        raise ValueError(
+            f"sim[{i}, {j}] = {matrix[i, j]} is negative; off-diagonal entries are rates "
+            "(or probabilities) and must be >= 0"
+        )
+    for i in range(n):
+        leaving = -float(matrix[i].sum())
+        if leaving < -_ROW_SUM_TOLERANCE * max(1.0, abs(matrix[i, i])):
+            raise ValueError(
+                f"row {i} of sim sums to {-leaving} > 0; the diagonal must be at most "
+                "minus the sum of the row's off-diagonal entries"
+            )
+        if discrete and -matrix[i, i] > 1.0 + _ROW_SUM_TOLERANCE:
+            raise ValueError(
+                f"sim[{i}, {i}] = {matrix[i, i]} < -1; for a discrete graph sim is P - I, "
+                "so a row's out-probabilities sum to -sim[i, i] <= 1"
+            )
+    return alpha, matrix
+
+
+def _checked_states(states: Any, n: int) -> list[tuple[int, ...]]:
+    """`from_matrices` states: n distinct, non-zero integer rows of one length."""
+    arr = np.asarray(states)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"states must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
+        raise ValueError(
+            f"states must have shape ({n}, state_length) with state_length >= 1, one row "
+            f"per ipv entry, got shape {arr.shape}"
+        )
+    rows = [tuple(int(x) for x in row) for row in arr]
+    for i, row in enumerate(rows):
+        if not any(row):
+            raise ValueError(
+                f"states[{i}] is all zeros, the starting vertex's state; shift the "
+                "state encoding (e.g. add 1)"
+            )
+    if len(set(rows)) != n:
+        raise ValueError("states must be distinct: each row identifies one vertex")
+    return rows
+
+
 class Graph:
     """A phase-type distribution described as a graph of states.
 
@@ -209,6 +293,26 @@ class Graph:
         index = self._builder.find_vertex(_as_state(state, self.state_length))
         return None if index < 0 else Vertex(self, index)
 
+    def vertex_exists(self, state: Iterable[int]) -> bool:
+        """True if a vertex has this state (the all-zero state is the starting vertex)."""
+        return self.find_vertex(state) is not None
+
+    def create_vertex(self, state: Iterable[int]) -> Vertex:
+        """A new vertex with this state; a ValueError if the state already has one.
+
+        States identify vertices, so a second vertex with the same state cannot exist;
+        `find_or_create_vertex` returns the existing one instead.
+        """
+        values = _as_state(state, self.state_length)
+        existing = self._builder.find_vertex(values)
+        if existing >= 0:
+            which = "the starting vertex" if existing == 0 else f"vertex {existing}"
+            raise ValueError(
+                f"state {tuple(values)} already belongs to {which}; states identify "
+                "vertices, use find_or_create_vertex to get the existing one"
+            )
+        return self.find_or_create_vertex(values)
+
     def vertex_at(self, index: int) -> Vertex:
         """The vertex at position `index`."""
         n = self.vertices_length()
@@ -222,6 +326,17 @@ class Graph:
         """All vertices, the starting vertex first."""
         return [Vertex(self, i) for i in range(self.vertices_length())]
 
+    def states(self) -> np.ndarray:
+        """The state of every vertex as an int32 array of shape (vertices_length(), state_length).
+
+        Row i is the state of `vertex_at(i)`; row 0 is the starting vertex (all zeros).
+        """
+        n = self.vertices_length()
+        out = np.zeros((n, self.state_length), dtype=np.int32)
+        for i in range(n):
+            out[i] = self._builder.vertex_state(i)
+        return out
+
     def vertices_length(self) -> int:
         """Number of vertices, including the starting vertex."""
         return int(self._builder.vertices_length())
@@ -233,6 +348,26 @@ class Graph:
     def param_length(self) -> int:
         """Length of theta: the longest coefficient vector used by any edge."""
         return int(self._builder.param_length())
+
+    def is_acyclic(self) -> bool:
+        """True if no vertex can return to itself along the edges (Kahn's algorithm)."""
+        n = self.vertices_length()
+        successors = [[int(edge[0]) for edge in self._builder.out_edges(i)] for i in range(n)]
+        in_degree = [0] * n
+        for targets in successors:
+            for dst in targets:
+                in_degree[dst] += 1
+        ready = [i for i in range(n) if in_degree[i] == 0]
+        removed = 0
+        while ready:
+            vertex = ready.pop()
+            removed += 1
+            for dst in successors[vertex]:
+                in_degree[dst] -= 1
+                if in_degree[dst] == 0:
+                    ready.append(dst)
+        # Vertices left with incoming edges lie on (or behind) a cycle.
+        return removed == n
 
     def _add_edge(self, src: int, to: Vertex | int, weight: Weight) -> None:
         if isinstance(to, Vertex):
@@ -332,6 +467,105 @@ class Graph:
             raise TypeError(f"from_json expects a JSON string or dict, got {type(text).__name__}")
         return cls._wrap(core().GraphBuilder.from_json(text))
 
+    def copy(self) -> Graph:
+        """An independent deep copy: same vertices, order, edges and weights."""
+        return type(self).from_json(self.serialize())
+
+    def clone(self) -> Graph:
+        """The same as `copy()` (upstream phasic has both names)."""
+        return self.copy()
+
+    @classmethod
+    def from_matrices(
+        cls,
+        ipv: Any,
+        sim: Any,
+        states: Any = None,
+        *,
+        discrete: bool = False,
+    ) -> Graph:
+        """A graph from an initial probability vector and a sub-intensity matrix.
+
+        `sim` is S (continuous: rates off the diagonal, minus the total out-rate on it)
+        or, with `discrete=True`, P - I for the sub-transition matrix P, the form
+        `as_matrices()` returns. Row i becomes a vertex with state `states[i]`
+        (default `(i + 1,)`: the all-zero state is the starting vertex), the starting
+        vertex gets an edge of weight `ipv[i]` to each row with `ipv[i] > 0`, and what
+        a row leaves below zero, `-(sim[i, i] + sum of its off-diagonal)`, becomes an
+        edge into one absorbing vertex with state `(n + 1,)` (default states) or
+        `(-1, ..., -1)`. If `ipv` sums to less than 1 the rest is mass at T = 0.
+        """
+        alpha, matrix = _checked_matrices(ipv, sim, discrete)
+        n = alpha.shape[0]
+        if states is None:
+            rows = [(i + 1,) for i in range(n)]
+            sink = (n + 1,)
+        else:
+            rows = _checked_states(states, n)
+            sink = (-1,) * len(rows[0])
+            if sink in rows:
+                raise ValueError(
+                    f"states must not contain {sink}: from_matrices gives that state to "
+                    "the absorbing vertex it adds"
+                )
+        graph = cls(len(sink), discrete=discrete)
+        vertices = [graph.create_vertex(state) for state in rows]
+        absorbing = graph.create_vertex(sink)
+        start = graph.starting_vertex()
+        for i in range(n):
+            if alpha[i] > 0:
+                start.add_edge(vertices[i], float(alpha[i]))
+        for i in range(n):
+            for j in range(n):
+                if i != j and matrix[i, j] > 0:
+                    vertices[i].add_edge(vertices[j], float(matrix[i, j]))
+            leaving = -float(matrix[i].sum())
+            if leaving > _ROW_SUM_TOLERANCE * max(1.0, abs(matrix[i, i])):
+                vertices[i].add_edge(absorbing, leaving)
+        return graph
+
+    def as_matrices(self, theta: Any = None) -> MatrixRepresentation:
+        """The graph as (ipv, sim, states, indices) over its transient vertices.
+
+        Transient vertices are those other than the starting vertex with at least one
+        out-edge, in vertex order. `ipv` holds the starting vertex's edge weights into
+        them; `sim` the weights between them, with minus each vertex's total out-weight
+        on the diagonal (S for continuous graphs, P - I for discrete ones). Weights are
+        evaluated at `theta`. `indices` are 1-based vertex indices, as upstream's.
+        """
+        weights = self._edge_weights(self._theta(theta))
+        transient = [i for i in range(1, len(weights)) if weights[i]]
+        row = {vertex: r for r, vertex in enumerate(transient)}
+        ipv = np.zeros(len(transient))
+        sim = np.zeros((len(transient), len(transient)))
+        for dst, w in weights[0]:
+            if dst in row:  # an edge straight into an absorbing vertex is mass at T = 0
+                ipv[row[dst]] += w
+        for src in transient:
+            r = row[src]
+            for dst, w in weights[src]:
+                sim[r, r] -= w
+                if dst in row:
+                    sim[r, row[dst]] += w
+        indices = np.asarray(transient, dtype=np.int32)
+        return MatrixRepresentation(ipv, sim, self.states()[indices], indices + 1)
+
+    def _edge_weights(self, theta: np.ndarray) -> list[list[tuple[int, float]]]:
+        """Each vertex's out-edges as (target, weight at theta); a negative weight is an error."""
+        out = []
+        for src in range(self.vertices_length()):
+            edges = []
+            for dst, constant, params, values in self._builder.out_edges(src):
+                w = float(constant) + sum(float(c) * theta[p] for p, c in zip(params, values, strict=True))
+                if not w >= 0.0:
+                    raise ValueError(
+                        f"edge {src} -> {dst} has weight {w} for theta {theta.tolist()}; "
+                        "weights must be >= 0: check theta and the edge's coefficients"
+                    )
+                edges.append((int(dst), w))
+            out.append(edges)
+        return out
+
     def structure(self, memory_budget: int | None = None) -> Any:
         """The compiled C++ `Structure`, cached until the graph changes.
 
@@ -427,6 +661,54 @@ class Graph:
         times, shape = self._times(t, "t")
         out = np.asarray(self.structure().cdf(self._theta(theta), times)).reshape(shape)
         return float(out) if out.ndim == 0 else out
+
+    def expected_waiting_time(self, rewards: Any = None, *, theta: Any = None) -> np.ndarray:
+        """Expected (rewarded) time to absorption from each vertex, one entry per vertex.
+
+        Entry i is E[Y | start at vertex i], Y the time (with `rewards`, the reward
+        accumulated) until absorption: ((-S)^-1 r) on the transient vertices, 0 on
+        absorbing ones, and entry 0 (the starting vertex, which takes no time) is
+        `expectation(theta, rewards)`. For a discrete graph it counts steps. It solves
+        a dense system over the transient vertices, so it is meant for small graphs;
+        `expectation` gives entry 0 for graphs of any size.
+        """
+        rep = self.as_matrices(theta)
+        n = self.vertices_length()
+        r = np.ones(n) if rewards is None else self._rewards(rewards)
+        rows = rep.indices - 1
+        try:
+            solved = np.linalg.solve(-rep.sim, r[rows]) if rows.size else np.zeros(0)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "a transient vertex cannot reach an absorbing vertex for this theta (the "
+                "sub-intensity matrix is singular); check the edges and theta"
+            ) from None
+        out = np.zeros(n)
+        out[rows] = solved
+        out[0] = float(rep.ipv @ solved)
+        return out
+
+    def pmf_discrete(self, k: Any, theta: Any = None) -> np.ndarray | float:
+        """P(T = k) at whole step(s) `k` of a discrete graph (upstream's name for `pmf`)."""
+        return self.pmf(self._steps(k, "pmf_discrete"), theta)
+
+    def cdf_discrete(self, k: Any, theta: Any = None) -> np.ndarray | float:
+        """P(T <= k) at whole step(s) `k` of a discrete graph."""
+        return self.cdf(self._steps(k, "cdf_discrete"), theta)
+
+    def _steps(self, k: Any, what: str) -> np.ndarray:
+        """`k` checked as whole numbers of steps for a discrete graph."""
+        if not self.discrete:
+            raise TypeError(
+                f"{what}() is for discrete graphs; this graph is continuous (use pdf() / "
+                "cdf(), or build it with Graph(..., discrete=True))"
+            )
+        arr = np.asarray(k)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{what}() steps must be numeric, got dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{what}() steps must be whole numbers, got {arr.tolist()}")
+        return arr
 
     def __repr__(self) -> str:
         kind = "discrete" if self.discrete else "continuous"
