@@ -11,25 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from core_graphs import random_graph
 
-from phasic import ffi, ffi_wrappers, models
+from phasic import ffi, ffi_wrappers
 
 TIMES = jnp.array([0.05, 0.4, 1.0, 2.5])
 JUMPS = jnp.array([1.0, 2.0, 3.0, 5.0])
 THETAS = jnp.asarray(np.random.default_rng(3).uniform(0.5, 2.0, (3, 2)))
-
-
-@pytest.fixture(scope="module")
-def island():
-    g = models.two_island(3)
-    return g.serialize(), g
-
-
-@pytest.fixture(scope="module")
-def discrete_case():
-    case = random_graph(5, cyclic=True, discrete=True, n_states=9, n_params=2)
-    return case.graph.serialize(), case.theta
 
 
 def same(a, b) -> None:
@@ -71,7 +58,7 @@ def test_pmf_jit_with_upstreams_static_argnums(island) -> None:
 
 
 def test_discrete_pmf_positional(discrete_case) -> None:
-    js, theta = discrete_case
+    js, _, theta = discrete_case
     same(ffi_wrappers.compute_pmf_ffi(js, theta, JUMPS, True, 7),
          ffi.compute_pmf_ffi(js, theta, JUMPS, True))
     same(jax.grad(lambda th: ffi_wrappers.compute_pmf_ffi(js, th, JUMPS, True).sum())(theta),
