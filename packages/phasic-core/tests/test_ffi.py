@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from core_graphs import random_graph
 
 import phasic
 from phasic import compute_moments_ffi, compute_pmf_and_moments_ffi, compute_pmf_ffi, models
@@ -26,18 +25,6 @@ LOOP_RTOL = 1e-13
 def kingman():
     g = models.kingman(6)
     return g.serialize(), g
-
-
-@pytest.fixture(scope="module")
-def island():
-    g = models.two_island(3)
-    return g.serialize(), g
-
-
-@pytest.fixture(scope="module")
-def discrete_case():
-    case = random_graph(5, cyclic=True, discrete=True, n_states=9, n_params=2)
-    return case.graph.serialize(), case.graph, case.theta
 
 
 def thetas_for(n: int, p: int, seed: int = 0) -> jax.Array:

@@ -35,7 +35,7 @@ _LAZY = {
     "SVGDHistory": "inference",
     "SVGDError": "inference",
 }
-_SUBMODULES = {"graph", "models", "ffi", "likelihood", "inference", "auto_parallel"}
+_SUBMODULES = {"graph", "models", "ffi", "ffi_wrappers", "likelihood", "inference", "auto_parallel"}
 
 __all__ = [
     "Edge",
