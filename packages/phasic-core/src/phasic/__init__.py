@@ -20,7 +20,7 @@ _LAZY = {
     "Graph": "graph",
     "Vertex": "graph",
     "Edge": "graph",
-    "MatrixRepresentation": "graph",
+    "MatrixRepresentation": "matrices",
     "compute_pmf_ffi": "ffi",
     "compute_moments_ffi": "ffi",
     "compute_pmf_and_moments_ffi": "ffi",
