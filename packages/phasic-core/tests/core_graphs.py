@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phasic import Graph
+from phasic import Graph, _core
 
 
 @dataclass
@@ -130,3 +130,42 @@ def chord_cycle(n: int, degree: int = 6, seed: int = 0) -> ChordCycle:
     dst = np.r_[dst, np.full(len(leaving), n)]
     coef = rng.uniform(0.5, 2.0, size=len(src))
     return ChordCycle(n, src.astype(np.int64), dst.astype(np.int64), coef, absorbing)
+
+
+def dense_builder(b: _core.GraphBuilder, theta: np.ndarray):
+    """alpha, the transient sub-matrix (S or P), the exit vector, transient vertex ids."""
+    V = b.vertices_length()
+    transient = [v for v in range(1, V) if b.out_edges(v)]
+    idx = {v: k for k, v in enumerate(transient)}
+    n = len(transient)
+    alpha = np.zeros(n)
+    for dst, w, params, values in b.out_edges(0):
+        if dst in idx:
+            alpha[idx[dst]] += w + np.dot(values, theta[params])
+    M = np.zeros((n, n))
+    exit_ = np.zeros(n)
+    for v in transient:
+        for dst, w, params, values in b.out_edges(v):
+            rate = w + np.dot(values, theta[params])
+            if dst in idx:
+                M[idx[v], idx[dst]] += rate
+            else:
+                exit_[idx[v]] += rate
+    if b.discrete:
+        M[np.diag_indices(n)] = 1.0 - M.sum(axis=1) - exit_
+    else:
+        M[np.diag_indices(n)] = -(M.sum(axis=1) + exit_)
+    return alpha, M, exit_, transient
+
+
+def compiled_chain(edges, *, discrete=False, params=1):
+    """A compiled structure from (src, dst, weight, coefficients) edges; states [x], 0 the start."""
+    b = _core.GraphBuilder(1, discrete)
+    b.set_param_length(params)
+    ids = {}
+    for src, dst, w, c in edges:
+        for x in (src, dst):
+            if x not in ids:
+                ids[x] = 0 if x == 0 else b.find_or_create_vertex([x])
+        b.add_edge(ids[src], ids[dst], w, c)
+    return b.compile()
