@@ -58,7 +58,7 @@ def dense_cdf(alpha: np.ndarray, s: np.ndarray, t: float) -> float:
 
 
 def test_as_matrices_is_the_hand_written_matrix() -> None:
-    rep = cyclic_graph().as_matrices(THETA)
+    rep = cyclic_graph().as_matrices(theta=THETA)
     assert isinstance(rep, MatrixRepresentation) and isinstance(rep, tuple)
     assert MatrixRepresentation._fields == ("ipv", "sim", "states", "indices")
     np.testing.assert_array_equal(rep.ipv, ALPHA)
@@ -73,14 +73,14 @@ def test_as_matrices_is_the_hand_written_matrix() -> None:
 
 def test_as_matrices_agrees_with_pdf_cdf_and_moments() -> None:
     g = cyclic_graph()
-    rep = g.as_matrices(THETA)
+    rep = g.as_matrices(theta=THETA)
     for t in (0.1, 0.7, 2.0, 6.0):
-        assert g.pdf(t, THETA) == pytest.approx(dense_pdf(rep.ipv, rep.sim, t), rel=PDF_RTOL)
-        assert g.cdf(t, THETA) == pytest.approx(dense_cdf(rep.ipv, rep.sim, t), rel=PDF_RTOL)
+        assert g.pdf(t, theta=THETA) == pytest.approx(dense_pdf(rep.ipv, rep.sim, t), rel=PDF_RTOL)
+        assert g.cdf(t, theta=THETA) == pytest.approx(dense_cdf(rep.ipv, rep.sim, t), rel=PDF_RTOL)
     u = np.linalg.inv(-S)
     expected = [math.factorial(k) * ALPHA @ np.linalg.matrix_power(u, k) @ np.ones(3)
                 for k in (1, 2, 3)]
-    np.testing.assert_allclose(g.moments(3, THETA), expected, rtol=1e-12)
+    np.testing.assert_allclose(g.moments(3, theta=THETA), expected, rtol=1e-12)
 
 
 def test_as_matrices_leaves_start_edges_into_absorption_as_a_defect() -> None:
@@ -106,14 +106,14 @@ def test_as_matrices_of_a_discrete_graph_is_p_minus_identity() -> None:
     a.add_edge(done, 0.5)
     b.add_edge(done, [1.0])
     p = np.array([[0.25, 0.25], [0.0, 0.6]])  # theta0 = 0.4: b leaves with 0.4
-    rep = g.as_matrices([0.4])
+    rep = g.as_matrices(theta=[0.4])
     np.testing.assert_allclose(rep.sim, p - np.eye(2), rtol=0, atol=1e-15)
 
 
 def test_as_matrices_rejects_bad_theta_and_negative_weights() -> None:
     g = cyclic_graph()
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
-        g.as_matrices([1.0])
+        g.as_matrices(theta=[1.0])
     with pytest.raises(ValueError, match="pass theta"):
         g.as_matrices()
     g2 = Graph(1)
@@ -122,7 +122,7 @@ def test_as_matrices_rejects_bad_theta_and_negative_weights() -> None:
     g2.starting_vertex().add_edge(a, 1.0)
     a.add_edge(b, [-1.0])
     with pytest.raises(ValueError, match=r"edge 1 -> 2 has weight -2.0"):
-        g2.as_matrices([2.0])
+        g2.as_matrices(theta=[2.0])
 
 
 # -- from_matrices ---------------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_as_matrices_rejects_bad_theta_and_negative_weights() -> None:
 
 def test_from_matrices_default_states_and_round_trip() -> None:
     g = Graph.from_matrices(ALPHA, S)
-    assert not g.discrete and g.state_length == 1
+    assert not g.discrete and g.state_length() == 1
     # (i + 1,) for row i (the all-zero state is the starting vertex), then the sink
     np.testing.assert_array_equal(g.states(), [[0], [1], [2], [3], [4]])
     assert g.vertex_at(4).edges() == []
@@ -204,11 +204,11 @@ def test_expected_waiting_time_per_vertex() -> None:
     np.testing.assert_allclose(w[1:4], from_transient, rtol=1e-13)
     assert w[4] == 0.0  # absorbing
     assert w[0] == pytest.approx(ALPHA @ from_transient, rel=1e-13)
-    assert w[0] == pytest.approx(g.expectation(THETA), rel=1e-12)
+    assert w[0] == pytest.approx(g.expectation(theta=THETA), rel=1e-12)
     rewards = np.array([7.0, 2.0, 1.0, 3.0, 9.0])  # start and absorbing rewards play no part
     wr = g.expected_waiting_time(rewards, theta=THETA)
     np.testing.assert_allclose(wr[1:4], u @ rewards[1:4], rtol=1e-13)
-    assert wr[0] == pytest.approx(g.expectation(THETA, rewards), rel=1e-12)
+    assert wr[0] == pytest.approx(g.expectation(rewards, theta=THETA), rel=1e-12)
 
 
 def test_expected_waiting_time_discrete_counts_steps() -> None:
@@ -221,7 +221,7 @@ def test_expected_waiting_time_discrete_counts_steps() -> None:
 
 def test_expected_waiting_time_errors() -> None:
     g = cyclic_graph()
-    with pytest.raises(ValueError, match=r"one entry per vertex, shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"vertices_length\(\) = 5 entries.*index 0 is the starting vertex"):
         g.expected_waiting_time([1.0, 2.0], theta=THETA)
     stuck = Graph(1)
     a = stuck.find_or_create_vertex([1])
@@ -240,7 +240,7 @@ def test_vertex_exists_and_create_vertex() -> None:
     assert g.vertex_exists([2, 0]) and g.vertex_exists((0, 0))
     assert not g.vertex_exists([5, 5])
     v = g.create_vertex([5, 5])
-    assert v.index == 5 and v.state == (5, 5) and g.vertex_exists([5, 5])
+    assert v.index() == 5 and v.state().tolist() == [5, 5] and g.vertex_exists([5, 5])
     with pytest.raises(ValueError, match="already belongs to vertex 5"):
         g.create_vertex([5, 5])
     with pytest.raises(ValueError, match="already belongs to the starting vertex"):
@@ -255,7 +255,7 @@ def test_states() -> None:
     st = g.states()
     assert st.dtype == np.int32 and st.shape == (5, 2)
     np.testing.assert_array_equal(st, [[0, 0], [1, 0], [2, 0], [1, 1], [0, 1]])
-    np.testing.assert_array_equal(st, [v.state for v in g.vertices()])
+    np.testing.assert_array_equal(st, [v.state() for v in g.vertices()])
     assert Graph(3).states().shape == (1, 3)
 
 
@@ -279,7 +279,7 @@ def test_copy_and_clone_are_independent(method: str) -> None:
     h = getattr(g, method)()
     assert type(h) is Graph and h is not g
     assert h.serialize() == g.serialize()
-    np.testing.assert_array_equal(h.moments(2, THETA), g.moments(2, THETA))
+    np.testing.assert_array_equal(h.moments(2, theta=THETA), g.moments(2, theta=THETA))
     h.create_vertex([9, 9])
     h.vertex_at(3).add_edge(h.find_vertex([9, 9]), 1.0)
     assert g.vertices_length() == 5 and h.vertices_length() == 6
@@ -289,9 +289,9 @@ def test_copy_and_clone_are_independent(method: str) -> None:
 def test_discrete_names_check_the_graph_and_the_steps() -> None:
     g = cyclic_graph()
     with pytest.raises(TypeError, match=r"pmf_discrete\(\) is for discrete graphs"):
-        g.pmf_discrete([1, 2], THETA)
+        g.pmf_discrete([1, 2], theta=THETA)
     with pytest.raises(TypeError, match=r"cdf_discrete\(\) is for discrete graphs"):
-        g.cdf_discrete(1, THETA)
+        g.cdf_discrete(1, theta=THETA)
     d = Graph.from_matrices([1.0], [[-0.5]], discrete=True)
     assert d.pmf_discrete(3) == pytest.approx(0.5**3, rel=1e-14)
     assert d.cdf_discrete(2) == pytest.approx(0.75, rel=1e-14)
