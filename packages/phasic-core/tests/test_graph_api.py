@@ -53,7 +53,8 @@ def test_moments_follow_rate_formula() -> None:
     theta = np.array([2.0, 1.0])
     # from (1,0): rates 2 (to b) and 0.5*2 + 1*1 = 2 (to c); from b: 3 -> E = 1/4 + 1/2 * 1/3
     assert g.expectation(theta=theta) == pytest.approx(0.25 + 0.5 / 3.0, rel=1e-14)
-    np.testing.assert_allclose(g.moments(3, theta=theta), reference.moments(g, theta, 3), rtol=1e-12)
+    np.testing.assert_allclose(g.moments(3, theta=theta), reference.moments(g, theta, 3),
+                               rtol=1e-12)
 
 
 def test_structure_cache_invalidated_on_change() -> None:
@@ -66,7 +67,8 @@ def test_structure_cache_invalidated_on_change() -> None:
     g.find_vertex([2, 0]).add_edge(d, 1.0)
     assert g.structure() is not s1
     assert g.expectation(theta=theta) != e1
-    np.testing.assert_allclose(g.moments(2, theta=theta), reference.moments(g, theta, 2), rtol=1e-12)
+    np.testing.assert_allclose(g.moments(2, theta=theta), reference.moments(g, theta, 2),
+                               rtol=1e-12)
 
 
 def test_serialize_round_trip() -> None:

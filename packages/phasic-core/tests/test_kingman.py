@@ -85,7 +85,8 @@ def test_two_island_is_cyclic_and_matches_reference() -> None:
     a = g.find_vertex((2, 0))
     b = g.find_vertex((1, 1))
     assert b in [e.to() for e in a.edges()] and a in [e.to() for e in b.edges()]
-    np.testing.assert_allclose(g.moments(4, theta=theta), reference.moments(g, theta, 4), rtol=1e-10)
+    np.testing.assert_allclose(g.moments(4, theta=theta), reference.moments(g, theta, 4),
+                               rtol=1e-10)
     t = np.array([1e-3, 0.1, 1.0, 5.0, 30.0])
     np.testing.assert_allclose(g.pdf(t, theta=theta), reference.pdf(g, theta, t), rtol=1e-8)
 

@@ -64,7 +64,8 @@ def test_discrete(seed: int, cyclic: bool) -> None:
     # matrix powers of a substochastic matrix: a few ulps per step, relative
     mask = ref >= 1e-12 * ref.max()
     np.testing.assert_allclose(got[mask], ref[mask], rtol=1e-10)
-    np.testing.assert_allclose(g.cdf(k, theta=theta), reference.cdf(g, theta, k), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(g.cdf(k, theta=theta), reference.cdf(g, theta, k), rtol=0,
+                               atol=1e-12)
 
 
 def test_sizes_cover_the_range() -> None:
