@@ -83,14 +83,19 @@ def test_as_matrices_agrees_with_pdf_cdf_and_moments() -> None:
     np.testing.assert_allclose(g.moments(3, theta=THETA), expected, rtol=1e-12)
 
 
-def test_as_matrices_leaves_start_edges_into_absorption_as_a_defect() -> None:
+def defect_graph() -> Graph:
+    """Start -> a (0.6) and start -> done (0.4, a defect); a -> done at rate 2."""
     g = Graph(1)
     a = g.find_or_create_vertex([1])
     done = g.find_or_create_vertex([2])
     g.starting_vertex().add_edge(a, 0.6)
     g.starting_vertex().add_edge(done, 0.4)
     a.add_edge(done, 2.0)
-    rep = g.as_matrices()
+    return g
+
+
+def test_as_matrices_leaves_start_edges_into_absorption_as_a_defect() -> None:
+    rep = defect_graph().as_matrices()
     np.testing.assert_array_equal(rep.ipv, [0.6])
     np.testing.assert_array_equal(rep.sim, [[-2.0]])
     np.testing.assert_array_equal(rep.indices, [2])
@@ -592,12 +597,7 @@ def test_normalize_rejects_coefficient_edges_and_keeps_the_graph() -> None:
 
 
 def test_defect_is_the_start_weight_share_into_absorbing_vertices() -> None:
-    g = Graph(1)
-    a = g.find_or_create_vertex([1])
-    done = g.find_or_create_vertex([2])
-    g.starting_vertex().add_edge(a, 0.6)
-    g.starting_vertex().add_edge(done, 0.4)
-    a.add_edge(done, 2.0)
+    g = defect_graph()
     assert g.defect() == pytest.approx(0.4, rel=1e-15)
     assert g.cdf(0.0) == pytest.approx(0.4, rel=PDF_RTOL)  # P(T = 0) is the defect
     assert cyclic_graph().defect(theta=THETA) == 0.0
