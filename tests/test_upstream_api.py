@@ -502,8 +502,11 @@ def test_an_old_positional_theta_is_not_taken_for_rewards() -> None:
     # the old call g.moments(3, theta): theta lands on rewards, whose length is checked
     with pytest.raises(ValueError, match=r"rewards must have vertices_length\(\) = 5"):
         g.moments(3, THETA, theta=THETA)
-    with pytest.raises(ValueError, match="rewards"):
+    with pytest.raises(ValueError, match=r"got shape \(2,\) \(theta is not positional"):
         g.expectation(THETA, theta=THETA)
+    with pytest.raises(TypeError, match=r"granularity must be an int >= 0, got \[1.5, 0.25\] "
+                                        r"\(theta is not positional: pass it as theta=\)"):
+        g.pdf(1.0, [1.5, 0.25])  # the old g.pdf(t, theta)
     with pytest.raises(TypeError):
         g.pdf(1.0, 0, THETA)  # theta is keyword-only
 

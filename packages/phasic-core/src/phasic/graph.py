@@ -572,7 +572,7 @@ class Graph:
             raise ValueError(
                 f"rewards must have vertices_length() = {v} entries, one per vertex, where "
                 f"index 0 is the starting vertex (its reward is not used); got shape "
-                f"{arr.shape}"
+                f"{arr.shape} (theta is not positional: pass it as theta=)"
             )
         return arr
 
@@ -593,7 +593,8 @@ class Graph:
     def _check_granularity(granularity: Any) -> None:
         """`granularity` is upstream's discretization step count: an int >= 0, unused here."""
         if isinstance(granularity, bool) or not isinstance(granularity, (int, np.integer)):
-            raise TypeError(f"granularity must be an int >= 0, got {granularity!r}")
+            raise TypeError(f"granularity must be an int >= 0, got {granularity!r} (theta is "
+                            "not positional: pass it as theta=)")
         if granularity < 0:
             raise ValueError(f"granularity must be an int >= 0, got {granularity}")
 
