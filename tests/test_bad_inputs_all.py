@@ -234,7 +234,8 @@ CASES: dict[str, Case] = {
     # -- inputs found by the fuzzer (packages/phasic-core/fuzz) -------------------------------
     "fuzz: stiff rate (1.9e19) pdf": Case(
         "core", "phasic.Graph.from_json(open(fuzz / 'regressions' / "
-                "'stiff_rate_uniformization_hang.json').read()).pdf([1.0], [1.0])", KERNEL,
+                "'stiff_rate_uniformization_hang.json').read()).pdf([1.0], "
+                "theta=[1.0])", KERNEL,
         r"uniformization would need about 1\.92.*e\+19 steps .* too stiff", timeout=5.0),
     # -- SLURM and launcher environments (phasic-distributed) ----------------------------
     "SLURM_PROCID >= SLURM_NTASKS": Case("dist", "step(SLURM_PROCID='5')", SLURM,
@@ -314,8 +315,9 @@ def _replay(path: pathlib.Path) -> object:
 
     graph = phasic.Graph.from_json(path.read_text(errors="replace"))
     theta = np.ones(graph.param_length())
-    graph.moments(2, theta)
-    return graph.cdf([0.0, 0.5], theta) if graph.discrete else graph.pdf([0.0, 0.5], theta)
+    graph.moments(2, theta=theta)
+    times = [0.0, 0.5]
+    return graph.cdf(times, theta=theta) if graph.discrete else graph.pdf(times, theta=theta)
 
 
 # --------------------------------------------------------------------------- child side

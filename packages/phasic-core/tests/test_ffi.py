@@ -46,7 +46,7 @@ def test_eager_pmf_matches_reference(island) -> None:
     t = jnp.array([1e-3, 0.1, 1.0, 4.0])
     got = compute_pmf_ffi(js, theta, t)
     np.testing.assert_allclose(got, reference.pdf(js, theta, t), rtol=1e-8)
-    np.testing.assert_allclose(got, g.pdf(np.asarray(t), np.asarray(theta)), rtol=LOOP_RTOL)
+    np.testing.assert_allclose(got, g.pdf(np.asarray(t), theta=np.asarray(theta)), rtol=LOOP_RTOL)
 
 
 def test_moments_and_rewards_match_reference(kingman) -> None:

@@ -228,7 +228,7 @@ def test_nr_moments_is_bounded() -> None:
     assert _core.max_moments == 170
     assert np.all(np.isfinite(s.moments([1.0], 170)))  # E[T^170] of a short time: finite
     for call in (lambda: s.moments([1.0], 171), lambda: s.moments_jac([1.0], 171),
-                 lambda: k.moments(2**60, [1.0])):
+                 lambda: k.moments(2**60, theta=[1.0])):
         with pytest.raises(ValueError, match=r"nr_moments must be between 0 and 170"):
             call()
     for n in (171, 2**60):
@@ -267,7 +267,7 @@ def test_edges_have_sparse_coefficients() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2**20, peak  # a dense vector would be 2^24 entries (128 MB or more)
-    assert edge.terms == ((5, 2.5),) and edge.param_length == 2**24 and edge.weight == 0.0
+    assert edge.terms == ((5, 2.5),) and edge.param_length == 2**24 and edge.base == 0.0
     assert big._builder.out_edges(1) == [(2, 0.0, [5], [2.5])]
     small = g.vertex_at(1).edges()[0]
     assert small.coefficients == (0.0, 0.0, 0.0, 0.0, 0.0, 2.5)  # the dense view still works

@@ -29,21 +29,21 @@ FACTORS = np.array([0.0, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.3, 0.6, 1.0, 1.5, 2.5, 4
 def test_continuous(seed: int, cyclic: bool) -> None:
     case = random_graph(seed, cyclic=cyclic)
     g, theta = case.graph, case.theta
-    np.testing.assert_allclose(g.moments(4, theta), reference.moments(g, theta, 4),
+    np.testing.assert_allclose(g.moments(4, theta=theta), reference.moments(g, theta, 4),
                                rtol=MOMENT_RTOL)
     rng = np.random.default_rng(seed + 1000)
     rewards = rng.uniform(0.0, 2.0, g.vertices_length()) * (rng.random(g.vertices_length()) < 0.8)
-    np.testing.assert_allclose(g.moments(3, theta, rewards),
+    np.testing.assert_allclose(g.moments(3, rewards, theta=theta),
                                reference.moments(g, theta, 3, rewards), rtol=MOMENT_RTOL)
 
     mean = reference.moments(g, theta, 1)[0]
     t = FACTORS * mean
     ref = reference.pdf(g, theta, t)
-    got = g.pdf(t, theta)
+    got = g.pdf(t, theta=theta)
     mask = ref >= 1e-12 * ref.max()
     np.testing.assert_allclose(got[mask], ref[mask], rtol=PDF_RTOL)
     assert np.all(np.abs(got[~mask]) <= 1e-11 * ref.max())
-    np.testing.assert_allclose(g.cdf(t, theta), reference.cdf(g, theta, t), rtol=CDF_RTOL,
+    np.testing.assert_allclose(g.cdf(t, theta=theta), reference.cdf(g, theta, t), rtol=CDF_RTOL,
                                atol=CDF_ATOL)
 
 
@@ -52,19 +52,20 @@ def test_continuous(seed: int, cyclic: bool) -> None:
 def test_discrete(seed: int, cyclic: bool) -> None:
     case = random_graph(seed, cyclic=cyclic, discrete=True)
     g, theta = case.graph, case.theta
-    np.testing.assert_allclose(g.moments(3, theta), reference.moments(g, theta, 3),
+    np.testing.assert_allclose(g.moments(3, theta=theta), reference.moments(g, theta, 3),
                                rtol=MOMENT_RTOL)
     rng = np.random.default_rng(seed + 2000)
     rewards = rng.uniform(0.0, 2.0, g.vertices_length())
-    np.testing.assert_allclose(g.moments(2, theta, rewards),
+    np.testing.assert_allclose(g.moments(2, rewards, theta=theta),
                                reference.moments(g, theta, 2, rewards), rtol=MOMENT_RTOL)
     k = np.arange(0, 40)
     ref = reference.pmf(g, theta, k)
-    got = g.pmf(k, theta)
+    got = g.pmf(k, theta=theta)
     # matrix powers of a substochastic matrix: a few ulps per step, relative
     mask = ref >= 1e-12 * ref.max()
     np.testing.assert_allclose(got[mask], ref[mask], rtol=1e-10)
-    np.testing.assert_allclose(g.cdf(k, theta), reference.cdf(g, theta, k), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(g.cdf(k, theta=theta), reference.cdf(g, theta, k), rtol=0,
+                               atol=1e-12)
 
 
 def test_sizes_cover_the_range() -> None:
@@ -79,9 +80,9 @@ def test_sizes_cover_the_range() -> None:
 def test_extreme_sizes(n_states: int) -> None:
     case = random_graph(77, cyclic=True, n_states=n_states, n_params=3)
     g, theta = case.graph, case.theta
-    np.testing.assert_allclose(g.moments(3, theta), reference.moments(g, theta, 3),
+    np.testing.assert_allclose(g.moments(3, theta=theta), reference.moments(g, theta, 3),
                                rtol=MOMENT_RTOL)
     t = FACTORS * reference.moments(g, theta, 1)[0]
     ref = reference.pdf(g, theta, t)
     mask = ref >= 1e-12 * ref.max()
-    np.testing.assert_allclose(g.pdf(t, theta)[mask], ref[mask], rtol=PDF_RTOL)
+    np.testing.assert_allclose(g.pdf(t, theta=theta)[mask], ref[mask], rtol=PDF_RTOL)

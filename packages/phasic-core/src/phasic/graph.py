@@ -28,15 +28,32 @@ Weight = float | Sequence[float]
 
 @dataclass(frozen=True)
 class Edge:
-    """An out-edge: its target vertex, constant weight and sparse coefficients.
+    """An out-edge: its target vertex, constant part `base` and sparse coefficients.
 
-    The weight for theta is `weight + sum(c * theta[p] for p, c in terms)`.
+    The weight for theta is `base + sum(c * theta[p] for p, c in terms)`; `weight()`
+    evaluates it at the theta stored by `Graph.update_weights`.
     """
 
-    to: Vertex
-    weight: float
+    _to: Vertex
+    base: float
     terms: tuple[tuple[int, float], ...]  # (parameter index, coefficient), sparse
     param_length: int  # the graph's param_length when the edge was read
+
+    def to(self) -> Vertex:
+        """The vertex this edge leads to."""
+        return self._to
+
+    def weight(self) -> float:
+        """The weight at the graph's stored theta (see `Graph.update_weights`).
+
+        A constant edge needs no theta; an edge with coefficients raises a ValueError
+        when no theta is stored.
+        """
+        if not self.terms:
+            return self.base
+        theta = self._to._graph._stored_theta(
+            "Edge.weight() of an edge with coefficients needs")
+        return self.base + sum(c * float(theta[p]) for p, c in self.terms)
 
     @property
     def coefficients(self) -> tuple[float, ...]:
@@ -59,7 +76,6 @@ class Vertex:
         self._graph = graph
         self._index = int(index)
 
-    @property
     def index(self) -> int:
         """Position of this vertex in the graph (and in reward vectors)."""
         return self._index
@@ -69,10 +85,9 @@ class Vertex:
         """The graph this vertex belongs to."""
         return self._graph
 
-    @property
-    def state(self) -> tuple[int, ...]:
-        """The state vector of this vertex."""
-        return tuple(self._graph._builder.vertex_state(self._index))
+    def state(self) -> np.ndarray:
+        """The state vector of this vertex, as a new int32 array (changing it changes nothing)."""
+        return np.asarray(self._graph._builder.vertex_state(self._index), dtype=np.int32)
 
     def add_edge(self, to: Vertex | int, weight: Weight) -> None:
         """Add an edge to `to`.
@@ -90,6 +105,13 @@ class Vertex:
                      tuple(zip(map(int, params), map(float, values), strict=True)), p)
                 for dst, w, params, values in builder.out_edges(self._index)]
 
+    def rate(self) -> float:
+        """The total out-weight of this vertex at the graph's stored theta.
+
+        For a continuous graph the rate of leaving the vertex; 0 for an absorbing one.
+        """
+        return float(sum(edge.weight() for edge in self.edges()))
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Vertex) and other._graph is self._graph
                 and other._index == self._index)
@@ -98,7 +120,7 @@ class Vertex:
         return hash((id(self._graph), self._index))
 
     def __repr__(self) -> str:
-        return f"Vertex(index={self._index}, state={self.state})"
+        return f"Vertex(index={self._index}, state={self.state().tolist()})"
 
 
 def _as_state(state: Iterable[int], state_length: int) -> list[int]:
@@ -181,7 +203,6 @@ class Graph:
 
     # -- structure -----------------------------------------------------------------
 
-    @property
     def state_length(self) -> int:
         """Length of every state vector."""
         return int(self._builder.state_length)
@@ -191,13 +212,18 @@ class Graph:
         """True for a discrete-time chain, False for continuous time."""
         return bool(self._builder.discrete)
 
+    @property
+    def is_discrete(self) -> bool:
+        """The same as `discrete` (upstream phasic's name)."""
+        return self.discrete
+
     def starting_vertex(self) -> Vertex:
         """The starting vertex (index 0); its out-edges are the initial distribution."""
         return Vertex(self, 0)
 
     def find_or_create_vertex(self, state: Iterable[int]) -> Vertex:
         """The vertex with this state, created if absent."""
-        values = _as_state(state, self.state_length)
+        values = _as_state(state, self.state_length())
         before = self._builder.vertices_length()
         index = self._builder.find_or_create_vertex(values)
         if self._builder.vertices_length() != before:
@@ -206,7 +232,7 @@ class Graph:
 
     def find_vertex(self, state: Iterable[int]) -> Vertex | None:
         """The vertex with this state, or None if there is none."""
-        index = self._builder.find_vertex(_as_state(state, self.state_length))
+        index = self._builder.find_vertex(_as_state(state, self.state_length()))
         return None if index < 0 else Vertex(self, index)
 
     def vertex_exists(self, state: Iterable[int]) -> bool:
@@ -219,7 +245,7 @@ class Graph:
         States identify vertices, so a second vertex with the same state cannot exist;
         `find_or_create_vertex` returns the existing one instead.
         """
-        values = _as_state(state, self.state_length)
+        values = _as_state(state, self.state_length())
         existing = self._builder.find_vertex(values)
         if existing >= 0:
             which = "the starting vertex" if existing == 0 else f"vertex {existing}"
@@ -248,7 +274,7 @@ class Graph:
         Row i is the state of `vertex_at(i)`; row 0 is the starting vertex (all zeros).
         """
         n = self.vertices_length()
-        out = np.zeros((n, self.state_length), dtype=np.int32)
+        out = np.zeros((n, self.state_length()), dtype=np.int32)
         for i in range(n):
             out[i] = self._builder.vertex_state(i)
         return out
@@ -340,7 +366,7 @@ class Graph:
                     raise TypeError(
                         f"fn({state}) must return (next_state, weight) pairs, got {item!r}"
                     ) from None
-                nxt = tuple(_as_state(next_state, graph.state_length))
+                nxt = tuple(_as_state(next_state, graph.state_length()))
                 if nxt == state:
                     raise ValueError(
                         f"fn({state}) returned a transition to the same state; self-loops "
@@ -361,7 +387,7 @@ class Graph:
                     slot[1] = np.pad(slot[1], (0, n - len(slot[1]))) + np.pad(c, (0, n - len(c)))
             for nxt, (constant, coefficients) in merged.items():
                 dst = graph.find_or_create_vertex(nxt)
-                graph._builder.add_edge(src.index, dst.index, constant, coefficients.tolist())
+                graph._builder.add_edge(src.index(), dst.index(), constant, coefficients.tolist())
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
@@ -413,14 +439,15 @@ class Graph:
         """
         return graph_from_matrices(cls, ipv, sim, states, discrete)
 
-    def as_matrices(self, theta: Any = None) -> MatrixRepresentation:
+    def as_matrices(self, *, theta: Any = None) -> MatrixRepresentation:
         """The graph as (ipv, sim, states, indices) over its transient vertices.
 
         Transient vertices are those other than the starting vertex with at least one
         out-edge, in vertex order. `ipv` holds the starting vertex's edge weights into
         them; `sim` the weights between them, with minus each vertex's total out-weight
         on the diagonal (S for continuous graphs, P - I for discrete ones). Weights are
-        evaluated at `theta`. `indices` are 1-based vertex indices, as upstream's.
+        evaluated at `theta` (default: the stored theta). `indices` are 1-based vertex
+        indices, as upstream's.
         """
         weights = self._edge_weights(self._theta(theta))
         transient = [i for i in range(1, len(weights)) if weights[i]]
@@ -469,15 +496,56 @@ class Graph:
 
     # -- distributions -------------------------------------------------------------
 
-    def _theta(self, theta: Any) -> np.ndarray:
-        """theta as a float64 vector of length param_length()."""
-        p = self.param_length()
+    # theta stored by update_weights; None until then (a class default so every way of
+    # making a Graph starts without one).
+    _stored: np.ndarray | None = None
+
+    def update_weights(self, theta: Any) -> None:
+        """Store `theta` (a copy, float64): methods called without `theta=` use it.
+
+        It must have `param_length()` entries. It stays stored while the graph changes
+        as long as `param_length()` does not; otherwise using it is a ValueError.
+        """
         if theta is None:
-            if p > 0:
-                raise ValueError(
-                    f"this graph has {p} parameter(s); pass theta, a sequence of {p} floats"
-                )
+            raise ValueError("update_weights needs a theta: a sequence of "
+                             f"{self.param_length()} floats")
+        self._stored = self._checked_theta(theta).copy()
+
+    def update_parameterized_weights(self, theta: Any) -> None:
+        """The same as `update_weights` (upstream phasic has both names)."""
+        self.update_weights(theta)
+
+    def _stored_theta(self, what: str) -> np.ndarray:
+        """The stored theta, checked against today's param_length().
+
+        `what` starts the error message when none is stored, e.g. "pdf() needs".
+        """
+        p = self.param_length()
+        if self._stored is None:
+            raise ValueError(
+                f"{what} theta (this graph has {p} parameter(s)) and none is stored: "
+                f"pass theta=, a sequence of {p} floats, or store one with "
+                "update_weights(theta)"
+            )
+        if self._stored.shape[0] != p:
+            raise ValueError(
+                f"the theta stored by update_weights has {self._stored.shape[0]} entries but "
+                f"the graph now has param_length() = {p} (edges with more coefficients were "
+                f"added since); call update_weights again with {p} values"
+            )
+        return self._stored.copy()
+
+    def _theta(self, theta: Any) -> np.ndarray:
+        """theta as a float64 vector of length param_length(); None means the stored one."""
+        if theta is not None:
+            return self._checked_theta(theta)
+        if self.param_length() == 0 and self._stored is None:
             return np.zeros(0, dtype=np.float64)
+        return self._stored_theta("the edge weights need")
+
+    def _checked_theta(self, theta: Any) -> np.ndarray:
+        """A given theta validated as a float64 vector of length param_length()."""
+        p = self.param_length()
         arr = np.asarray(theta)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"theta must be numeric, got dtype {arr.dtype}")
@@ -490,36 +558,71 @@ class Graph:
         return np.ascontiguousarray(arr)
 
     def _rewards(self, rewards: Any) -> np.ndarray | None:
+        """Rewards as a float64 vector with one entry per vertex; None (or empty) means none."""
         if rewards is None:
             return None
         arr = np.asarray(rewards)
+        if arr.size == 0 and arr.ndim == 1:
+            return None  # upstream's default, `rewards=[]`, means no rewards
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"rewards must be numeric, got dtype {arr.dtype}")
         arr = np.ascontiguousarray(arr, dtype=np.float64)
         v = self.vertices_length()
         if arr.shape != (v,):
             raise ValueError(
-                f"rewards must have one entry per vertex, shape ({v},), got shape {arr.shape}"
+                f"rewards must have vertices_length() = {v} entries, one per vertex, where "
+                f"index 0 is the starting vertex (its reward is not used); got shape "
+                f"{arr.shape} (theta is not positional: pass it as theta=)"
             )
         return arr
 
-    def moments(self, k: int, theta: Any = None, rewards: Any = None) -> np.ndarray:
-        """The first `k` raw moments E[T^i] (or E[Y^i] with per-vertex rewards), i = 1..k."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"k (the number of moments) must be an int, got {k!r}")
-        if k <= 0:
-            raise ValueError(f"k (the number of moments) must be >= 1, got {k}")
+    def _check_kind(self, discrete: Any, what: str) -> None:
+        """`discrete` given to `what` must be None or this graph's kind."""
+        if discrete is None:
+            return
+        if not isinstance(discrete, (bool, np.bool_)):
+            raise TypeError(f"{what}: discrete must be None or a bool, got {discrete!r}")
+        if bool(discrete) != self.discrete:
+            kind = "discrete" if self.discrete else "continuous"
+            raise TypeError(
+                f"{what}: discrete={bool(discrete)} but this graph is {kind}; leave "
+                f"discrete out (None) or pass discrete={self.discrete}"
+            )
+
+    @staticmethod
+    def _check_granularity(granularity: Any) -> None:
+        """`granularity` is upstream's discretization step count: an int >= 0, unused here."""
+        if isinstance(granularity, bool) or not isinstance(granularity, (int, np.integer)):
+            raise TypeError(f"granularity must be an int >= 0, got {granularity!r} (theta is "
+                            "not positional: pass it as theta=)")
+        if granularity < 0:
+            raise ValueError(f"granularity must be an int >= 0, got {granularity}")
+
+    def moments(
+        self, power: int, rewards: Any = None, discrete: bool | None = None, *,
+        theta: Any = None,
+    ) -> np.ndarray:
+        """The first `power` raw moments E[T^i] (or E[Y^i] with per-vertex rewards).
+
+        `discrete`, if given, must match the graph's kind. `theta` defaults to the
+        theta stored by `update_weights`.
+        """
+        if isinstance(power, bool) or not isinstance(power, (int, np.integer)):
+            raise TypeError(f"power (the number of moments) must be an int, got {power!r}")
+        if power <= 0:
+            raise ValueError(f"power (the number of moments) must be >= 1, got {power}")
+        self._check_kind(discrete, "moments()")
         return np.asarray(
-            self.structure().moments(self._theta(theta), int(k), self._rewards(rewards))
+            self.structure().moments(self._theta(theta), int(power), self._rewards(rewards))
         )
 
-    def expectation(self, theta: Any = None, rewards: Any = None) -> float:
+    def expectation(self, rewards: Any = None, *, theta: Any = None) -> float:
         """E[T] (or E[Y] with rewards)."""
-        return float(self.moments(1, theta, rewards)[0])
+        return float(self.moments(1, rewards, theta=theta)[0])
 
-    def variance(self, theta: Any = None, rewards: Any = None) -> float:
+    def variance(self, rewards: Any = None, *, theta: Any = None) -> float:
         """Var[T] (or Var[Y] with rewards)."""
-        m = self.moments(2, theta, rewards)
+        m = self.moments(2, rewards, theta=theta)
         return float(m[1] - m[0] ** 2)
 
     def _times(self, t: Any, what: str) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -529,27 +632,34 @@ class Graph:
         arr = arr.astype(np.float64)
         return np.ascontiguousarray(arr.reshape(-1)), arr.shape
 
-    def pdf(self, t: Any, theta: Any = None) -> np.ndarray | float:
-        """The density at time(s) `t` (continuous graphs only)."""
-        if self.discrete:
-            raise TypeError("pdf() is for continuous graphs; this graph is discrete: use pmf()")
-        times, shape = self._times(t, "t")
-        out = np.asarray(self.structure().pdf(self._theta(theta), times)).reshape(shape)
+    def _density(self, kernel: str, t: Any, what: str, theta: Any) -> np.ndarray | float:
+        """The structure's `kernel` ("pdf" or "cdf") at `t`, shaped like `t`."""
+        times, shape = self._times(t, what)
+        values = getattr(self.structure(), kernel)(self._theta(theta), times)
+        out = np.asarray(values).reshape(shape)
         return float(out) if out.ndim == 0 else out
 
-    def pmf(self, k: Any, theta: Any = None) -> np.ndarray | float:
+    def pdf(self, time: Any, granularity: int = 0, *, theta: Any = None) -> np.ndarray | float:
+        """The density at time(s) `time` (continuous graphs only).
+
+        `granularity` (upstream's discretization step count) is accepted and unused:
+        the density is computed exactly.
+        """
+        self._check_granularity(granularity)
+        if self.discrete:
+            raise TypeError("pdf() is for continuous graphs; this graph is discrete: use pmf()")
+        return self._density("pdf", time, "time", theta)
+
+    def pmf(self, k: Any, *, theta: Any = None) -> np.ndarray | float:
         """The probability mass at step(s) `k` (discrete graphs only)."""
         if not self.discrete:
             raise TypeError("pmf() is for discrete graphs; this graph is continuous: use pdf()")
-        times, shape = self._times(k, "k")
-        out = np.asarray(self.structure().pdf(self._theta(theta), times)).reshape(shape)
-        return float(out) if out.ndim == 0 else out
+        return self._density("pdf", k, "k", theta)
 
-    def cdf(self, t: Any, theta: Any = None) -> np.ndarray | float:
-        """P(T <= t) at time(s) or step(s) `t`."""
-        times, shape = self._times(t, "t")
-        out = np.asarray(self.structure().cdf(self._theta(theta), times)).reshape(shape)
-        return float(out) if out.ndim == 0 else out
+    def cdf(self, time: Any, granularity: int = 0, *, theta: Any = None) -> np.ndarray | float:
+        """P(T <= time) at time(s) or step(s) `time`; `granularity` as in `pdf`."""
+        self._check_granularity(granularity)
+        return self._density("cdf", time, "time", theta)
 
     def expected_waiting_time(self, rewards: Any = None, *, theta: Any = None) -> np.ndarray:
         """Expected (rewarded) time to absorption from each vertex, one entry per vertex.
@@ -557,13 +667,14 @@ class Graph:
         Entry i is E[Y | start at vertex i], Y the time (with `rewards`, the reward
         accumulated) until absorption: ((-S)^-1 r) on the transient vertices, 0 on
         absorbing ones, and entry 0 (the starting vertex, which takes no time) is
-        `expectation(theta, rewards)`. For a discrete graph it counts steps. It solves
-        a dense system over the transient vertices, so it is meant for small graphs;
-        `expectation` gives entry 0 for graphs of any size.
+        `expectation(rewards, theta=theta)`. For a discrete graph it counts steps. It
+        solves a dense system over the transient vertices, so it is meant for small
+        graphs; `expectation` gives entry 0 for graphs of any size.
         """
-        rep = self.as_matrices(theta)
+        rep = self.as_matrices(theta=theta)
         n = self.vertices_length()
-        r = np.ones(n) if rewards is None else self._rewards(rewards)
+        r = self._rewards(rewards)
+        r = np.ones(n) if r is None else r
         rows = rep.indices - 1
         try:
             solved = np.linalg.solve(-rep.sim, r[rows]) if rows.size else np.zeros(0)
@@ -577,13 +688,63 @@ class Graph:
         out[0] = float(rep.ipv @ solved)
         return out
 
-    def pmf_discrete(self, k: Any, theta: Any = None) -> np.ndarray | float:
-        """P(T = k) at whole step(s) `k` of a discrete graph (upstream's name for `pmf`)."""
-        return self.pmf(self._steps(k, "pmf_discrete"), theta)
+    def defect(self, *, theta: Any = None) -> float:
+        """The probability of absorption at T = 0.
 
-    def cdf_discrete(self, k: Any, theta: Any = None) -> np.ndarray | float:
+        It is the share of the starting vertex's out-weight (start weights are
+        relative) that goes straight into absorbing vertices.
+        """
+        weights = self._edge_weights(self._theta(theta))
+        total = sum(w for _, w in weights[0])
+        if not total > 0.0:
+            raise ValueError(
+                f"the starting vertex's out-weights sum to {total} for this theta; they must "
+                "sum to > 0: add a start edge with a positive weight or check theta"
+            )
+        return sum(w for dst, w in weights[0] if not weights[dst]) / total
+
+    def normalize(self) -> list[float]:
+        """Scale every vertex's out-weights to sum to 1; return the factors used.
+
+        Entry i is 1 / (vertex i's total out-weight), or 1.0 for a vertex without
+        out-weight (nothing is scaled there). A continuous graph becomes its embedded
+        jump chain. Only graphs of constant edges can be normalized: an edge with
+        coefficients is a ValueError.
+        """
+        n = self.vertices_length()
+        rows = [self._builder.out_edges(i) for i in range(n)]
+        for src, edges in enumerate(rows):
+            for dst, w, params, _ in edges:
+                if len(params):
+                    raise ValueError(
+                        f"normalize() scales constant weights; edge {src} -> {dst} has "
+                        "coefficients (its weight depends on theta)"
+                    )
+                if not w >= 0.0:
+                    raise ValueError(f"normalize() needs weights >= 0; edge {src} -> {dst} "
+                                     f"has weight {w}")
+        builder = core().GraphBuilder(self.state_length(), self.discrete)
+        builder.set_param_length(self.param_length())
+        for i in range(1, n):  # the same vertices in the same order
+            builder.find_or_create_vertex(self._builder.vertex_state(i))
+        factors = []
+        for src, edges in enumerate(rows):
+            total = sum(float(w) for _, w, _, _ in edges)
+            factor = 1.0 / total if total > 0.0 else 1.0
+            factors.append(factor)
+            for dst, w, _, _ in edges:
+                builder.add_edge(src, int(dst), float(w) * factor, [])
+        self._builder = builder
+        self._changed()
+        return factors
+
+    def pmf_discrete(self, k: Any, *, theta: Any = None) -> np.ndarray | float:
+        """P(T = k) at whole step(s) `k` of a discrete graph (upstream's name for `pmf`)."""
+        return self.pmf(self._steps(k, "pmf_discrete"), theta=theta)
+
+    def cdf_discrete(self, k: Any, *, theta: Any = None) -> np.ndarray | float:
         """P(T <= k) at whole step(s) `k` of a discrete graph."""
-        return self.cdf(self._steps(k, "cdf_discrete"), theta)
+        return self.cdf(self._steps(k, "cdf_discrete"), theta=theta)
 
     def _steps(self, k: Any, what: str) -> np.ndarray:
         """`k` checked as whole numbers of steps for a discrete graph."""
