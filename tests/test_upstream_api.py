@@ -243,7 +243,7 @@ def test_vertex_exists_and_create_vertex() -> None:
     with pytest.raises(ValueError, match="already belongs to vertex 5"):
         g.create_vertex([5, 5])
     zero = g.create_vertex([0, 0])  # the starting vertex is not found by its state
-    assert zero.index == 6 and g.find_vertex([0, 0]) == zero
+    assert zero == g.vertex_at(6) and g.find_vertex([0, 0]) == zero
     with pytest.raises(ValueError, match="length 2"):
         g.vertex_exists([1])
     assert g.vertices_length() == 7

@@ -60,7 +60,7 @@ def mixture_exact(theta: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("theta", [np.array([0.7, 1.3]), np.array([2.0, 0.0])])
 def test_theta_dependent_start_edges_match_the_closed_form(theta: np.ndarray) -> None:
     g, want = mixture_graph(), mixture_exact(theta)
-    assert g.find_vertex([0]).index == 3
+    assert g.find_vertex([0]) == g.vertex_at(3)
     np.testing.assert_allclose(g.pdf(TIMES, theta=theta), want["pdf"], rtol=1e-12)
     # the CDF's uniformization sums are truncated at 1e-10 relative
     np.testing.assert_allclose(g.cdf(TIMES, theta=theta), want["cdf"], rtol=1e-10)
@@ -232,7 +232,7 @@ def test_all_zero_state_is_an_ordinary_vertex() -> None:
     g = Graph(2)
     assert g.find_vertex([0, 0]) is None and not g.vertex_exists([0, 0])
     zero = g.find_or_create_vertex([0, 0])
-    assert zero.index == 1 and g.vertices_length() == 2
+    assert zero == g.vertex_at(1) and g.vertices_length() == 2
     assert g.find_or_create_vertex([0, 0]) == zero and g.vertex_exists([0, 0])
     with pytest.raises(ValueError, match=r"already belongs to vertex 1.*find_or_create_vertex"):
         g.create_vertex([0, 0])
@@ -243,7 +243,7 @@ def test_all_zero_state_is_an_ordinary_vertex() -> None:
     one.add_edge(zero, 2.5)
     assert g.expectation(theta=None) == pytest.approx(0.4, rel=1e-15)
     copy = Graph.from_json(g.serialize())
-    assert copy.find_vertex([0, 0]).index == 1
+    assert copy.find_vertex([0, 0]) == copy.vertex_at(1)
     assert copy.pdf(1.0) == pytest.approx(2.5 * math.exp(-2.5), rel=1e-14)
 
 
