@@ -109,7 +109,8 @@ def sub_intensity(structure_json: str, theta: Sequence[float]) -> tuple[np.ndarr
     m = len(transient)
     start = src == 0
     alpha = np.zeros(m)
-    np.add.at(alpha, index[dst[start]], rates[start])
+    into = index[dst[start]] >= 0  # start edges into absorbing vertices are the defect
+    np.add.at(alpha, index[dst[start]][into], rates[start][into] / rates[start].sum())
     inner = ~start
     s, d, r = index[src[inner]], index[dst[inner]], rates[inner]
     to_transient = d >= 0

@@ -223,10 +223,11 @@ CASES: dict[str, Case] = {
         ("<none>",), r"^\(\(0,\), \(3, 0\)\)$"),
     "NaN reward": Case("core", f"phasic.compute_moments_ffi({K}, {TH}, 1, rewards=jnp.full("
                                "k.vertices_length(), np.nan))", KERNEL, r"rewards\[0\] is nan"),
-    "initial probabilities > 1 (vmap)": Case(
-        "core", "jax.vmap(lambda t: phasic.compute_pmf_ffi(over, jnp.zeros(0), t))("
-                "jnp.ones((2, 1)))", KERNEL,
-        r"batch element 0 of 2: the initial probabilities .* sum to 1\.5 > 1"),
+    "start weights sum to 0 (vmap)": Case(
+        "core", "jax.vmap(lambda th: phasic.compute_pmf_ffi(zero_start, th, jnp.ones(1)))("
+                "jnp.array([[0.0], [1.0]]))", KERNEL,
+        r"batch element 0 of 2: the starting vertex's out-edge weights sum to 0 at "
+        r"theta = \[0\]"),
     "discrete out-probabilities > 1": Case(
         "core", "phasic.compute_pmf_ffi(disc_over, jnp.zeros(0), jnp.array([1.0]), "
                 "discrete=True)", KERNEL,
@@ -345,10 +346,10 @@ def _setup_core() -> dict:
     small = phasic.Graph(1)
     for i in (1, 2):
         small.find_or_create_vertex((i,))
-    over = phasic.Graph(1)  # initial probabilities summing to 1.5
-    a, b = over.find_or_create_vertex((1,)), over.find_or_create_vertex((2,))
-    over.starting_vertex().add_edge(a, 0.8)
-    over.starting_vertex().add_edge(b, 0.7)
+    zero_start = phasic.Graph(1)  # start weights theta[0] and 0.5 theta[0]: sum 0 at 0
+    a, b = zero_start.find_or_create_vertex((1,)), zero_start.find_or_create_vertex((2,))
+    zero_start.starting_vertex().add_edge(a, [1.0])
+    zero_start.starting_vertex().add_edge(b, [0.5])
     a.add_edge(b, 1.0)
     disc = {**base, "discrete": True, "edges": {"from": [0, 1], "to": [1, 2],
                                                 "weight": [1.0, 0.5]}}
@@ -358,7 +359,7 @@ def _setup_core() -> dict:
     return dict(phasic=phasic, models=models, jax=jax, jnp=jnp, np=np, json=json, k=k,
                 fuzz=FUZZ, replay=_replay,
                 kjs=k.serialize(), base=base, cyclic=json.dumps(cyclic),
-                cyclic3=json.dumps(cyclic3), small=small, over=over, disc=json.dumps(disc),
+                cyclic3=json.dumps(cyclic3), small=small, zero_start=zero_start, disc=json.dumps(disc),
                 disc_over=json.dumps(disc_over))
 
 

@@ -149,9 +149,9 @@ def test_from_matrices_default_states_and_round_trip() -> None:
 def test_from_matrices_with_states_and_a_defect() -> None:
     alpha = np.array([0.5, 0.3])  # 0.2 of the mass is absorbed at T = 0
     s = np.array([[-2.0, 1.5], [0.0, -0.5]])
-    states = np.array([[1, 4], [2, 0]])
+    states = np.array([[1, 4], [0, 0]])  # an all-zero state is an ordinary vertex
     g = Graph.from_matrices(alpha, s, states)
-    np.testing.assert_array_equal(g.states(), [[0, 0], [1, 4], [2, 0], [-1, -1]])
+    np.testing.assert_array_equal(g.states(), [[0, 0], [1, 4], [0, 0], [-1, -1]])
     rep = g.as_matrices()
     np.testing.assert_array_equal(rep.states, states)
     np.testing.assert_array_equal(rep.ipv, alpha)
@@ -185,7 +185,6 @@ def test_from_matrices_discrete() -> None:
         ([1.0, 0.0], [[-1.0, np.nan], [0.0, -1.0]], None, {}, ValueError, "finite"),
         (["a"], [[-1.0]], None, {}, TypeError, "ipv must be numeric"),
         ([1.0], [[-1.5]], None, {"discrete": True}, ValueError, "P - I"),
-        ([1.0, 0.0], -np.eye(2), [[0, 0], [1, 0]], {}, ValueError, "all zeros"),
         ([1.0, 0.0], -np.eye(2), [[1, 0], [1, 0]], {}, ValueError, "distinct"),
         ([1.0, 0.0], -np.eye(2), [[1, 0]], {}, ValueError, r"shape \(2, state_length\)"),
         ([1.0, 0.0], -np.eye(2), [[1.0, 0.5], [2.0, 0.0]], {}, TypeError, "integers"),
@@ -243,17 +242,17 @@ def test_expected_waiting_time_errors() -> None:
 
 def test_vertex_exists_and_create_vertex() -> None:
     g = cyclic_graph()
-    assert g.vertex_exists([2, 0]) and g.vertex_exists((0, 0))
+    assert g.vertex_exists([2, 0]) and not g.vertex_exists((0, 0))
     assert not g.vertex_exists([5, 5])
     v = g.create_vertex([5, 5])
     assert v.index() == 5 and v.state().tolist() == [5, 5] and g.vertex_exists([5, 5])
     with pytest.raises(ValueError, match="already belongs to vertex 5"):
         g.create_vertex([5, 5])
-    with pytest.raises(ValueError, match="already belongs to the starting vertex"):
-        g.create_vertex([0, 0])
+    zero = g.create_vertex([0, 0])  # the starting vertex is not found by its state
+    assert zero == g.vertex_at(6) and g.find_vertex([0, 0]) == zero
     with pytest.raises(ValueError, match="length 2"):
         g.vertex_exists([1])
-    assert g.vertices_length() == 6
+    assert g.vertices_length() == 7
 
 
 def test_states() -> None:

@@ -36,19 +36,22 @@ def setup() -> dict:
     a, b = (zero_exit.find_or_create_vertex((i,)) for i in (1, 2))
     zero_exit.starting_vertex().add_edge(a, 1.0)
     a.add_edge(b, [1.0])
-    over = phasic.Graph(1)  # initial probabilities summing to 1.3
-    a, b, c = (over.find_or_create_vertex((i,)) for i in (1, 2, 3))
-    over.starting_vertex().add_edge(a, 0.7)
-    over.starting_vertex().add_edge(b, 0.6)
+    zero_start = phasic.Graph(1)  # start weights theta[0] and 0.5 theta[0]: sum 0 at 0
+    a, b, c = (zero_start.find_or_create_vertex((i,)) for i in (1, 2, 3))
+    zero_start.starting_vertex().add_edge(a, [1.0])
+    zero_start.starting_vertex().add_edge(b, [0.5])
     a.add_edge(c, 1.0)
     b.add_edge(c, 1.0)
+    no_start = phasic.Graph(1)  # the starting vertex has no out-edge
+    a, b = (no_start.find_or_create_vertex((i,)) for i in (1, 2))
+    a.add_edge(b, 1.0)
     geo = phasic.Graph(1, discrete=True)  # leaves with probability 0.5 per step
     a, b = (geo.find_or_create_vertex((i,)) for i in (1, 2))
     geo.starting_vertex().add_edge(a, 1.0)
     a.add_edge(b, 0.5)
     return dict(phasic=phasic, models=models, jnp=jnp, np=np, jax=jax, k=k,
                 kjs=k.serialize(), island=island, no_exit=no_exit, zero_exit=zero_exit,
-                over=over, geo=geo)
+                zero_start=zero_start, no_start=no_start, geo=geo)
 
 
 def main() -> None:

@@ -70,6 +70,8 @@ def random_graph(seed: int, *, cyclic: bool, discrete: bool = False,
     probs = rng.dirichlet(np.ones(k0)) * (0.9 if rng.random() < 0.25 else 1.0)
     for s, q in zip(starts, probs, strict=True):
         g.starting_vertex().add_edge(vs[int(s)], float(q))
+    if probs.sum() < 1.0 - 1e-9:  # start weights are relative: the defect is an edge
+        g.starting_vertex().add_edge(vs[n_tr], 1.0 - float(probs.sum()))
     for (i, j), (c0, c) in edges.items():
         if np.any(c != 0.0):
             if c0 != 0.0:  # a constant plus coefficients: express as coefficients only
@@ -139,9 +141,11 @@ def dense_builder(b: _core.GraphBuilder, theta: np.ndarray):
     idx = {v: k for k, v in enumerate(transient)}
     n = len(transient)
     alpha = np.zeros(n)
-    for dst, w, params, values in b.out_edges(0):
+    start = [(dst, w + np.dot(values, theta[params])) for dst, w, params, values in b.out_edges(0)]
+    total = sum(w for _, w in start)  # start weights are relative
+    for dst, w in start:
         if dst in idx:
-            alpha[idx[dst]] += w + np.dot(values, theta[params])
+            alpha[idx[dst]] += w / total
     M = np.zeros((n, n))
     exit_ = np.zeros(n)
     for v in transient:

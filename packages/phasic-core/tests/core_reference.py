@@ -5,7 +5,8 @@ the dense sub-intensity matrix S (continuous) or sub-transition matrix P (discre
 and evaluates the textbook formulas with numpy/scipy. It never calls the C++
 kernels, so agreement with them is evidence, not tautology.
 
-Continuous time, transient states only, alpha = initial probabilities:
+Continuous time, transient states only, alpha = initial probabilities (the start
+edges' weights divided by their sum):
     E[T^k]  = k! alpha U^k 1,               U = (-S)^{-1}
     E[Y^k]  = k! alpha (U diag(r))^k 1      (per-vertex rewards r >= 0)
     f(t)    = alpha exp(S t) s,             s = -S 1
@@ -40,10 +41,7 @@ class Dense:
     transient: np.ndarray  # vertex index of each row of T
     vertices: int
 
-    @property
-    def defect(self) -> float:
-        """Probability of absorption at time 0 (mass not on a transient state)."""
-        return 1.0 - float(self.alpha.sum())
+    defect: float  # probability of absorption at time 0: start weight into absorbing vertices
 
 
 def _weights(doc: dict[str, Any], theta: np.ndarray) -> np.ndarray:
@@ -73,10 +71,17 @@ def dense(structure: Any, theta: Any = None) -> Dense:
     alpha = np.zeros(n)
     T = np.zeros((n, n))
     exit_ = np.zeros(n)
+    defect = 0.0
+    # Start weights are relative: alpha is each one divided by the sum of all of them
+    # (those into absorbing vertices too: their share is the defect).
+    start_total = math.fsum(x for a, x in zip(src, w, strict=True) if a == 0)
+    assert start_total > 0, f"start weights sum to {start_total}"
     for a, b, x in zip(src, dst, w, strict=True):
         if a == 0:
             if b in pos:
-                alpha[pos[b]] += x
+                alpha[pos[b]] += x / start_total
+            else:
+                defect += x / start_total
             continue
         i = pos[a]
         if b in pos:
@@ -89,7 +94,7 @@ def dense(structure: Any, theta: Any = None) -> Dense:
         T[np.diag_indices(n)] += 1.0 - T.sum(axis=1) - exit_
     else:
         T[np.diag_indices(n)] -= T.sum(axis=1) + exit_
-    return Dense(discrete, alpha, T, exit_, transient, nv)
+    return Dense(discrete, alpha, T, exit_, transient, nv, defect)
 
 
 def _reward_vector(d: Dense, rewards: Any) -> np.ndarray:

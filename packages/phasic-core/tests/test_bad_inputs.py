@@ -50,9 +50,12 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "no absorbing path (ffi)": ("x64", "phasic.compute_pmf_ffi(no_exit, jnp.zeros(0), "
                                        f"{T})", KERNEL, r"(?i)absor"),
     "zero exit rate for theta": ("x64", "zero_exit.moments(1, theta=[0.0])", KERNEL, r"(?i)absor"),
-    "initial probabilities > 1": ("x64", "over.expectation()", KERNEL, r"(?i)initial|start"),
-    "initial > 1 (ffi)": ("x64", "phasic.compute_moments_ffi(over, jnp.zeros(0), 1)",
-                          KERNEL, r"(?i)initial|start"),
+    "start weights sum to 0": ("x64", "zero_start.expectation(theta=[0.0])", KERNEL,
+                               r"start.*sum to 0 at theta = \[0\].*> 0"),
+    "start weights sum to 0 (ffi)": ("x64", "phasic.compute_moments_ffi(zero_start, "
+                                            "jnp.array([0.0]), 1)", KERNEL,
+                                     r"start.*sum to 0 at theta = \[0\].*> 0"),
+    "no start edge": ("x64", "no_start.pdf(1.0)", KERNEL, r"no out-edges.*add an edge"),
     "malformed JSON": ("x64", f"phasic.compute_moments_ffi('{{\"format\": ', {TH}, 1)",
                        ("ValueError",), r"(?i)json|format.*byte"),
     "not JSON at all": ("x64", f"phasic.compute_moments_ffi('{{not json', {TH}, 1)",

@@ -41,6 +41,8 @@ def random_builder(
     probs = rng.dirichlet(np.ones(len(starts))) * rng.choice([1.0, 0.9])
     for s, p in zip(starts, probs, strict=True):
         b.add_edge(0, verts[s], float(p))
+    if probs.sum() < 1.0 - 1e-9:  # start weights are relative: the defect is an edge
+        b.add_edge(0, absorbing[0], 1.0 - float(probs.sum()))
     for i in range(n):
         targets = {i + 1 if i + 1 < n else -1}
         for _ in range(rng.integers(0, 4)):
@@ -208,13 +210,8 @@ def test_discrete_pmf_and_moments(seed: int, n: int, cyclic: bool) -> None:
     b = random_builder(seed, n, discrete=True, cyclic=cyclic)
     s = b.compile()
     alpha, P, exit_, transient = dense(b, THETA)
-    defect = (
-        1.0
-        - alpha.sum()
-        - sum(
-            w + np.dot(vals, THETA[ps]) for dst, w, ps, vals in b.out_edges(0) if dst not in transient
-        )
-    )
+    start = [(dst, w + np.dot(vals, THETA[ps])) for dst, w, ps, vals in b.out_edges(0)]
+    defect = sum(w for dst, w in start if dst not in transient) / sum(w for _, w in start)
     ks = np.array([0, 1, 2, 3, 5, 8, 13, 40])
     want = [defect if k == 0 else alpha @ np.linalg.matrix_power(P, k - 1) @ exit_ for k in ks]
     np.testing.assert_allclose(s.pdf(THETA, ks), want, rtol=1e-12, atol=1e-300)
@@ -390,9 +387,9 @@ PER_THETA = [
     (
         [(0, 1, 0.0, [1.0]), (1, 2, 1.0, [])],
         False,
-        [1.5],
+        [0.0],
         "moments",
-        r"initial probabilities .* sum to 1.5 > 1",
+        r"start.* weights sum to 0 at theta = \[0\].*must be finite and > 0",
     ),
     (
         [(0, 1, 1.0, []), (1, 2, 0.0, [1.0])],

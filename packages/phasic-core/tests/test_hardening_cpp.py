@@ -99,18 +99,19 @@ def test_crafted_colliding_states_read_in_linear_probes() -> None:
     b, probes = _probes_to_read(_graph_json(states, [(v, v + 1) for v in range(n)]))
     assert b.vertices_length() == n + 1
     assert b.find_vertex(states[12_345]) == 12_345
-    operations = 3 * (n + 1) + 2 * n  # each examines at least its home slot
+    operations = 3 * n + 2 * n  # each examines at least its home slot (vertex 0: none)
     assert operations <= probes <= PROBES_PER_STATE * (n + 1), probes / (n + 1)
 
 
-def _states_in_the_start_states_slot(count: int) -> list[list[int]]:
-    """`count` states whose seeded hash puts them in the start state's slot of a 64-slot table.
+def _states_in_the_zero_states_slot(count: int) -> list[list[int]]:
+    """`count` states whose seeded hash puts them in the all-zero state's slot of a 64-slot table.
 
-    Found through the probe counter: in a table holding the start state alone, looking
-    up a state that shares its home slot examines two slots (that one, then the empty
-    one after it), any other state one.
+    Found through the probe counter: in a table holding the all-zero state alone,
+    looking up a state that shares its home slot examines two slots (that one, then
+    the empty one after it), any other state one.
     """
-    alone = _core.GraphBuilder(8, False)  # the start vertex in a 64-slot table
+    alone = _core.GraphBuilder(8, False)
+    alone.find_or_create_vertex([0] * 8)  # vertex 1, alone in a 64-slot table
     found = []
     for x in range(1, 200_000):  # 1 in 64 qualifies
         state = [x, 0, 0, 0, 0, 0, 0, 0]
@@ -120,23 +121,23 @@ def _states_in_the_start_states_slot(count: int) -> list[list[int]]:
             found.append(state)
             if len(found) == count:
                 return found
-    raise AssertionError(f"only {len(found)} states share the start state's slot")
+    raise AssertionError(f"only {len(found)} states share the all-zero state's slot")
 
 
 def test_probe_count_exposes_states_that_share_a_slot() -> None:
-    # The control for the bound above: 32 states in one slot (the seed is secret, so
-    # they are found by asking the counter) cost 1 + 2 + ... + 32 slots in each of
-    # the three passes, ~48 per state; 40,000 such states would cost ~60,000 each.
-    states = [[0] * 8] + _states_in_the_start_states_slot(31)
+    # The control for the bound above: 31 states in one slot (the seed is secret, so
+    # they are found by asking the counter) cost 1 + 2 + ... + 31 slots in each of
+    # the three passes, ~46 per state; 40,000 such states would cost ~60,000 each.
+    # The starting vertex (vertex 0) is not indexed; vertex 1 is all zeros as well.
+    states = [[0] * 8, [0] * 8] + _states_in_the_zero_states_slot(30)
     b, probes = _probes_to_read(_graph_json(states, [(0, 1)]))
-    per_pass = 32 * 33 // 2
-    # and one slot each for the one edge (inserted twice) and the start vertex of the
-    # builder's constructor (its index is then replaced by the full one)
-    assert probes == 3 * per_pass + 3
+    per_pass = 31 * 32 // 2
+    # and one slot for each of the one edge's two insertions
+    assert probes == 3 * per_pass + 2
     assert probes > PROBES_PER_STATE * len(states)
     before = _core.hash_probes()
-    assert b.find_vertex(states[31]) == 31  # last in line: examines all 32 slots
-    assert _core.hash_probes() - before == 32
+    assert b.find_vertex(states[31]) == 31  # last in line: examines all 31 slots
+    assert _core.hash_probes() - before == 31
 
 
 def test_results_do_not_depend_on_the_hash_seed() -> None:

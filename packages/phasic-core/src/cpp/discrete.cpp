@@ -49,7 +49,7 @@ void before_step(int64_t step, int64_t target, double log10_mass) {
 void discrete_distribution(const Structure& s, Workspace<double>& ws, const double* times,
                            int64_t n_times, double* pmf, double* cdf) {
   const int32_t n = s.n;
-  const double defect = std::max(0.0, 1.0 - alpha_mass(ws));
+  const double defect = ws.defect;
   std::vector<double> v(ws.alpha), next(static_cast<size_t>(n));
   double cum = defect;  // cdf at the current step
   int64_t step = 0;     // v holds alpha P^step
@@ -101,7 +101,7 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
   for (const T& a : v) prev_mag += magnitude(a);
   Scaled<T> cur;  // pmf at the current step; step 0: the defect
   cur.ls = 0.0;
-  cur.acc = clamp_value(1.0 - alpha_mass(ws));
+  cur.acc = ws.defect;
   int64_t step = 0;
   for (int64_t ii : sorted_order(times, n_times)) {
     const int64_t target = static_cast<int64_t>(times[ii]);

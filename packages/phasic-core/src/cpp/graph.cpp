@@ -176,9 +176,10 @@ void validate_graph_data(const GraphData& g) {
     if (g.states[static_cast<size_t>(i)] != 0)
       bad("states[0]: the starting vertex's state must be all zeros, got " + g.state_string(0));
   {
+    // The starting vertex is not looked up by state: vertices 1.. may be all zeros too.
     StateIndex idx;
     idx.reserve(g.states, L, static_cast<size_t>(V));
-    for (int64_t v = 0; v < V; ++v) {
+    for (int64_t v = 1; v < V; ++v) {
       int64_t w = idx.insert(g.states, L, static_cast<int32_t>(v));
       if (w != v)
         bad("states[" + std::to_string(v) + "]: duplicates states[" + std::to_string(w) + "] " +
@@ -302,8 +303,11 @@ GraphBuilder::GraphBuilder(int64_t state_length, bool discrete) {
     bad("state_length must be between 0 and 2^24, got " + std::to_string(state_length));
   data_.discrete = discrete;
   data_.state_length = state_length;
-  std::vector<int32_t> zero(static_cast<size_t>(state_length), 0);
-  find_or_create_vertex(zero.data(), zero.size());
+  // The starting vertex (all zeros) stays out of the state index, so that
+  // find_or_create_vertex(all zeros) makes an ordinary vertex.
+  data_.states.assign(static_cast<size_t>(state_length), 0);
+  data_.n_vertices = 1;
+  out_.emplace_back();
 }
 
 GraphBuilder GraphBuilder::from_data(GraphData&& data) {
@@ -313,7 +317,7 @@ GraphBuilder GraphBuilder::from_data(GraphData&& data) {
   const GraphData& g = b.data_;
   b.index_ = StateIndex();
   b.index_.reserve(g.states, g.state_length, static_cast<size_t>(g.n_vertices));
-  for (int64_t v = 0; v < g.n_vertices; ++v)
+  for (int64_t v = 1; v < g.n_vertices; ++v)
     b.index_.insert(g.states, g.state_length, static_cast<int32_t>(v));
   b.out_.assign(static_cast<size_t>(g.n_vertices), {});
   for (size_t e = 0; e < g.from.size(); ++e) {

@@ -186,25 +186,27 @@ bool fused_moments_k(const Structure& s, const double* theta, int64_t plen, int6
       prev = yp[i];
     }
   }
-  // The initial distribution, checked as in edge_weights.
+  // The initial distribution, checked as in edge_weights: the start weights divided
+  // by their sum (in T, so the derivatives follow the quotient rule).
   for (int64_t i = 0; i < k; ++i) acc[i] = 0.0;
-  double total = 0.0;
+  T total = 0.0;
   for (size_t a = 0; a < L.m_alpha.size(); ++a) {
     const int32_t par = s.spar[a];
     const double x = s.w0[a] + (par >= 0 ? s.sval[a] * th[par] : 0.0);
     ok &= (x >= 0.0) & (x <= kMax);
-    total += x;
-    if (L.m_alpha[a] < 0) continue;
     T w = x;
     if (par >= 0) seed(w, par, s.sval[a], dir0);
+    total += w;
+    if (L.m_alpha[a] < 0) continue;
     const T* yc = y + static_cast<int64_t>(L.m_alpha[a]) * k;
     for (int64_t i = 0; i < k; ++i) fma_into(acc[i], w, yc[i]);
   }
-  if (!ok || total > 1.0 + 1e-12) return false;
+  if (!ok || !(value(total) > 0.0) || !std::isfinite(value(total))) return false;
+  const T inv = reciprocal(total);
   double fact = 1.0;
   for (int64_t i = 0; i < k; ++i) {
     fact *= static_cast<double>(i + 1);
-    out[i] = acc[i] * fact;
+    out[i] = acc[i] * inv * fact;
   }
   return true;
 }

@@ -1,5 +1,6 @@
 #include "per_theta.hpp"
 
+#include <cmath>
 #include <cstdio>
 
 #include "kernels.hpp"
@@ -29,6 +30,20 @@ void too_stiff(double lambda, double t_max) {
       "), more than the 2e6 allowed: the rates are too stiff for this time span (a fast "
       "transition keeps the step tiny while slow states hold mass); use shorter times or "
       "remove the fast transitions");
+}
+
+void check_start_total(int64_t n_start, double total, const double* theta, int64_t plen) {
+  if (n_start == 0)
+    bad("the starting vertex (vertex 0) has no out-edges, so the graph has no initial "
+        "distribution; add an edge from the starting vertex to the first state");
+  if (total > 0.0 && std::isfinite(total)) return;
+  std::string at = "[";
+  for (int64_t p = 0; p < plen && p < 8; ++p) at += (p ? ", " : "") + num(theta[p]);
+  at += plen > 8 ? ", ...]" : "]";
+  bad("the starting vertex's out-edge weights sum to " + num(total) + " at theta = " + at +
+      "; the initial distribution is each start weight divided by their sum, so the sum "
+      "must be finite and > 0: choose theta (or the start edges' weights and coefficients) so that at "
+      "least one start edge has a positive weight");
 }
 
 void check_times(const Structure& s, const double* times, int64_t n_times) {

@@ -30,6 +30,10 @@ constexpr double kMaxSteps = 2e6;
 // The "too stiff" error: about lambda x t_max steps would be needed.
 [[noreturn]] void too_stiff(double lambda, double t_max);
 
+// The start weights' sum at theta must be > 0 (they are normalized by it): throws
+// naming theta and the fix otherwise, or when vertex 0 has no out-edge (n_start = 0).
+void check_start_total(int64_t n_start, double total, const double* theta, int64_t plen);
+
 // Calls the poll set_interrupt_poll() installed on this thread, if any (it may throw
 // to abandon the call). Only from the calling thread, never in a parallel region.
 void poll_interrupt();
@@ -47,6 +51,7 @@ struct Workspace {
   std::vector<T> dinv;   // 1 / pivot per elimination step
   std::vector<T> lvals, uvals;  // factors in plan order (contiguous for the solves)
   std::vector<T> alpha;  // initial distribution over transient vertices
+  T defect = 0.0;        // the start weights' share into absorbing vertices (mass at T = 0)
   std::vector<T> x, y;
   std::vector<double> r;  // rewards do not depend on theta
   std::vector<std::vector<T>> q;
@@ -140,15 +145,20 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
             " \u2192 vertex " + std::to_string(s.eto[e]) + ") has weight " + num(value(w[p])) +
             " for this theta; weights must be finite and >= 0");
       }
-  ws.alpha.assign(static_cast<size_t>(s.n), T(0.0));
-  double total = 0.0;
-  for (size_t k = 0; k < s.alpha_edge.size(); ++k) {
-    total += value(w[k]);
-    if (s.alpha_t[k] >= 0) ws.alpha[s.alpha_t[k]] += w[k];
+  // Start weights are relative: alpha_i = w_i / sum_j w_j over vertex 0's out-edges
+  // (the alpha edges are positions 0..). Dividing in T carries the quotient rule.
+  const int64_t n_start = static_cast<int64_t>(s.alpha_edge.size());
+  T total = 0.0, to_absorbing = 0.0;
+  for (int64_t k = 0; k < n_start; ++k) {
+    total += w[k];
+    if (s.alpha_t[k] < 0) to_absorbing += w[k];
   }
-  if (total > 1.0 + 1e-12)
-    bad("the initial probabilities (edges out of vertex 0) sum to " + num(total) +
-        " > 1 for this theta");
+  check_start_total(n_start, value(total), theta, plen);
+  const T inv = reciprocal(total);
+  ws.alpha.assign(static_cast<size_t>(s.n), T(0.0));
+  for (int64_t k = 0; k < n_start; ++k)
+    if (s.alpha_t[k] >= 0) ws.alpha[s.alpha_t[k]] += w[k] * inv;
+  ws.defect = to_absorbing * inv;
   ws.lam.resize(static_cast<size_t>(s.n));
   ws.absv.resize(static_cast<size_t>(s.n));
   for (int32_t j = 0; j < s.n; ++j) {
@@ -169,6 +179,7 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
   }
 }
 
+// Mass that starts in a transient vertex: 1 - ws.defect up to rounding.
 template <class T>
 T alpha_mass(const Workspace<T>& ws) {
   T m = 0.0;

@@ -68,7 +68,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   const Layout& L = s.layout;
   const int32_t n = s.n;
   const double mass0 = alpha_mass(ws);
-  const double defect = std::max(0.0, 1.0 - mass0);
+  const double defect = ws.defect;
   double lambda = 0.0, smax = 0.0;
   for (int32_t j = 0; j < n; ++j) {
     lambda = std::max(lambda, ws.lam[j]);

@@ -97,6 +97,30 @@ class Vertex:
         """
         self._graph._add_edge(self._index, to, weight)
 
+    def add_edge_parameterized(self, to: Vertex | int, weight: float,
+                               edge_state: Sequence[float]) -> None:
+        """Add an edge to `to` whose weight is `weight + edge_state · theta`.
+
+        `weight` is the constant part (a float) and `edge_state` the coefficient
+        vector c (a flat sequence of floats), so the weight for theta is
+        `weight + sum(c[p] * theta[p])`. (Upstream phasic drops `weight` once theta is
+        set; here it always counts, so pass 0.0 for a purely parameterized edge.)
+        """
+        if not isinstance(weight, (int, float, np.integer, np.floating)) or isinstance(
+                weight, (bool, np.bool_)):
+            raise TypeError(
+                f"add_edge_parameterized: weight is the constant part of the edge weight, "
+                f"a float; got {type(weight).__name__} (the coefficients go in edge_state)"
+            )
+        if isinstance(edge_state, (int, float, bool, np.number, np.bool_)):
+            raise TypeError(
+                f"add_edge_parameterized: edge_state must be a sequence of floats (one "
+                f"coefficient per parameter), got the scalar {edge_state!r}; use [{edge_state!r}]"
+            )
+        constant, _ = _split_weight(weight)
+        _, coefficients = _split_weight(edge_state)
+        self._graph._add_edge_parts(self._index, to, constant, coefficients)
+
     def edges(self) -> list[Edge]:
         """The out-edges of this vertex, in insertion order."""
         builder = self._graph._builder
@@ -171,7 +195,7 @@ class Graph:
     """A phase-type distribution described as a graph of states.
 
     `Graph(state_length, discrete=False)` makes an empty graph holding only the
-    starting vertex (the all-zero state). Add vertices with `find_or_create_vertex`
+    starting vertex (index 0, state all zeros). Add vertices with `find_or_create_vertex`
     and edges with `Vertex.add_edge`, or build the whole state space with
     `Graph.from_callback`.
     """
@@ -222,7 +246,11 @@ class Graph:
         return Vertex(self, 0)
 
     def find_or_create_vertex(self, state: Iterable[int]) -> Vertex:
-        """The vertex with this state, created if absent."""
+        """The vertex with this state, created if absent.
+
+        The starting vertex is not found by its state: an all-zero state here is an
+        ordinary vertex (often the absorbing "nothing left" state).
+        """
         values = _as_state(state, self.state_length())
         before = self._builder.vertices_length()
         index = self._builder.find_or_create_vertex(values)
@@ -231,12 +259,12 @@ class Graph:
         return Vertex(self, index)
 
     def find_vertex(self, state: Iterable[int]) -> Vertex | None:
-        """The vertex with this state, or None if there is none."""
+        """The vertex with this state, or None if there is none (never the starting vertex)."""
         index = self._builder.find_vertex(_as_state(state, self.state_length()))
         return None if index < 0 else Vertex(self, index)
 
     def vertex_exists(self, state: Iterable[int]) -> bool:
-        """True if a vertex has this state (the all-zero state is the starting vertex)."""
+        """True if a vertex other than the starting vertex has this state."""
         return self.find_vertex(state) is not None
 
     def create_vertex(self, state: Iterable[int]) -> Vertex:
@@ -248,9 +276,8 @@ class Graph:
         values = _as_state(state, self.state_length())
         existing = self._builder.find_vertex(values)
         if existing >= 0:
-            which = "the starting vertex" if existing == 0 else f"vertex {existing}"
             raise ValueError(
-                f"state {tuple(values)} already belongs to {which}; states identify "
+                f"state {tuple(values)} already belongs to vertex {existing}; states identify "
                 "vertices, use find_or_create_vertex to get the existing one"
             )
         return self.find_or_create_vertex(values)
@@ -312,6 +339,12 @@ class Graph:
         return removed == n
 
     def _add_edge(self, src: int, to: Vertex | int, weight: Weight) -> None:
+        constant, coefficients = _split_weight(weight)
+        self._add_edge_parts(src, to, constant, coefficients)
+
+    def _add_edge_parts(self, src: int, to: Vertex | int, constant: float,
+                        coefficients: list[float]) -> None:
+        """Add the edge src -> to with weight `constant + coefficients · theta`."""
         if isinstance(to, Vertex):
             if to._graph is not self:
                 raise ValueError("cannot add an edge to a vertex of another graph")
@@ -320,7 +353,6 @@ class Graph:
             dst = int(to)
         else:
             raise TypeError(f"an edge target must be a Vertex, got {type(to).__name__}")
-        constant, coefficients = _split_weight(weight)
         self._builder.add_edge(src, dst, constant, coefficients)
         self._changed()
 
@@ -435,7 +467,8 @@ class Graph:
         vertex gets an edge of weight `ipv[i]` to each row with `ipv[i] > 0`, and what
         a row leaves below zero, `-(sim[i, i] + sum of its off-diagonal)`, becomes an
         edge into one absorbing vertex with state `(n + 1,)` (default states) or
-        `(-1, ..., -1)`. If `ipv` sums to less than 1 the rest is mass at T = 0.
+        `(-1, ..., -1)`. If `ipv` sums to less than 1, the rest becomes a start edge into
+        the absorbing vertex: mass at T = 0 (start weights are relative).
         """
         return graph_from_matrices(cls, ipv, sim, states, discrete)
 
@@ -443,20 +476,23 @@ class Graph:
         """The graph as (ipv, sim, states, indices) over its transient vertices.
 
         Transient vertices are those other than the starting vertex with at least one
-        out-edge, in vertex order. `ipv` holds the starting vertex's edge weights into
-        them; `sim` the weights between them, with minus each vertex's total out-weight
-        on the diagonal (S for continuous graphs, P - I for discrete ones). Weights are
-        evaluated at `theta` (default: the stored theta). `indices` are 1-based vertex
-        indices, as upstream's.
+        out-edge, in vertex order. `ipv` is the initial distribution over them: each
+        start edge's weight divided by the sum of all start weights (a start edge into
+        an absorbing vertex is mass at T = 0, so `ipv` then sums below 1); `sim` the
+        weights between them, with minus each vertex's total out-weight on the diagonal
+        (S for continuous graphs, P - I for discrete ones). Weights are evaluated at
+        `theta` (default: the stored theta). `indices` are 1-based vertex indices, as
+        upstream's.
         """
         weights = self._edge_weights(self._theta(theta))
         transient = [i for i in range(1, len(weights)) if weights[i]]
         row = {vertex: r for r, vertex in enumerate(transient)}
         ipv = np.zeros(len(transient))
         sim = np.zeros((len(transient), len(transient)))
+        start_total = self._start_total(weights, theta)
         for dst, w in weights[0]:
             if dst in row:  # an edge straight into an absorbing vertex is mass at T = 0
-                ipv[row[dst]] += w
+                ipv[row[dst]] += w / start_total
         for src in transient:
             r = row[src]
             for dst, w in weights[src]:
@@ -465,6 +501,24 @@ class Graph:
                     sim[r, row[dst]] += w
         indices = np.asarray(transient, dtype=np.int32)
         return MatrixRepresentation(ipv, sim, self.states()[indices], indices + 1)
+
+    def _start_total(self, weights: list[list[tuple[int, float]]], theta: Any) -> float:
+        """The sum of the start weights (they are relative), checked to be finite and > 0."""
+        if not weights[0]:
+            raise ValueError(
+                "the starting vertex (vertex 0) has no out-edges, so the graph has no initial "
+                "distribution; add an edge from the starting vertex to the first state"
+            )
+        total = math.fsum(w for _, w in weights[0])
+        if not (total > 0.0 and math.isfinite(total)):
+            raise ValueError(
+                f"the starting vertex's out-edge weights sum to {total} at theta = "
+                f"{self._theta(theta).tolist()}; the initial distribution is each start weight "
+                "divided by their sum, so the sum must be finite and > 0: choose theta (or the "
+                "start edges' weights and coefficients) so that at least one start edge has a "
+                "positive weight"
+            )
+        return total
 
     def _edge_weights(self, theta: np.ndarray) -> list[list[tuple[int, float]]]:
         """Each vertex's out-edges as (target, weight at theta); a negative weight is an error."""
@@ -695,12 +749,7 @@ class Graph:
         relative) that goes straight into absorbing vertices.
         """
         weights = self._edge_weights(self._theta(theta))
-        total = sum(w for _, w in weights[0])
-        if not total > 0.0:
-            raise ValueError(
-                f"the starting vertex's out-weights sum to {total} for this theta; they must "
-                "sum to > 0: add a start edge with a positive weight or check theta"
-            )
+        total = self._start_total(weights, theta)
         return sum(w for dst, w in weights[0] if not weights[dst]) / total
 
     def normalize(self) -> list[float]:

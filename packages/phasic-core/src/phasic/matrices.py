@@ -6,6 +6,7 @@ chain) over the transient states, as upstream phasic exchanges them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -74,7 +75,7 @@ def _checked_matrices(ipv: Any, sim: Any, discrete: bool) -> tuple[np.ndarray, n
 
 
 def _checked_states(states: Any, n: int) -> list[tuple[int, ...]]:
-    """`from_matrices` states: n distinct, non-zero integer rows of one length."""
+    """`from_matrices` states: n distinct integer rows of one length."""
     arr = np.asarray(states)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"states must be integers, got dtype {arr.dtype}")
@@ -84,12 +85,6 @@ def _checked_states(states: Any, n: int) -> list[tuple[int, ...]]:
             f"per ipv entry, got shape {arr.shape}"
         )
     rows = [tuple(int(x) for x in row) for row in arr]
-    for i, row in enumerate(rows):
-        if not any(row):
-            raise ValueError(
-                f"states[{i}] is all zeros, the starting vertex's state; shift the "
-                "state encoding (e.g. add 1)"
-            )
     if len(set(rows)) != n:
         raise ValueError("states must be distinct: each row identifies one vertex")
     return rows
@@ -117,6 +112,11 @@ def graph_from_matrices(graph_cls: Any, ipv: Any, sim: Any, states: Any, discret
     for i in range(n):
         if alpha[i] > 0:
             start.add_edge(vertices[i], float(alpha[i]))
+    # Start weights are relative (normalized by their sum), so the mass ipv leaves
+    # out becomes an explicit start edge into the absorbing vertex: mass at T = 0.
+    remainder = 1.0 - math.fsum(alpha)
+    if remainder > _ROW_SUM_TOLERANCE:
+        start.add_edge(absorbing, remainder)
     for i in range(n):
         for j in range(n):
             if i != j and matrix[i, j] > 0:
