@@ -52,7 +52,7 @@ def callback(ipv: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
         @functools.wraps(fn)
         def wrapper(state: Any = (), **kwargs: Any) -> Any:
-            if len(state) == 0:
+            if state is None or len(state) == 0:
                 return [[list(s), base, list(c)] if c else [list(s), base]
                         for s, base, c in initial]
             return fn(state, **kwargs)
@@ -88,9 +88,10 @@ def build(fn: Callable[..., Any], ipv: Any, discrete: bool, kwargs: dict[str, An
                 raise ValueError(f"{where}: state {key} is not valid: {exc}") from None
             if index != len(order) + 1:
                 raise RuntimeError(
-                    f"{where}: the graph builder gave the new state {key} vertex {index}, "
-                    f"expected the new vertex {len(order) + 1}; this build of phasic's "
-                    "extension treats that state as an existing vertex"
+                    f"{where}: the graph builder returned vertex {index} for the new state "
+                    f"{key} instead of the new vertex {len(order) + 1}; this build of "
+                    "phasic's C++ extension still takes the all-zero state for the "
+                    "starting vertex: reinstall phasic-core"
                 )
             order.append(key)
             index_of[key] = index
