@@ -123,26 +123,6 @@ def test_ipv_with_coefficients_depends_on_theta() -> None:
     check_against_dense(g, RABBIT_THETA, alpha, rabbit_S(RABBIT_THETA))
 
 
-@pytest.mark.parametrize("ipv", [[2, 0], (2, 0), np.array([2, 0]), [[[2, 0], 1.0]]],
-                         ids=["list", "tuple", "array", "pairs"])
-def test_every_single_state_ipv_form_builds_the_same_graph(ipv) -> None:
-    reference = Graph(rabbits)
-    g = Graph(rabbit_moves, ipv)
-    np.testing.assert_array_equal(g.states(), reference.states())
-    np.testing.assert_array_equal(g.moments(2, theta=RABBIT_THETA),
-                                  reference.moments(2, theta=RABBIT_THETA))
-
-
-def test_ipv_returned_for_an_empty_state() -> None:
-    def moves_and_start(state):
-        if len(state) == 0:
-            return [[[2, 0], 1.0]]
-        return rabbit_moves(state)
-
-    g = Graph(moves_and_start)
-    np.testing.assert_array_equal(g.states(), Graph(rabbits).states())
-
-
 def test_decorated_callback_called_directly() -> None:
     assert rabbits([]) == [[[2, 0], 1.0]]  # an empty state gives the initial transitions
     assert rabbits(np.array([0, 1], dtype=np.int32)) == rabbit_moves([0, 1])
@@ -211,6 +191,26 @@ def test_structured_coalescent_from_callback_with_kwargs() -> None:
     check_against_dense(g, COAL_THETA, alpha, S)
 
 
+@pytest.mark.parametrize("ipv", [[3, 0], (3, 0), np.array([3, 0]), [[[3, 0], 1.0]]],
+                         ids=["list", "tuple", "array", "pairs"])
+def test_every_single_state_ipv_form_builds_the_same_graph(ipv) -> None:
+    reference = Graph(structured, m12=M12, m21=M21)
+    g = Graph(structured.__wrapped__, ipv, m12=M12, m21=M21)
+    np.testing.assert_array_equal(g.states(), reference.states())
+    np.testing.assert_array_equal(g.moments(2, theta=COAL_THETA),
+                                  reference.moments(2, theta=COAL_THETA))
+
+
+def test_ipv_returned_for_an_empty_state() -> None:
+    def moves_and_start(state, **kwargs):
+        if len(state) == 0:
+            return [[[3, 0], 1.0]]
+        return structured(state, **kwargs)
+
+    g = Graph(moves_and_start, m12=M12, m21=M21)
+    np.testing.assert_array_equal(g.states(), Graph(structured, m12=M12, m21=M21).states())
+
+
 # -- the state contract, weights and merging ----------------------------------------
 
 
@@ -259,13 +259,13 @@ def test_discrete_graph_from_callback() -> None:
 
 
 def test_graph_of_a_graph_is_an_independent_copy() -> None:
-    original = Graph(rabbits)
+    original = Graph(structured, m12=M12, m21=M21)
     copy = Graph(original)
     np.testing.assert_array_equal(copy.states(), original.states())
-    np.testing.assert_array_equal(copy.moments(3, theta=RABBIT_THETA),
-                                  original.moments(3, theta=RABBIT_THETA))
+    np.testing.assert_array_equal(copy.moments(3, theta=COAL_THETA),
+                                  original.moments(3, theta=COAL_THETA))
     copy.find_or_create_vertex([5, 5])
-    assert copy.vertices_length() == 8 and original.vertices_length() == 7
+    assert copy.vertices_length() == 11 and original.vertices_length() == 10
 
 
 # -- bad input: clear errors naming the state and the returned item -----------------
@@ -344,10 +344,11 @@ def test_graph_constructor_errors() -> None:
         Graph(2, ipv=[1, 0])
     with pytest.raises(ValueError, match=r"Graph\(\) got rate with a state length"):
         Graph(2, rate=1.0)
+    small = Graph(structured, m12=M12, m21=M21)
     with pytest.raises(ValueError, match=r"Graph\(\) got ipv with a Graph to copy"):
-        Graph(Graph(rabbits), ipv=[2, 0])
+        Graph(small, ipv=[2, 0])
     with pytest.raises(ValueError, match="do not pass a different discrete="):
-        Graph(Graph(rabbits), discrete=True)
+        Graph(small, discrete=True)
     with pytest.raises(TypeError, match="discrete must be a bool"):
         Graph(rabbits, discrete="yes")
     with pytest.raises(TypeError, match="decorates a function"):
