@@ -158,9 +158,9 @@ class Graph:
     """A phase-type distribution described as a graph of states.
 
     `Graph(state_length, discrete=False)` makes an empty graph holding only the
-    starting vertex. Add vertices with `find_or_create_vertex` and edges with
-    `Vertex.add_edge`, or build the whole state space from a callback with
-    `Graph(callback, ipv, **kwargs)` (see `phasic.callbacks`).
+    starting vertex (the all-zero state). Add vertices with `find_or_create_vertex`
+    and edges with `Vertex.add_edge`, or build the whole state space with
+    `Graph.from_callback`.
     """
 
     def __init__(
