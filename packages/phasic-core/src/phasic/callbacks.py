@@ -23,6 +23,7 @@ so building costs O(1) per transition beyond the callback itself.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ from .graph import _as_state, _split_weight
 
 # One parsed transition: (next state, constant part, coefficients c).
 Parsed = tuple[tuple[int, ...], float, list[float]]
+_INT = {int}
+_PLAIN_NUMBERS = {int, float}
 
 
 def callback(ipv: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -201,22 +204,39 @@ def _parse_item(item: Any, state_length: int, where: str) -> Parsed:
         )
     key = _state_key(item[0], state_length, item, where)
     try:
-        if len(item) == 2:
-            base, coefficients = _split_weight(item[1])
-        else:
-            if not _is_number(item[1]):
-                raise TypeError("in [next_state, base, [c0, ...]] the base must be a float")
-            if not isinstance(item[2], (list, tuple, np.ndarray)):
-                raise TypeError("in [next_state, base, [c0, ...]] the last entry must be "
-                                "the coefficient list")
-            base, _ = _split_weight(item[1])
-            _, coefficients = _split_weight(item[2])
+        base, coefficients = _read_weight(item)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{where}: item {item!r}: {exc}") from None
     if not coefficients and base < 0.0:
         raise ValueError(f"{where}: item {item!r} has the negative weight {base}; "
                          "weights are rates or probabilities, >= 0")
     return key, base, coefficients
+
+
+def _read_weight(item: Sequence[Any]) -> tuple[float, list[float]]:
+    """The weight of a 2- or 3-item transition as (base, coefficients)."""
+    if len(item) == 2:
+        return _plain_weight(item[1]) or _split_weight(item[1])
+    if not _is_number(item[1]):
+        raise TypeError("in [next_state, base, [c0, ...]] the base must be a float")
+    if not isinstance(item[2], (list, tuple, np.ndarray)):
+        raise TypeError("in [next_state, base, [c0, ...]] the last entry must be the "
+                        "coefficient list")
+    return _split_weight(item[1])[0], _split_weight(item[2])[1]
+
+
+def _plain_weight(weight: Any) -> tuple[float, list[float]] | None:
+    """A finite float, or a list of finite Python numbers, as (base, coefficients).
+
+    The common forms, read without numpy; None for anything else, which
+    `_split_weight` then reads or rejects with its message.
+    """
+    if type(weight) is float:
+        return (weight, []) if math.isfinite(weight) else None
+    if (type(weight) is list and set(map(type, weight)) <= _PLAIN_NUMBERS
+            and all(map(math.isfinite, weight))):
+        return 0.0, list(map(float, weight))
+    return None
 
 
 def _is_number(x: Any) -> bool:
@@ -230,7 +250,7 @@ def _state_key(state: Any, state_length: int, item: Any, where: str) -> tuple[in
             return tuple(state.tolist())
     elif isinstance(state, (list, tuple)):
         key = tuple(state)
-        if len(key) == state_length and all(type(x) is int for x in key):
+        if len(key) == state_length and set(map(type, key)) == _INT:
             return key  # the common case, checked without conversion
     try:
         return tuple(_as_state(state, state_length))
