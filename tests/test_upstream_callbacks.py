@@ -65,16 +65,15 @@ def rabbit_moves(state):
 
 rabbits = phasic.callback([2, 0])(rabbit_moves)
 
-# The transient states in the order the builder meets them breadth-first (the order
-# upstream phasic gives them too), and S by hand for theta = (j, a, b).
+# The states in the order the builder meets them breadth-first (the order upstream
+# phasic gives them too).
 RABBIT_ORDER = [(2, 0), (1, 1), (0, 0), (0, 2), (0, 1), (1, 0)]
-RABBIT_TRANSIENT = [(2, 0), (1, 1), (0, 2), (0, 1), (1, 0)]
 
 
 def rabbit_S(theta: np.ndarray) -> np.ndarray:
+    """S by hand for theta = (j, a, b); rows and columns (2,0), (1,1), (0,2), (0,1), (1,0)."""
     j, a, b = theta
     return np.array([
-        # (2,0)      (1,1)          (0,2)       (0,1)      (1,0)
         [-(2 * j + a), 2 * j, 0.0, 0.0, 0.0],
         [j, -(2 * j + a + b), j, a, b],
         [0.0, 2 * j, -(2 * j + b), 0.0, 0.0],
