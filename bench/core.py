@@ -6,7 +6,9 @@ Measured side by side in one run: FFI dispatch against an empty jitted jnp
 function; warm moments (phasic eager and jitted, dense LU, sparse LU) and pdf at 7
 times (phasic, dense `scipy.linalg.expm`, sparse `expm_multiply`) against graph
 size, Kingman n = 10 ... 50, each with its error against the exact value; jit(vmap)
-per element against one warm call; building Kingman n = 50 from scratch.
+per element against one warm call; building Kingman n = 50 from scratch; building
+Kingman n = 20 and 25 from a Python callback (`Graph(callback, ipv)`) against the C++
+builder.
 Writes bench/results/core.json and core.png.
 """
 
@@ -248,6 +250,22 @@ def bench_build(n: int) -> dict[str, Any]:
     return row
 
 
+def bench_callback_build(sizes: list[int]) -> list[dict[str, Any]]:
+    """Median seconds to build Kingman(n) from the Python callback and in C++."""
+    rows = []
+    for n in sizes:
+        graph = models.kingman_from_callback(n)
+        row = {"n": n, "vertices": graph.vertices_length(), "edges": graph.edges_length(),
+               "callback_s": timeit(lambda n=n: models.kingman_from_callback(n), repeat=3),
+               "cpp_s": timeit(lambda n=n: models.kingman(n), repeat=3)}
+        row["per_edge_us"] = row["callback_s"] / row["edges"] * 1e6
+        print(f"  callback build kingman n={n}: {row['vertices']} vertices, {row['edges']} "
+              f"edges; Python callback {row['callback_s'] * 1e3:.1f} ms "
+              f"({row['per_edge_us']:.2f} us per edge), C++ {row['cpp_s'] * 1e3:.2f} ms")
+        rows.append(row)
+    return rows
+
+
 def plot(results: dict[str, Any], quick: bool) -> None:
     fig, (ax_m, ax_p, ax_e) = figure(3, width=5.0)
     mom, pdf = results["moments"], results["pdf"]
@@ -291,6 +309,7 @@ def run(quick: bool) -> dict[str, Any]:
     results["pdf"] = [bench_pdf_one(n, quick) for n in sizes]
     results["vmap"] = bench_vmap(20, 64, 6)
     results["build"] = bench_build(30 if quick else 50)
+    results["callback_build"] = bench_callback_build([20, 25])
     path = write_json("core", quick, results, start_load)
     plot(results, quick)
     print(f"  wrote {path} and {path.with_suffix('.png')}")

@@ -130,13 +130,11 @@ def test_from_callback_discrete() -> None:
 
 
 def test_from_callback_errors() -> None:
-    with pytest.raises(ValueError, match="same state"):
+    with pytest.raises(ValueError, match="include the state itself"):
         Graph.from_callback(lambda s: [(s, 1.0)], (1,))
-    with pytest.raises(ValueError, match="all-zero"):
-        Graph.from_callback(lambda s: [], (0, 0))
     with pytest.raises(ValueError, match="length"):
         Graph.from_callback(lambda s: [((1, 2, 3), 1.0)], (1, 0))
-    with pytest.raises(TypeError, match="pairs"):
+    with pytest.raises(TypeError, match="not a transition"):
         Graph.from_callback(lambda s: [1.0], (1,))
     with pytest.raises(TypeError, match="callable"):
         Graph.from_callback(3, (1,))

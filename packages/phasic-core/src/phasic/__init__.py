@@ -21,6 +21,7 @@ _LAZY = {
     "Vertex": "graph",
     "Edge": "graph",
     "MatrixRepresentation": "matrices",
+    "callback": "callbacks",
     "compute_pmf_ffi": "ffi",
     "compute_moments_ffi": "ffi",
     "compute_pmf_and_moments_ffi": "ffi",
@@ -35,7 +36,7 @@ _LAZY = {
     "SVGDHistory": "inference",
     "SVGDError": "inference",
 }
-_SUBMODULES = {"graph", "models", "ffi", "ffi_wrappers", "likelihood", "inference", "auto_parallel"}
+_SUBMODULES = {"graph", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference", "auto_parallel"}
 
 __all__ = [
     "Edge",
@@ -48,6 +49,7 @@ __all__ = [
     "__version__",
     "cache_clear",
     "cache_stats",
+    "callback",
     "compute_log_pmf_ffi",
     "compute_moments_ffi",
     "compute_pmf_and_moments_ffi",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +190,16 @@ def _split_weight(weight: Weight) -> tuple[float, list[float]]:
     return 0.0, coefficients.tolist()
 
 
+def _no_callback_arguments(ipv: Any, kwargs: dict[str, Any], what: str) -> None:
+    """ipv and extra keyword arguments belong to Graph(callback, ...) only."""
+    if ipv is not None or kwargs:
+        given = ["ipv"] * (ipv is not None) + sorted(kwargs)
+        raise ValueError(
+            f"Graph() got {', '.join(given)} with {what}; ipv and extra keyword "
+            "arguments are only for Graph(callback, ipv, **kwargs)"
+        )
+
+
 class Graph:
     """A phase-type distribution described as a graph of states.
 
@@ -200,14 +209,45 @@ class Graph:
     `Graph.from_callback`.
     """
 
-    def __init__(self, state_length: int, *, discrete: bool = False) -> None:
-        if isinstance(state_length, bool) or not isinstance(state_length, (int, np.integer)):
-            raise TypeError(f"state_length must be an int, got {state_length!r}")
-        if state_length < 0:
-            raise ValueError(f"state_length must be >= 0, got {state_length}")
-        if not isinstance(discrete, (bool, np.bool_)):
+    def __init__(
+        self,
+        arg: int | Callable[..., Any] | Graph,
+        ipv: Any = None,
+        *,
+        discrete: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """An empty graph, a graph built from a callback, or a copy of a graph.
+
+        - `Graph(state_length, discrete=False)`: only the starting vertex.
+        - `Graph(callback, ipv=None, discrete=False, **kwargs)`: the state space the
+          callback generates (see `phasic.callbacks`); `kwargs` go to every call of it.
+        - `Graph(other)`: an independent copy of `other` (as `other.copy()`).
+        """
+        if discrete is not None and not isinstance(discrete, (bool, np.bool_)):
             raise TypeError(f"discrete must be a bool, got {discrete!r}")
-        self._builder = core().GraphBuilder(int(state_length), bool(discrete))
+        if isinstance(arg, Graph):
+            _no_callback_arguments(ipv, kwargs, "a Graph to copy")
+            if discrete is not None and bool(discrete) != arg.discrete:
+                raise ValueError("Graph(other) copies other, a "
+                                 f"{'discrete' if arg.discrete else 'continuous'} graph; "
+                                 "do not pass a different discrete=")
+            builder = arg.copy()._builder
+        elif callable(arg):
+            from .callbacks import build  # callbacks imports this module
+
+            builder = build(arg, ipv, bool(discrete), kwargs)
+        elif isinstance(arg, bool) or not isinstance(arg, (int, np.integer)):
+            raise TypeError(
+                "Graph(): state_length must be an int (or pass a callback function or a "
+                f"Graph to copy), got {arg!r}"
+            )
+        else:
+            _no_callback_arguments(ipv, kwargs, "a state length")
+            if arg < 0:
+                raise ValueError(f"state_length must be >= 0, got {arg}")
+            builder = core().GraphBuilder(int(arg), bool(discrete))
+        self._builder = builder
         self._structure: Any = None
         self._json: str | None = None
 
@@ -361,70 +401,22 @@ class Graph:
     @classmethod
     def from_callback(
         cls,
-        fn: Callable[..., Iterable[tuple[Sequence[int], Weight]]],
+        fn: Callable[..., Any],
         initial_state: Sequence[int],
         *,
         discrete: bool = False,
         **kwargs: Any,
     ) -> Graph:
-        """Build the state space breadth-first from `fn`.
+        """The graph `fn` generates from `initial_state`: `Graph(fn, ipv=initial_state)`.
 
-        `fn(state, **kwargs)` receives a state (a tuple of ints) and returns its
-        transitions `[(next_state, weight_or_coefficients), ...]`; an empty list makes
-        the state absorbing. The starting vertex moves to `initial_state` with
-        probability 1. Transitions from one state to the same next state are summed.
+        `fn(state, **kwargs)` receives a state (a new numpy int32 array) and returns its
+        transitions `[[next_state, weight_or_coefficients], ...]`; an empty list makes
+        the state absorbing. `phasic.callbacks` describes every form. Transitions from
+        one state to the same next state are summed.
         """
-        if not callable(fn):
+        if not callable(fn):  # Graph(3, ...) would take 3 for a state length
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        start = tuple(_as_state(initial_state, len(initial_state)))
-        graph = cls(len(start), discrete=discrete)
-        if not any(start):
-            raise ValueError(
-                "initial_state must not be the all-zero state: that state is the "
-                "starting vertex; shift the state encoding (e.g. add 1 to a counter)"
-            )
-        first = graph.find_or_create_vertex(start)
-        graph.starting_vertex().add_edge(first, 1.0)
-        queue: deque[tuple[int, ...]] = deque([start])
-        seen = {start}
-        while queue:
-            state = queue.popleft()
-            src = graph.find_vertex(state)
-            merged: dict[tuple[int, ...], list[Any]] = {}
-            for item in fn(state, **kwargs):
-                try:
-                    next_state, weight = item
-                except (TypeError, ValueError):
-                    raise TypeError(
-                        f"fn({state}) must return (next_state, weight) pairs, got {item!r}"
-                    ) from None
-                nxt = tuple(_as_state(next_state, graph.state_length()))
-                if nxt == state:
-                    raise ValueError(
-                        f"fn({state}) returned a transition to the same state; self-loops "
-                        "are implicit (continuous: not needed; discrete: the remainder "
-                        "1 - sum of out-probabilities)"
-                    )
-                if not any(nxt):
-                    raise ValueError(
-                        f"fn({state}) returned the all-zero state, which is reserved for "
-                        "the starting vertex"
-                    )
-                constant, coefficients = _split_weight(weight)
-                slot = merged.setdefault(nxt, [0.0, np.zeros(0)])
-                slot[0] += constant
-                if coefficients:
-                    c = np.asarray(coefficients)
-                    n = max(len(c), len(slot[1]))
-                    slot[1] = np.pad(slot[1], (0, n - len(slot[1]))) + np.pad(c, (0, n - len(c)))
-            for nxt, (constant, coefficients) in merged.items():
-                dst = graph.find_or_create_vertex(nxt)
-                graph._builder.add_edge(src.index(), dst.index(), constant, coefficients.tolist())
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append(nxt)
-        graph._changed()
-        return graph
+        return cls(fn, initial_state, discrete=discrete, **kwargs)
 
     def serialize(self) -> str:
         """The graph as JSON (schema: docs/pages/json_schema.md), cached until it changes."""

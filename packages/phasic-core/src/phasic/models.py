@@ -6,6 +6,8 @@ theta = [1] gives the usual coalescent time units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ._ext import core
@@ -24,12 +26,13 @@ def kingman(n: int) -> Graph:
     return Graph._wrap(core().kingman(int(n)))
 
 
-def kingman_transitions(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
-    """Transitions of the block-counting coalescent, for `Graph.from_callback`.
+def kingman_transitions(state: Sequence[int]) -> list[tuple[tuple[int, ...], list[float]]]:
+    """Transitions of the block-counting coalescent, for `Graph(callback, ipv)`.
 
     Two lineages subtending a and b samples merge into one subtending a + b, at rate
-    (number of such pairs) · theta[0].
+    (number of such pairs) · theta[0]. `state` is a sequence or numpy array of ints.
     """
+    state = np.asarray(state).tolist()  # Python ints: faster to index than numpy scalars
     if sum(state) <= 1:
         return []
     out = []
@@ -49,9 +52,9 @@ def kingman_transitions(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], l
 
 
 def kingman_from_callback(n: int) -> Graph:
-    """The same model as `kingman(n)`, built in Python through `Graph.from_callback`."""
+    """The same model as `kingman(n)`, built in Python from `kingman_transitions`."""
     _check_n(n)
-    return Graph.from_callback(kingman_transitions, (n,) + (0,) * (n - 1))
+    return Graph(kingman_transitions, [n] + [0] * (n - 1))
 
 
 def _transient_states(graph: Graph) -> list[tuple[int, list[int]]]:
@@ -88,14 +91,14 @@ def kingman_sfs_rewards(graph: Graph, i: int) -> np.ndarray:
 
 
 def two_island_transitions(
-    state: tuple[int, ...],
+    state: Sequence[int],
 ) -> list[tuple[tuple[int, int], list[float]]]:
     """Transitions of a two-island coalescent: state (lineages in island 1, in island 2).
 
     theta = [coalescence rate per pair within an island, migration rate per lineage].
     Lineages migrate back and forth, so the graph is cyclic.
     """
-    n1, n2 = state
+    n1, n2 = (int(x) for x in state)
     if n1 + n2 <= 1:
         return []
     out: list[tuple[tuple[int, int], list[float]]] = []
@@ -116,7 +119,7 @@ def two_island(n: int) -> Graph:
     theta = [within-island pair-coalescence rate, per-lineage migration rate]; cyclic.
     """
     _check_n(n)
-    return Graph.from_callback(two_island_transitions, (int(n), 0))
+    return Graph(two_island_transitions, [int(n), 0])
 
 
 def _check_n(n: int) -> None:
