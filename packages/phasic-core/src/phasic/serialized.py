@@ -158,6 +158,37 @@ def _edge_array(data: Mapping[str, Any], key: str, n_index: int, width: int | No
     return arr
 
 
+def _check_rows(arr: np.ndarray, key: str, n_index: int, n: int, p: int | None) -> np.ndarray:
+    """The (from, to) vertex pairs of an edge array's rows, each checked.
+
+    `n_index` is 1 for the starting vertex's arrays (from = 0 is implied); `p` is
+    param_length for coefficient arrays (at least p coefficient columns, zeros beyond).
+    """
+    if p is not None and len(arr) and arr.shape[1] - n_index < p:
+        raise ValueError(
+            f"serialized graph: '{key}' has {arr.shape[1] - n_index} coefficient "
+            f"column(s), fewer than param_length = {p}"
+        )
+    ends = _whole(arr[:, :n_index], key, "vertex index columns")
+    if n_index == 1:
+        ends = np.column_stack([np.zeros(len(arr), dtype=np.int64), ends])
+    problems = (
+        (np.any((ends < 0) | (ends >= n), axis=1), f"vertex index out of range (n_vertices = {n})"),
+        (ends[:, 1] == 0, "an edge into vertex 0, the starting vertex"),
+        (ends[:, 0] == ends[:, 1], "an edge from a vertex to itself"),
+    )
+    if p is not None:
+        problems += ((np.any(arr[:, n_index + p:] != 0.0, axis=1),
+                      f"a nonzero coefficient beyond param_length = {p}"),)
+    for bad, what in problems:
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise ValueError(
+                f"serialized graph: '{key}' row {r} (vertices {ends[r].tolist()}): {what}"
+            )
+    return ends
+
+
 def _check_states(data: Mapping[str, Any], n: int, state_length: int) -> np.ndarray:
     states = _numeric(data, "states")
     if states.shape != (n, state_length) and not (states.size == 0 and n * state_length == 0):
@@ -225,32 +256,16 @@ def from_upstream(data: Mapping[str, Any], discrete: bool | None = None) -> dict
     row = 0
     for key, n_index, has_coefficients in _EDGE_ARRAYS:
         arr = _edge_array(data, key, n_index, None if has_coefficients else n_index + 1)
-        if has_coefficients and arr.shape[1] - n_index < p and len(arr):
-            raise ValueError(
-                f"serialized graph: '{key}' has {arr.shape[1] - n_index} coefficient "
-                f"column(s), fewer than param_length = {p}"
-            )
-        ends = _whole(arr[:, :n_index], key, "vertex index columns")
-        if n_index == 1:
-            ends = np.column_stack([np.zeros(len(arr), dtype=np.int64), ends])
-        for r, (src, dst) in enumerate(ends):
-            where = f"serialized graph: '{key}' row {r}"
-            if not (0 <= src < n and 0 <= dst < n):
-                raise ValueError(f"{where}: vertex index out of range (n_vertices = {n})")
-            if dst == 0:
-                raise ValueError(f"{where}: an edge into vertex 0, the starting vertex")
-            if src == dst:
-                raise ValueError(f"{where}: an edge from vertex {src} to itself")
-            slot = merged.setdefault((int(src), int(dst)), [row + r, 0.0, np.zeros(p)])
-            values = arr[r, n_index:]
+        ends = _check_rows(arr, key, n_index, n, p if has_coefficients else None)
+        values = arr[:, n_index:n_index + p] if has_coefficients else arr[:, n_index]
+        for r, ((src, dst), value) in enumerate(zip(ends.tolist(), values.tolist(), strict=True)):
+            slot = merged.get((src, dst))
+            if slot is None:
+                slot = merged[(src, dst)] = [row + r, 0.0, [0.0] * p]
             if has_coefficients:
-                if np.any(values[p:] != 0.0):
-                    raise ValueError(
-                        f"{where}: a nonzero coefficient beyond param_length = {p}"
-                    )
-                slot[2] += values[:p]
+                slot[2] = [a + b for a, b in zip(slot[2], value, strict=True)]
             else:
-                slot[1] += float(values[0])
+                slot[1] += value
         row += len(arr)
 
     positions = _edge_positions(data, row)
@@ -261,10 +276,11 @@ def from_upstream(data: Mapping[str, Any], discrete: bool | None = None) -> dict
         doc_edges["from"].append(src)
         doc_edges["to"].append(dst)
         doc_edges["weight"].append(base)
-        for param in np.flatnonzero(coefficients):
-            doc_coefficients["edge"].append(e)
-            doc_coefficients["param"].append(int(param))
-            doc_coefficients["value"].append(float(coefficients[param]))
+        for param, value in enumerate(coefficients):
+            if value != 0.0:
+                doc_coefficients["edge"].append(e)
+                doc_coefficients["param"].append(param)
+                doc_coefficients["value"].append(value)
     kind = data.get("is_discrete", discrete)
     return {
         "format": "phasic.graph",
