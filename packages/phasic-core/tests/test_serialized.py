@@ -121,6 +121,19 @@ def test_theta_dim_pads_coefficients() -> None:
         g.serialize(theta_dim=2.0)
 
 
+def test_state_length_zero_and_too_dense() -> None:
+    g = Graph(0)
+    assert Graph.from_serialized(g.serialize()).to_json() == g.to_json()
+    wide = Graph.from_json({
+        "format": "phasic.graph", "version": 1, "discrete": False, "state_length": 1,
+        "param_length": 2**24, "states": [[0], [1], [2]],
+        "edges": {"from": [0, 1], "to": [1, 2], "weight": [1.0, 0.0]},
+        "coefficients": {"edge": [1], "param": [2**24 - 1], "value": [1.0]},
+    })
+    with pytest.raises(ValueError, match=r"stores coefficients densely.*use to_json\(\)"):
+        wide.serialize(theta_dim=2**27 + 1)
+
+
 # -- hand-written dicts in upstream's layout ---------------------------------------------
 
 def _hypoexponential_dict() -> dict:

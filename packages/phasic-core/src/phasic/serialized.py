@@ -42,6 +42,9 @@ REQUIRED_KEYS = ("states", "edges", "start_edges", "param_edges", "start_param_e
 OPTIONAL_KEYS = ("vertex_indices", "constant_edges", "weight_mode", "dyn_ordering",
                  "is_discrete", "edge_order")
 
+# Most coefficients (edges x param_length) serialize() writes densely: 2 GiB of float64.
+DENSE_LIMIT = 2**28
+
 # The edge arrays in row order (see `edge_order`): key, leading index columns, and
 # whether the rest of a row is coefficients (True) or one constant weight (False).
 _EDGE_ARRAYS = (("start_edges", 1, False), ("start_param_edges", 1, True),
@@ -71,8 +74,15 @@ def to_upstream(doc: Mapping[str, Any], theta_dim: int | None = None) -> dict[st
                 f"coefficients would not fit; pass theta_dim >= {p} or leave it out"
             )
         p = int(theta_dim)
-    states = np.asarray(doc["states"], dtype=np.int32).reshape(-1, int(doc["state_length"]))
+    states = np.asarray(doc["states"], dtype=np.int32).reshape(
+        len(doc["states"]), int(doc["state_length"]))
     edges = doc["edges"]
+    if len(edges["from"]) * p > DENSE_LIMIT:
+        raise ValueError(
+            f"upstream's dict form stores coefficients densely: {len(edges['from'])} edges "
+            f"x param_length {p} is more than {DENSE_LIMIT} numbers; use to_json() (sparse) "
+            "for this graph"
+        )
     coefficients = np.zeros((len(edges["from"]), p))
     coef = doc["coefficients"]
     for e, param, value in zip(coef["edge"], coef["param"], coef["value"], strict=True):
