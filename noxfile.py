@@ -165,7 +165,7 @@ INSTALLED_CHECKS = {
                       "assert importlib.util.find_spec('phasic') is None, 'phasic is installed'",
     # the C++ extension loads and its FFI targets register with the jax installed
     "phasic-core": "import jax; jax.config.update('jax_enable_x64', True); import phasic as m; "
-                   "s = m.models.kingman(3).serialize(); "
+                   "s = m.models.kingman(3).to_json(); "
                    "assert abs(float(m.compute_moments_ffi(s, jax.numpy.ones(1), 1)[0]) - 4 / 3)"
                    " < 1e-15",
 }

@@ -45,7 +45,7 @@ def main() -> None:
     if nproc != plan.num_processes or total % nproc:
         raise SystemExit(f"rank {rank}: {nproc} JAX processes (plan {plan.num_processes}); "
                          f"TOTAL={total} must be a multiple of the process count")
-    structure = models.kingman(n).serialize()
+    structure = models.kingman(n).to_json()
     times = jnp.linspace(0.1, 3.0, 6)
     all_thetas = np.linspace(0.5, 2.0, total)[:, None]
     share = total // nproc

@@ -36,7 +36,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     threads = max(1, cores // DEVICES)
     core().set_num_threads(threads)
-    structure = models.kingman(N).serialize()
+    structure = models.kingman(N).to_json()
     times = jnp.linspace(0.1, 3.0, 6)
     padded = -(-BATCH // DEVICES) * DEVICES  # pad the batch to a multiple of the devices
     thetas = jnp.linspace(0.5, 2.0, padded)[:, None]

@@ -35,7 +35,7 @@ TIMES = 6
 
 
 def _fns(n: int):
-    structure = models.kingman(n).serialize()
+    structure = models.kingman(n).to_json()
     times = jnp.linspace(0.1, 3.0, TIMES)
     single = jax.jit(lambda th: phasic.compute_pmf_ffi(structure, th, times))
     batched = jax.jit(jax.vmap(lambda th: phasic.compute_pmf_ffi(structure, th, times)))

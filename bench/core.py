@@ -58,7 +58,7 @@ def bench_dispatch() -> dict[str, Any]:
     v = graph.find_or_create_vertex([1])
     graph.starting_vertex().add_edge(v, 1.0)
     v.add_edge(graph.find_or_create_vertex([2]), [1.0])
-    structure = graph.serialize()
+    structure = graph.to_json()
     theta = jnp.array([1.0])
     ffi = jax.jit(lambda th: phasic.compute_moments_ffi(structure, th, 1))
     empty = jax.jit(lambda th: th * 2.0)
@@ -89,7 +89,7 @@ def _rel(got: tuple[float, float], exact: tuple[float, float]) -> float:
 def bench_moments_one(n: int, quick: bool) -> dict[str, Any]:
     """Warm 3 moments of Kingman(n): phasic (eager, jit) against dense and sparse LU."""
     graph = models.kingman(n)
-    structure = graph.serialize()
+    structure = graph.to_json()
     rng = np.random.default_rng(n)
     thetas = [jnp.array([t]) for t in rng.uniform(0.5, 2.0, 64)]
     counter = iter(range(1 << 40))
@@ -160,7 +160,7 @@ def _expm_pdf(alpha: np.ndarray, sub, times: np.ndarray) -> np.ndarray:
 
 def bench_pdf_one(n: int, quick: bool) -> dict[str, Any]:
     """PDF of Kingman(n) at the 7 target times: phasic against expm and expm_multiply."""
-    structure = models.kingman(n).serialize()
+    structure = models.kingman(n).to_json()
     times = np.array(PDF_TIMES)
     exact = kingman_tmrca(n, times, digits=200).pdf
     t_dev, theta = jnp.asarray(times), jnp.array([1.0])
@@ -199,7 +199,7 @@ def bench_vmap(n: int, batch: int, ntimes: int) -> dict[str, Any]:
     with theta (more uniformization steps), so one call at the cheapest theta would
     make the batch look slower than it is.
     """
-    structure = models.kingman(n).serialize()
+    structure = models.kingman(n).to_json()
     times = jnp.linspace(0.1, 3.0, ntimes)
     thetas = jnp.linspace(0.5, 2.0, batch)[:, None]
     batched = jax.jit(jax.vmap(lambda th: phasic.compute_pmf_ffi(structure, th, times)))
@@ -235,7 +235,7 @@ def bench_build(n: int) -> dict[str, Any]:
     start = time.perf_counter()
     graph = models.kingman(n)
     built = time.perf_counter()
-    text = graph.serialize()
+    text = graph.to_json()
     serialized = time.perf_counter()
     mean = graph.expectation(theta=[1.0])
     done = time.perf_counter()

@@ -56,7 +56,7 @@ def worker(kind: str, n: int) -> None:
     if kind == "phasic":
         from phasic._ext import core
 
-        text = c.graph().serialize()
+        text = c.graph().to_json()
         before = peak_mib()
         t0 = time.perf_counter()
         s = core().Structure.from_json(text)

@@ -101,12 +101,12 @@ def run(quick: bool) -> dict[str, Any]:
     rounds = 3 if quick else 5
     rows: list[dict[str, Any]] = []
     for n in (10, 20) if quick else (10, 20, 30):
-        rows += measure(f"kingman n={n}", models.kingman(n).serialize(), np.array([1.0]),
+        rows += measure(f"kingman n={n}", models.kingman(n).to_json(), np.array([1.0]),
                         jnp.asarray(PDF_TIMES), rounds)
     states = 60 if quick else 200
     for p in (1, 2, 4, 8):
         theta = np.linspace(0.8, 1.6, p)
-        js = ring(states, p).serialize()
+        js = ring(states, p).to_json()
         rows += measure(f"ring m={states}", js, theta, bulk_times(js, theta), rounds)
     worst = max(rows, key=lambda r: r["ratio"] / r["bound"])
     within = all(r["ratio"] <= r["bound"] for r in rows)

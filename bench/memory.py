@@ -65,7 +65,7 @@ def chain_json(phasic: Any, i: int) -> str:
     a, b = g.find_or_create_vertex((1,)), g.find_or_create_vertex((2,))
     g.starting_vertex().add_edge(a, 1.0)
     a.add_edge(b, [1.0 + i * 1e-6])
-    return g.serialize()
+    return g.to_json()
 
 
 def phase_structures(n: int) -> dict[str, Any]:
@@ -136,8 +136,8 @@ def phase_calls(n: int, eager: bool) -> dict[str, Any]:
     import phasic
     from phasic import models
 
-    structures = [models.kingman(5).serialize(), models.kingman(8).serialize(),
-                  models.two_island(3).serialize()]
+    structures = [models.kingman(5).to_json(), models.kingman(8).to_json(),
+                  models.two_island(3).to_json()]
     times = jnp.array([0.1, 0.5, 1.0, 2.0])
     rng = np.random.default_rng(0)
     fns = []

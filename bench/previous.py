@@ -139,7 +139,7 @@ def run(quick: bool, setup: bool | None = None) -> dict[str, Any]:
         tmp.mkdir(parents=True, exist_ok=True)
         structures, graphs = {}, []
         for n in sizes:
-            structures[n] = models.kingman(n).serialize()
+            structures[n] = models.kingman(n).to_json()
             path = tmp / f"kingman{n}.json"
             path.write_text(structures[n])
             graphs.append({"n": n, "path": str(path)})

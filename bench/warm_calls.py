@@ -27,7 +27,7 @@ ROUNDS, CALLS = 7, 300
 def main() -> None:
     theta = jnp.array([1.0])
     for n in (10, 30, 40):
-        text = models.kingman(n).serialize()
+        text = models.kingman(n).to_json()
         f = jax.jit(lambda th, text=text: phasic.compute_moments_ffi(text, th, 2))
         f(theta).block_until_ready()
         compares = phasic.cache_stats()["full_compares"]

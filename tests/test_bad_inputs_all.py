@@ -358,7 +358,7 @@ def _setup_core() -> dict:
                  "edges": {"from": [0, 1, 1], "to": [1, 2, 3], "weight": [1.0, 0.9, 0.6]}}
     return dict(phasic=phasic, models=models, jax=jax, jnp=jnp, np=np, json=json, k=k,
                 fuzz=FUZZ, replay=_replay,
-                kjs=k.serialize(), base=base, cyclic=json.dumps(cyclic),
+                kjs=k.to_json(), base=base, cyclic=json.dumps(cyclic),
                 cyclic3=json.dumps(cyclic3), small=small, zero_start=zero_start, disc=json.dumps(disc),
                 disc_over=json.dumps(disc_over))
 
@@ -497,7 +497,7 @@ def test_fuzz_seeds_are_valid_graphs(seed: str) -> None:
     from phasic import Graph
 
     text = (FUZZ / "seeds" / seed).read_text()
-    assert Graph.from_json(text).serialize() == text
+    assert Graph.from_json(text).to_json() == text
 
 
 @pytest.mark.parametrize("name", [

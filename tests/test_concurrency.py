@@ -37,8 +37,8 @@ TIMES = np.array([0.05, 0.3, 1.0, 2.5])
 
 def _structures() -> list[tuple[str, int]]:
     """(JSON, param_length): acyclic Kingman models and cyclic two-island models."""
-    out = [(models.kingman(n).serialize(), 1) for n in (3, 4, 5, 7)]
-    out += [(models.two_island(n).serialize(), 2) for n in (2, 3)]
+    out = [(models.kingman(n).to_json(), 1) for n in (3, 4, 5, 7)]
+    out += [(models.two_island(n).to_json(), 2) for n in (2, 3)]
     return out
 
 

@@ -49,8 +49,8 @@ def _models() -> dict[str, tuple[str, np.ndarray]]:
 
     rng = np.random.default_rng(2024)
     return {
-        "kingman12": (models.kingman(12).serialize(), rng.uniform(0.5, 2.0, (BATCH, 1))),
-        "island6": (models.two_island(6).serialize(), rng.uniform(0.5, 2.0, (BATCH, 2))),
+        "kingman12": (models.kingman(12).to_json(), rng.uniform(0.5, 2.0, (BATCH, 1))),
+        "island6": (models.two_island(6).to_json(), rng.uniform(0.5, 2.0, (BATCH, 2))),
     }
 
 

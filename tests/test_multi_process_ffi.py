@@ -47,7 +47,7 @@ def model(request):
     else:
         g = models.two_island(4)
         thetas = rng.uniform(0.5, 2.0, (24, 2))
-    return g.serialize(), jnp.asarray(thetas)
+    return g.to_json(), jnp.asarray(thetas)
 
 
 def ref_pdf(js: str, thetas, times=TIMES) -> np.ndarray:

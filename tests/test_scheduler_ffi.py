@@ -65,7 +65,7 @@ def test_ffi_results_match_the_reference_on_every_rank(rank, nprocs) -> None:
     from phasic import compute_moments_ffi, compute_pmf_ffi, models
 
     jax.config.update("jax_enable_x64", True)
-    js = models.kingman(N).serialize()
+    js = models.kingman(N).to_json()
     thetas = jnp.asarray(rank_thetas(rank))[:, None]
     moments = jax.jit(jax.vmap(lambda th: compute_moments_ffi(js, th, 2)))(thetas)
     pdf = jax.jit(jax.vmap(lambda th: compute_pmf_ffi(js, th, jnp.asarray(TIMES))))(thetas)

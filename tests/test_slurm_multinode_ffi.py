@@ -102,7 +102,7 @@ def world():
 @pytest.fixture(scope="module")
 def structure(world):
     """The Kingman(N) graph serialized to JSON, built on every rank independently."""
-    return world["phasic"].models.kingman(N).serialize()
+    return world["phasic"].models.kingman(N).to_json()
 
 
 def allgather(x) -> np.ndarray:
@@ -206,7 +206,7 @@ def test_per_process_caching(world):
     """Each process has its own structure cache: a cold miss on every rank, then hits."""
     phasic, jnp = world["phasic"], world["jax"].numpy
     # a structure no other test uses, so its first call here must miss on every rank
-    fresh = phasic.models.kingman(N + 1).serialize()
+    fresh = phasic.models.kingman(N + 1).to_json()
     theta = jnp.array([1.0])
     before = phasic.cache_stats()
     phasic.compute_moments_ffi(fresh, theta, 1).block_until_ready()

@@ -69,7 +69,7 @@ def test_ffi_results_agree_across_ranks(rank, nprocs) -> None:
     import phasic
     from phasic import models
 
-    js = models.kingman(6).serialize()
+    js = models.kingman(6).to_json()
     same = phasic.compute_moments_ffi(js, jnp.array([1.5]), 3)
     assert_equal_across_processes(np.asarray(same))  # exact: same kernel, same input
     mine = phasic.compute_pmf_ffi(

@@ -283,7 +283,7 @@ def test_copy_and_clone_are_independent(method: str) -> None:
     g = cyclic_graph()
     h = getattr(g, method)()
     assert type(h) is Graph and h is not g
-    assert h.serialize() == g.serialize()
+    assert h.to_json() == g.to_json()
     np.testing.assert_array_equal(h.moments(2, theta=THETA), g.moments(2, theta=THETA))
     h.create_vertex([9, 9])
     h.vertex_at(3).add_edge(h.find_vertex([9, 9]), 1.0)

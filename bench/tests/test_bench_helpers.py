@@ -43,7 +43,7 @@ def test_sub_intensity_of_kingman_gives_its_moments() -> None:
     from phasic import models
 
     for n in (4, 9):
-        alpha, sub = sub_intensity(models.kingman(n).serialize(), [1.0])
+        alpha, sub = sub_intensity(models.kingman(n).to_json(), [1.0])
         assert math.isclose(alpha.sum(), 1.0)
         u1 = np.linalg.solve(-sub.toarray(), np.ones(len(alpha)))
         u2 = np.linalg.solve(-sub.toarray(), u1)
@@ -55,7 +55,7 @@ def test_sub_intensity_of_kingman_gives_its_moments() -> None:
 def test_sub_intensity_scales_with_theta() -> None:
     from phasic import models
 
-    structure = models.kingman(5).serialize()
+    structure = models.kingman(5).to_json()
     _, s1 = sub_intensity(structure, [1.0])
     _, s3 = sub_intensity(structure, [3.0])
     np.testing.assert_allclose(s3.toarray(), 3 * s1.toarray(), rtol=1e-15)

@@ -47,12 +47,12 @@ def _smallest() -> list[Graph]:
 
 def seeds() -> dict[str, str]:
     """name -> serialized graph."""
-    out = {f"kingman{n}": models.kingman(n).serialize() for n in (2, 3, 5)}
-    out["two_island3"] = models.two_island(3).serialize()
-    out["discrete_chain"] = _discrete_chain().serialize()
-    out["multi_coefficient"] = _multi_coefficient().serialize()
+    out = {f"kingman{n}": models.kingman(n).to_json() for n in (2, 3, 5)}
+    out["two_island3"] = models.two_island(3).to_json()
+    out["discrete_chain"] = _discrete_chain().to_json()
+    out["multi_coefficient"] = _multi_coefficient().to_json()
     for i, g in enumerate(_smallest()):
-        out[f"smallest{i}"] = g.serialize()
+        out[f"smallest{i}"] = g.to_json()
     return out
 
 

@@ -22,7 +22,7 @@ def island():
     from phasic import models
 
     g = models.two_island(3)
-    return g.serialize(), g
+    return g.to_json(), g
 
 
 @pytest.fixture(scope="module")
@@ -31,4 +31,4 @@ def discrete_case():
     from core_graphs import random_graph
 
     case = random_graph(5, cyclic=True, discrete=True, n_states=9, n_params=2)
-    return case.graph.serialize(), case.graph, case.theta
+    return case.graph.to_json(), case.graph, case.theta

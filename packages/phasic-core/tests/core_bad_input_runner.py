@@ -50,7 +50,7 @@ def setup() -> dict:
     geo.starting_vertex().add_edge(a, 1.0)
     a.add_edge(b, 0.5)
     return dict(phasic=phasic, models=models, jnp=jnp, np=np, jax=jax, k=k,
-                kjs=k.serialize(), island=island, no_exit=no_exit, zero_exit=zero_exit,
+                kjs=k.to_json(), island=island, no_exit=no_exit, zero_exit=zero_exit,
                 zero_start=zero_start, no_start=no_start, geo=geo)
 
 

@@ -53,9 +53,9 @@ def _weights(doc: dict[str, Any], theta: np.ndarray) -> np.ndarray:
 
 
 def dense(structure: Any, theta: Any = None) -> Dense:
-    """Dense matrices for a graph given as JSON text, dict, or object with serialize()."""
-    if hasattr(structure, "serialize"):
-        structure = structure.serialize()
+    """Dense matrices for a graph given as JSON text, dict, or object with to_json()."""
+    if hasattr(structure, "to_json"):
+        structure = structure.to_json()
     doc = json.loads(structure) if isinstance(structure, str) else structure
     theta = np.zeros(0) if theta is None else np.asarray(theta, dtype=np.float64)
     assert theta.shape == (doc["param_length"],), (theta.shape, doc["param_length"])

@@ -112,7 +112,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "discrete flag mismatch": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, discrete=True)",
                                ("ValueError",), r"discrete=False"),
     "pmf on continuous graph": ("x64", "k.pmf([1], theta=[1.0])", ("TypeError",), r"pdf"),
-    "x64 off": ("nox64", "phasic.compute_moments_ffi(phasic.models.kingman(3).serialize(), "
+    "x64 off": ("nox64", "phasic.compute_moments_ffi(phasic.models.kingman(3).to_json(), "
                          "[1.0], 2)", ("TypeError",), r"jax_enable_x64"),
     "x64 off, pmf": ("nox64", "phasic.compute_pmf_ffi(phasic.models.kingman(3), [1.0], "
                               "[0.5])", ("TypeError",), r'jax\.config\.update\("jax_enable_x64'),

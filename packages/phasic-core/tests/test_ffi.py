@@ -24,7 +24,7 @@ LOOP_RTOL = 1e-13
 @pytest.fixture(scope="module")
 def kingman():
     g = models.kingman(6)
-    return g.serialize(), g
+    return g.to_json(), g
 
 
 def thetas_for(n: int, p: int, seed: int = 0) -> jax.Array:
@@ -228,7 +228,7 @@ def test_cache_capacity_bounds_entries() -> None:
         phasic.set_cache_capacity(2)
         phasic.cache_clear()
         for n in (3, 4, 5, 6, 7):
-            compute_moments_ffi(models.kingman(n).serialize(), jnp.array([1.0]), 1)
+            compute_moments_ffi(models.kingman(n).to_json(), jnp.array([1.0]), 1)
         s = phasic.cache_stats()
         assert s["capacity"] == 2
         assert s["evictions"] - stats["evictions"] >= 3

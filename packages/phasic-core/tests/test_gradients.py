@@ -70,7 +70,7 @@ CASES = [(seed, cyclic, discrete) for cyclic in (False, True) for discrete in (F
 def test_random_graphs_against_finite_differences(seed: int, cyclic: bool, discrete: bool) -> None:
     case = random_graph(seed, cyclic=cyclic, discrete=discrete, n_states=int(8 + 4 * seed),
                         n_params=1 + seed % 4)
-    js, theta = case.graph.serialize(), case.theta
+    js, theta = case.graph.to_json(), case.theta
     th = jnp.asarray(theta)
     # moments, plain and with rewards
     k = 3
@@ -101,7 +101,7 @@ def test_random_graphs_against_finite_differences(seed: int, cyclic: bool, discr
 def test_more_parameters_than_one_dual_block() -> None:
     """11 parameters: the C++ side runs blocks of 8 and 3 directions."""
     case = random_graph(11, cyclic=True, n_states=16, n_params=11)
-    js, theta = case.graph.serialize(), case.theta
+    js, theta = case.graph.to_json(), case.theta
     times = np.array([0.2, 1.0, 3.0])
     pmf, mom = jax.jacfwd(lambda t: compute_pmf_and_moments_ffi(js, t, times, 2))(
         jnp.asarray(theta))
@@ -124,7 +124,7 @@ def kingman_exact(n: int, theta: float, times: np.ndarray) -> tuple[np.ndarray, 
 @pytest.mark.parametrize("n", [4, 10])
 def test_kingman_analytic(n: int) -> None:
     g = models.kingman(n)
-    js = g.serialize()
+    js = g.to_json()
     theta = 1.7
     th = jnp.array([theta])
     # E[T_MRCA] = 2 (1 - 1/n) / theta; E[T^2] scales as 1/theta^2
@@ -180,7 +180,7 @@ def fast_to_slow(seed: int) -> tuple[Graph, np.ndarray]:
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_piecewise_derivatives_against_finite_differences(seed: int) -> None:
     g, theta = fast_to_slow(seed)
-    js, th = g.serialize(), jnp.asarray(theta)
+    js, th = g.to_json(), jnp.asarray(theta)
     mean = float(reference.moments(js, theta, 1)[0])
     times = mean * np.array([0.02, 0.3, 1.0, 2.0, 4.0])
     before = phasic._core.sweep_counts()
@@ -203,7 +203,7 @@ def test_kingman_piecewise_derivatives_against_closed_form() -> None:
     # n = 20 at theta = 1.3: 190 theta is the largest rate, so 7 times up to 5 take the
     # piecewise sweep (~1200 steps in one sweep), including the far left tail (f ~ 1e-21).
     n, theta = 20, 1.3
-    js, th = models.kingman(n).serialize(), jnp.array([theta])
+    js, th = models.kingman(n).to_json(), jnp.array([theta])
     t = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0])
     f, df = kingman_exact(n, theta, t)
     before = phasic._core.sweep_counts()["piecewise"]
@@ -237,7 +237,7 @@ def erlang_logpdf(k: int, theta: float, t: np.ndarray) -> np.ndarray:
     (10, [1e-40, 1e-20, 1.0, 3000.0]),        # left tail ~1e-360 and right tail ~e^-3000
 ])
 def test_loglik_tiny_densities(k: int, times: list[float]) -> None:
-    js = erlang(k).serialize()
+    js = erlang(k).to_json()
     theta = 1.0
     t = np.array(times)
     got = compute_log_pmf_ffi(js, jnp.array([theta]), t)
@@ -263,7 +263,7 @@ def geometric(p_stay: float, defect: float = 0.0) -> Graph:
 
 def test_loglik_discrete_tiny_and_exact_zero() -> None:
     p = 0.01
-    js = geometric(p).serialize()
+    js = geometric(p).to_json()
     k = np.array([1.0, 10.0, 100_000.0])  # (1-p)^(k-1) p: the last is ~e^-1005
     want = (k - 1) * np.log1p(-p) + np.log(p)
     got = compute_log_pmf_ffi(js, jnp.array([p]), k, discrete=True)
@@ -273,7 +273,7 @@ def test_loglik_discrete_tiny_and_exact_zero() -> None:
     # time 0 without a defect has probability exactly 0: -inf, truly
     assert phasic.loglik(js, jnp.array([p]), [0.0, 3.0], discrete=True) == -np.inf
     # with a defect of 0.25, P(T = 0) = 0.25
-    js = geometric(p, defect=0.25).serialize()
+    js = geometric(p, defect=0.25).to_json()
     np.testing.assert_allclose(compute_log_pmf_ffi(js, jnp.array([p]), [0.0], discrete=True),
                                [np.log(0.25)], rtol=1e-14)
 
@@ -281,21 +281,21 @@ def test_loglik_discrete_tiny_and_exact_zero() -> None:
 def test_loglik_matches_log_of_pdf_on_random_graphs() -> None:
     for seed in (1, 2):
         case = random_graph(seed, cyclic=True, n_states=20, n_params=2)
-        js, th = case.graph.serialize(), jnp.asarray(case.theta)
+        js, th = case.graph.to_json(), jnp.asarray(case.theta)
         t = jnp.array([0.01, 0.3, 2.0, 6.0])
         np.testing.assert_allclose(phasic.loglik(js, th, t),
                                    np.log(reference.pdf(js, case.theta, t)).sum(), rtol=1e-10)
 
 
 def test_loglik_bad_times() -> None:
-    js = erlang(2).serialize()
+    js = erlang(2).to_json()
     th = jnp.array([1.0])
     with pytest.raises(ValueError, match=r"observed_times\[1\].*-0.5.*>= 0"):
         phasic.loglik(js, th, [1.0, -0.5])
     with pytest.raises(ValueError, match="finite"):
         phasic.loglik(js, th, [np.nan])
     with pytest.raises(ValueError, match="whole numbers"):
-        phasic.loglik(geometric(0.5).serialize(), jnp.array([0.5]), [1.5], discrete=True)
+        phasic.loglik(geometric(0.5).to_json(), jnp.array([0.5]), [1.5], discrete=True)
     # traced times are checked by the kernel, at run time
     with pytest.raises(Exception, match=r"times\[0\] is -1.*>= 0"):
         jax.jit(lambda t: phasic.loglik(js, th, t))(jnp.array([-1.0, 2.0])).block_until_ready()
@@ -308,7 +308,7 @@ def test_loglik_bad_times() -> None:
 @pytest.fixture(scope="module")
 def island():
     g = models.two_island(3)
-    return g.serialize()
+    return g.to_json()
 
 
 def test_grad_under_jit_vmap_and_nested_vmap(island) -> None:
@@ -398,7 +398,7 @@ jax.config.update("jax_num_cpu_devices", 8)
 from jax.sharding import PartitionSpec as P
 import phasic
 from phasic import compute_moments_ffi, compute_pmf_and_moments_ffi, models
-js = models.two_island(3).serialize()
+js = models.two_island(3).to_json()
 t = jnp.array([0.3, 1.0, 2.5])
 assert len(jax.devices()) == 8
 mesh = jax.make_mesh((8,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))

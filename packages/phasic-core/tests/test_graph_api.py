@@ -73,13 +73,13 @@ def test_structure_cache_invalidated_on_change() -> None:
 
 def test_serialize_round_trip() -> None:
     g = small_graph()
-    text = g.serialize()
+    text = g.to_json()
     doc = json.loads(text)
     assert doc["format"] == "phasic.graph" and doc["version"] == 1
     assert doc["states"][0] == [0, 0]
     h = Graph.from_json(text)
-    assert h.serialize() == text
-    assert Graph.from_json(doc).serialize() == text
+    assert h.to_json() == text
+    assert Graph.from_json(doc).to_json() == text
     theta = np.array([1.5, 0.5])
     assert h.expectation(theta=theta) == g.expectation(theta=theta)
     assert [v.state().tolist() for v in h.vertices()] == [v.state().tolist() for v in g.vertices()]
@@ -94,7 +94,7 @@ def test_serialize_round_trip() -> None:
     (lambda d: d["coefficients"]["param"].__setitem__(0, 7), "coefficients.param"),
 ])
 def test_from_json_is_strict(mutate, field: str) -> None:
-    doc = json.loads(small_graph().serialize())
+    doc = json.loads(small_graph().to_json())
     mutate(doc)
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         Graph.from_json(json.dumps(doc))

@@ -148,7 +148,7 @@ def test_results_do_not_depend_on_the_hash_seed() -> None:
         from phasic import models
         g = models.two_island(4)
         s = g.structure()
-        out = g.serialize().encode() + s.pdf([1.0, 0.7], [0.5, 2.0]).tobytes()
+        out = g.to_json().encode() + s.pdf([1.0, 0.7], [0.5, 2.0]).tobytes()
         out += s.moments([1.0, 0.7], 3).tobytes()
         print(hashlib.sha256(out).hexdigest())
     """)
@@ -186,7 +186,7 @@ def test_discrete_steps_are_capped_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"2e6 allowed.*ask for times below 2e6"):
         fast.log_pdf([], [1e9])
     with pytest.raises(Exception, match=r"2e6 allowed"):
-        compute_log_pmf_ffi(_geometric(0.5).serialize(), jnp.zeros(0), jnp.array([1e9]),
+        compute_log_pmf_ffi(_geometric(0.5).to_json(), jnp.zeros(0), jnp.array([1e9]),
                             discrete=True).block_until_ready()
     # Below the cap, a slowly draining chain's log-pmf is exact: (1 - p)^(t-1) p.
     log_pmf, _ = slow.log_pdf([], [1e6])
@@ -234,7 +234,7 @@ def test_nr_moments_is_bounded() -> None:
             call()
     for n in (171, 2**60):
         with pytest.raises(ValueError, match=r"nr_moments must be at most 170"):
-            compute_moments_ffi(k.serialize(), jnp.array([1.0]), n)
+            compute_moments_ffi(k.to_json(), jnp.array([1.0]), n)
 
 
 def test_moment_overflow_raises_instead_of_inf_and_nan_gradients() -> None:
@@ -244,7 +244,7 @@ def test_moment_overflow_raises_instead_of_inf_and_nan_gradients() -> None:
         k.structure().moments(theta, 40)
     with pytest.raises(ValueError, match=r"overflows a double"):
         k.structure().moments_jac(theta, 40)
-    js = k.serialize()
+    js = k.to_json()
     with pytest.raises(Exception, match=r"overflows a double"):
         jax.grad(lambda t: compute_moments_ffi(js, t, 40)[-1])(jnp.array(theta))
     # Where the moments fit, nothing changes: E[T^30] is finite and so is its gradient.
@@ -260,7 +260,7 @@ def test_edges_have_sparse_coefficients() -> None:
     coefficients = [0.0] * 6
     coefficients[5] = 2.5
     a.add_edge(b, coefficients)
-    doc = json.loads(g.serialize())
+    doc = json.loads(g.to_json())
     doc["param_length"] = 2**24
     big = phasic.Graph.from_json(json.dumps(doc))
     tracemalloc.start()
@@ -283,7 +283,7 @@ def test_cache_hit_needs_the_whole_text() -> None:
         g.starting_vertex().add_edge(vs[0], 1.0)
         for i in range(11):
             vs[i].add_edge(vs[i + 1], rate if i == 5 else 1.0)
-        return g.serialize()
+        return g.to_json()
 
     t1, t2 = chain(1.5), chain(2.5)
     assert len(t1) == len(t2) and t1[:64] == t2[:64] and t1[-64:] == t2[-64:] and t1 != t2
@@ -304,7 +304,7 @@ def test_cache_hit_needs_the_whole_text() -> None:
 
 
 def test_json_errors_are_ascii_positioned_and_short() -> None:
-    text = models.kingman(3).serialize()
+    text = models.kingman(3).to_json()
     with pytest.raises(ValueError, match=r"byte-order mark.*utf-8-sig"):
         phasic.Graph.from_json("\ufeff" + text)
     with pytest.raises(ValueError, match=r'got "phasic.gr\\xc3\\xa4ph" \(at byte \d+\)'):

@@ -27,7 +27,7 @@ BUDGET_WORDS = ("nonzeros", "multiply-adds", "budget", "PHASIC_STRUCTURE_MEMORY_
 @pytest.fixture(scope="module", params=[500, 1000, 2000])
 def chord(request: pytest.FixtureRequest) -> tuple[ChordCycle, str]:
     c = chord_cycle(request.param, seed=request.param)
-    return c, c.graph().serialize()
+    return c, c.graph().to_json()
 
 
 def test_chord_cycle_moments_match_dense_solve(chord: tuple[ChordCycle, str]) -> None:
@@ -69,7 +69,7 @@ def test_two_island_fill_no_larger_than_superlu_colamd(n: int) -> None:
 
 def test_chord_cycle_rewards_jacobian_and_discrete() -> None:
     c = chord_cycle(400, seed=7)
-    text = c.graph().serialize()
+    text = c.graph().to_json()
     s = core().Structure.from_json(text)
     rewards = np.random.default_rng(1).uniform(0.0, 2.0, size=c.n + 2)
     theta = np.array([0.7])
@@ -82,7 +82,7 @@ def test_chord_cycle_rewards_jacobian_and_discrete() -> None:
     fd = (reference.moments(text, theta + h, 2) - reference.moments(text, theta - h, 2)) / (2 * h)
     np.testing.assert_allclose(np.asarray(jac), fd, rtol=1e-7)
     np.testing.assert_allclose(np.asarray(vals), reference.moments(text, theta, 2), rtol=1e-11)
-    dtext = c.graph(discrete=True).serialize()
+    dtext = c.graph(discrete=True).to_json()
     d = core().Structure.from_json(dtext)
     np.testing.assert_allclose(np.asarray(d.moments(np.array([1.0]), 3, None)),
                                reference.moments(dtext, np.array([1.0]), 3), rtol=1e-11)
@@ -97,7 +97,7 @@ def _budget_error(excinfo: pytest.ExceptionInfo[ValueError], budget: int) -> Non
 
 def test_beyond_the_budget_raises_naming_estimates_and_budget() -> None:
     g = chord_cycle(1000, seed=3).graph()
-    text = g.serialize()
+    text = g.to_json()
     budget = 200_000
     with pytest.raises(ValueError) as excinfo:
         core().Structure.from_json(text, memory_budget=budget)
@@ -121,7 +121,7 @@ def test_budget_caught_while_counting_fill_between_components() -> None:
         v = g.find_or_create_vertex((10_000 + i,))
         v.add_edge(vs[1 + (7 * i) % c.n], 1.0)
         v.add_edge(vs[c.n + 1], 0.1)  # the absorbing vertex
-    text = g.serialize()
+    text = g.to_json()
     entries = core().Structure.from_json(text).fill_length + int((~c.absorbing).sum()) + 400
     budget = 12 * (entries - 1)
     with pytest.raises(ValueError, match="counted exactly") as excinfo:
@@ -144,7 +144,7 @@ _REJECT_SCRIPT = textwrap.dedent("""
     def peak_kib():  # VmHWM: this process's own high-water mark (ru_maxrss keeps pytest's)
         with open("/proc/self/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    text = chord_cycle(4000, seed=4).graph().serialize()
+    text = chord_cycle(4000, seed=4).graph().to_json()
     before = peak_kib()
     try:
         core().Structure.from_json(text, memory_budget=1 << 20)
@@ -170,7 +170,7 @@ def test_rejection_happens_before_the_fill_is_allocated() -> None:
 @pytest.mark.parametrize("budget", [0, -5])
 def test_bad_budget_argument(budget: int) -> None:
     with pytest.raises(ValueError, match="memory_budget must be a positive number of bytes"):
-        core().Structure.from_json(chord_cycle(20).graph().serialize(), memory_budget=budget)
+        core().Structure.from_json(chord_cycle(20).graph().to_json(), memory_budget=budget)
 
 
 _SCRIPT = textwrap.dedent("""

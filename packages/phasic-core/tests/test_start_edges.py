@@ -65,7 +65,7 @@ def test_theta_dependent_start_edges_match_the_closed_form(theta: np.ndarray) ->
     # the CDF's uniformization sums are truncated at 1e-10 relative
     np.testing.assert_allclose(g.cdf(TIMES, theta=theta), want["cdf"], rtol=1e-10)
     np.testing.assert_allclose(g.moments(3, theta=theta), want["moments"], rtol=1e-12)
-    js = g.serialize()
+    js = g.to_json()
     th = jnp.asarray(theta)
     np.testing.assert_allclose(compute_pmf_ffi(js, th, TIMES), want["pdf"], rtol=1e-12)
     np.testing.assert_allclose(compute_moments_ffi(js, th, 3), want["moments"], rtol=1e-12)
@@ -83,7 +83,7 @@ def test_theta_dependent_start_edges_match_the_closed_form(theta: np.ndarray) ->
 def test_derivatives_through_the_normalization() -> None:
     """jax derivatives of every FFI target against finite differences of the closed form."""
     g, theta = mixture_graph(), np.array([0.7, 1.3])
-    js, th = g.serialize(), jnp.asarray(theta)
+    js, th = g.to_json(), jnp.asarray(theta)
     assert_jac_close(jax.jacrev(lambda t: compute_pmf_ffi(js, t, TIMES))(th),
                      central_fd(lambda t: mixture_exact(t)["pdf"], theta))
     assert_jac_close(jax.jacfwd(lambda t: compute_moments_ffi(js, t, 3))(th),
@@ -119,7 +119,7 @@ def test_start_weights_summing_below_and_above_one(scale: float) -> None:
     """At theta1 = 1 the start weights sum to 1.6 * scale: 1.6, 1 and 4. Only their
     ratios count, and every path agrees with the dense normalized reference."""
     theta = np.array([0.8, 1.0])
-    g, js = cyclic_graph(scale), cyclic_graph(scale).serialize()
+    g, js = cyclic_graph(scale), cyclic_graph(scale).to_json()
     d = reference.dense(js, theta)
     np.testing.assert_allclose(d.alpha, [0.2 / 1.6, 1.4 / 1.6, 0.0], rtol=1e-15)
     want_pdf, want_mom = reference.pdf(js, theta, TIMES), reference.moments(js, theta, 3)
@@ -152,7 +152,7 @@ def test_defect_edge_is_mass_at_zero() -> None:
     np.testing.assert_allclose(g.moments(2, theta=theta),
                                (1 - share) * plain.moments(2, theta=theta), rtol=1e-12)
     np.testing.assert_allclose(g.as_matrices(theta=theta).ipv.sum(), 1 - share, rtol=1e-15)
-    js = g.serialize()
+    js = g.to_json()
     np.testing.assert_allclose(reference.dense(js, theta).defect, share, rtol=1e-14)
     jac = jax.jacrev(lambda t: compute_pmf_ffi(js, t, TIMES))(jnp.asarray(theta))
     assert_jac_close(jac, central_fd(lambda t: reference.pdf(js, t, TIMES), theta))
@@ -175,7 +175,7 @@ def discrete_graph() -> Graph:
 
 def test_discrete_defect_depends_on_theta() -> None:
     g, theta = discrete_graph(), np.array([0.6, 1.2])
-    js, th = g.serialize(), jnp.asarray(theta)
+    js, th = g.to_json(), jnp.asarray(theta)
     steps = np.array([0.0, 1.0, 2.0, 5.0, 9.0])
     defect = theta[0] / (theta[0] + 1.0 + theta[1])
     want = reference.pmf(js, theta, steps)
@@ -200,7 +200,7 @@ def test_discrete_defect_depends_on_theta() -> None:
 def test_start_weights_summing_to_zero_name_theta() -> None:
     g = mixture_graph()
     theta = np.array([0.0, -0.25])  # start weights 0 and 0.5 - 0.5
-    js = g.serialize()
+    js = g.to_json()
     for call in (lambda: g.pdf(TIMES, theta=theta), lambda: g.moments(1, theta=theta),
                  lambda: g.cdf(TIMES, theta=theta),
                  lambda: compute_pmf_ffi(js, jnp.asarray(theta), TIMES),
@@ -220,7 +220,7 @@ def test_no_start_edge_is_a_clear_error() -> None:
     a, z = g.find_or_create_vertex([1]), g.find_or_create_vertex([2])
     a.add_edge(z, 1.0)
     for call in (lambda: g.pdf(1.0), lambda: g.moments(1), lambda: g.as_matrices(),
-                 lambda: compute_pmf_ffi(g.serialize(), jnp.zeros(0), TIMES)):
+                 lambda: compute_pmf_ffi(g.to_json(), jnp.zeros(0), TIMES)):
         with pytest.raises((ValueError, RuntimeError), match=r"no out-edges.*add an edge from the starting"):
             call()
 
@@ -242,13 +242,13 @@ def test_all_zero_state_is_an_ordinary_vertex() -> None:
     g.starting_vertex().add_edge(one, 1.0)
     one.add_edge(zero, 2.5)
     assert g.expectation(theta=None) == pytest.approx(0.4, rel=1e-15)
-    copy = Graph.from_json(g.serialize())
+    copy = Graph.from_json(g.to_json())
     assert copy.find_vertex([0, 0]) == copy.vertex_at(1)
     assert copy.pdf(1.0) == pytest.approx(2.5 * math.exp(-2.5), rel=1e-14)
 
 
 def test_json_states_after_vertex_0_may_be_zero_but_distinct() -> None:
-    doc = json.loads(mixture_graph().serialize())
+    doc = json.loads(mixture_graph().to_json())
     assert doc["states"][0] == [0] and doc["states"][3] == [0]
     bad = dict(doc, states=[[0], [1], [1], [0]])
     with pytest.raises(ValueError, match=r"states\[2\]: duplicates states\[1\]"):
@@ -264,7 +264,7 @@ def test_json_states_after_vertex_0_may_be_zero_but_distinct() -> None:
 
 
 def test_add_edge_parameterized_stores_base_and_coefficients() -> None:
-    doc = json.loads(mixture_graph().serialize())
+    doc = json.loads(mixture_graph().to_json())
     # edge 1: start -> B, 0.5 + 2 theta1; edge 3: B -> Z, 3 + theta0
     assert doc["edges"]["weight"] == [0.0, 0.5, 2.0, 3.0]
     assert doc["coefficients"] == {"edge": [0, 1, 3], "param": [0, 1, 0],

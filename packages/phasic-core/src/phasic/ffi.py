@@ -7,6 +7,11 @@ the JSON again. `vmap_method="broadcast_all"` turns every vmap (over theta, time
 rewards, any mix, nested) into one FFI call whose leading dimensions are the batch;
 the C++ side loops over it with OpenMP.
 
+The structure argument is a `Graph`, its JSON text (`Graph.to_json()`) or the parsed
+JSON dict, or upstream phasic's dict (`Graph.serialize()`, see `phasic.serialized`),
+recognized by its keys and converted to our canonical JSON once per distinct content,
+so equal dicts, and the graph's own `to_json()`, share one compiled structure.
+
 All of them are differentiable with respect to theta (`jax.grad`, `jax.jacrev`,
 `jax.jacfwd`, under jit, vmap and shard_map): each is a `jax.custom_jvp` whose rule
 calls a companion FFI target (`phasic_*_jac`) that returns the values together with
@@ -33,6 +38,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from ._ext import core
 from .graph import Graph
+from .serialized import from_upstream, is_upstream_form
 
 _registered = False
 _register_lock = threading.Lock()
@@ -76,16 +82,56 @@ def structure_key(structure_json: str) -> np.int64:
     return _info(structure_json).key
 
 
-def _structure_text(structure_json: Any) -> str:
+class _ByContent:
+    """An upstream-form dict keyed by a digest of its content, so equal dicts share a cache slot."""
+
+    __slots__ = ("data", "discrete", "key")
+
+    def __init__(self, data: Mapping[str, Any], discrete: bool | None) -> None:
+        self.data = data
+        self.discrete = discrete
+        digest = hashlib.sha256(repr(discrete).encode())  # sha256: hardware-accelerated
+        for name in sorted(data, key=str):
+            value = data[name]
+            digest.update(repr(name).encode())
+            if isinstance(value, np.ndarray) and value.dtype.kind != "O":
+                digest.update(f"{value.dtype.str}{value.shape}".encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+            else:  # numbers, strings, nested lists: their repr is their content
+                digest.update(repr(value).encode())
+        self.key = digest.digest()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByContent) and other.key == self.key
+
+
+@functools.lru_cache(maxsize=64)
+def _upstream_text(content: _ByContent) -> str:
+    """Our JSON text for an upstream-form dict, converted once per distinct content.
+
+    The text is the builder's canonical one, so it is the same as `to_json()` of the
+    graph the dict came from: both share one cache key and one compiled structure.
+    """
+    return Graph.from_json(from_upstream(content.data, content.discrete)).to_json()
+
+
+def _structure_text(structure_json: Any, discrete: bool | None = None) -> str:
+    """Our JSON text for a structure argument; `discrete` is the kind for an upstream
+    dict that does not carry one (upstream keeps it outside the dict)."""
     if isinstance(structure_json, str):
         return structure_json
     if isinstance(structure_json, Graph):
-        return structure_json.serialize()
+        return structure_json.to_json()
     if isinstance(structure_json, Mapping):
+        if is_upstream_form(structure_json):
+            return _upstream_text(_ByContent(structure_json, discrete))
         return json.dumps(structure_json)
     raise TypeError(
-        "structure_json must be a JSON string (Graph.serialize()), a Graph or a dict, "
-        f"got {type(structure_json).__name__}"
+        "structure_json must be a Graph, its JSON text (Graph.to_json()) or parsed JSON "
+        f"dict, or upstream's dict (Graph.serialize()), got {type(structure_json).__name__}"
     )
 
 
@@ -177,9 +223,10 @@ def _unflat(y: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return y if y.shape == shape else y.reshape(shape)
 
 
-def _setup(structure_json: Any) -> tuple[str, _StructureInfo]:
+def _setup(structure_json: Any, discrete: Any = None) -> tuple[str, _StructureInfo]:
     _check_x64()
-    text = _structure_text(structure_json)
+    kind = bool(discrete) if isinstance(discrete, (bool, np.bool_)) else None
+    text = _structure_text(structure_json, kind)
     info = _info(text)
     _ensure_registered()
     return text, info
@@ -356,7 +403,7 @@ def _log_pmf_fn(text: str, discrete: bool) -> Any:
 def _per_time_call(factory: Any, structure_json: Any, theta: Any, times: Any,
                    discrete: bool) -> jax.Array:
     """Validate the arguments, run `factory(text, discrete)` on flat times, restore the shape."""
-    text, info = _setup(structure_json)
+    text, info = _setup(structure_json, discrete)
     discrete = _check_discrete(discrete, info)
     theta = _prepare_theta(theta, info)
     times = _as_f64(times, "times")
@@ -422,7 +469,7 @@ def compute_pmf_and_moments_ffi(
     rewards: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """`(compute_pmf_ffi(...), compute_moments_ffi(...))` in one FFI call."""
-    text, info = _setup(structure_json)
+    text, info = _setup(structure_json, discrete)
     discrete = _check_discrete(discrete, info)
     nr_moments = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)

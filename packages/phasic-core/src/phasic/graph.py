@@ -22,6 +22,7 @@ import numpy as np
 
 from ._ext import core
 from .matrices import MatrixRepresentation, graph_from_matrices
+from .serialized import from_upstream, to_upstream
 
 Weight = float | Sequence[float]
 
@@ -418,15 +419,38 @@ class Graph:
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         return cls(fn, initial_state, discrete=discrete, **kwargs)
 
-    def serialize(self) -> str:
+    def to_json(self) -> str:
         """The graph as JSON (schema: docs/pages/json_schema.md), cached until it changes."""
         if self._json is None:
             self._json = self._builder.serialize()
         return self._json
 
+    def serialize(self, theta_dim: int | None = None) -> dict[str, Any]:
+        """The graph as upstream phasic's dict of numpy arrays (see `phasic.serialized`).
+
+        Every FFI function and `Graph.from_serialized` read it back. An edge of weight
+        base + c · theta becomes two rows of one (from, to) pair, a `param_edges` row
+        for c and a constant row for the base (upstream adds parallel edges, so it means
+        the same there). `theta_dim` sets `param_length` (>= this graph's). The dict
+        also carries `is_discrete` and `edge_order`, which upstream ignores. Our JSON
+        text is `to_json()`.
+        """
+        return to_upstream(json.loads(self.to_json()), theta_dim)
+
+    @classmethod
+    def from_serialized(cls, data: Mapping[str, Any]) -> Graph:
+        """A graph from upstream phasic's serialize() dict (or ours, see `serialize`).
+
+        Row i of `states` is vertex i, row 0 the starting vertex. Parallel rows of one
+        (from, to) pair become one edge with the sum of their weights. Without an
+        `is_discrete` key the graph is continuous. Bad input raises a ValueError or
+        TypeError naming the key and row.
+        """
+        return cls.from_json(from_upstream(data))
+
     @classmethod
     def from_json(cls, text: str | Mapping[str, Any]) -> Graph:
-        """A graph from `serialize()`'s JSON (a string or an already-parsed dict)."""
+        """A graph from `to_json()`'s JSON (a string or an already-parsed dict)."""
         if isinstance(text, Mapping):
             text = json.dumps(text)
         if not isinstance(text, str):
@@ -435,7 +459,7 @@ class Graph:
 
     def copy(self) -> Graph:
         """An independent deep copy: same vertices, order, edges and weights."""
-        return type(self).from_json(self.serialize())
+        return type(self).from_json(self.to_json())
 
     def clone(self) -> Graph:
         """The same as `copy()` (upstream phasic has both names)."""

@@ -58,7 +58,7 @@ def loglik(
     """Log-likelihood sum_i log f(observed_times[i] | theta), a float64 scalar.
 
     Args:
-        structure: the graph (JSON text from `Graph.serialize()`, a `Graph`, or a dict).
+        structure: the graph (JSON text from `Graph.to_json()`, a `Graph`, or a dict).
         theta: parameter vector, shape (param_length,).
         observed_times: absorption times, any shape (all are summed); whole numbers
             of steps for a discrete graph.
