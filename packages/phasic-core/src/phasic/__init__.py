@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .auto_parallel import EnvironmentInfo, ParallelConfig, init_parallel, set_cpu_devices
 from .auto_parallel import auto_init as _auto_init
 from .auto_parallel import enable_x64_default as _enable_x64_default
-from .auto_parallel import EnvironmentInfo, ParallelConfig, init_parallel, set_cpu_devices
 
 __version__ = "0.1.0"
 
