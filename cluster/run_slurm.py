@@ -408,7 +408,7 @@ def run_upstream_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     env = job_env(upstream_tests.harness_env({}))
     job, status, took = sbatch_wait(
         [*shape, f"--output={out}/upstream-%j.log", "--wrap", upstream_wrap(test, out)],
-        env, min(ns.timeout, 900))
+        env, ns.timeout)
     results = [parse_junit(out / f"upstream-junit-rank{r}.xml", r) for r in range(2)]
     print_table(results)
     for rank, reason in slurm_task_errors(out / f"upstream-{job}.log"):
