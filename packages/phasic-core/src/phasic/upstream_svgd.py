@@ -210,7 +210,7 @@ def _same_data_on_every_process(data: np.ndarray) -> np.ndarray:
         "0); SVGD runs one posterior over all processes, so it uses process 0's data on "
         "every process. Draw the data with a fixed seed (graph.sample(n, seed=...)) or "
         "load it from a file to make every process agree.",
-        RuntimeWarning, stacklevel=3)
+        RuntimeWarning, stacklevel=4)  # the caller of Graph.svgd
     shape = np.asarray(multihost_utils.broadcast_one_to_all(np.array(data.shape)))
     zeros = data if data.shape == tuple(shape) else np.zeros(tuple(shape), data.dtype)
     return np.asarray(multihost_utils.broadcast_one_to_all(zeros))
