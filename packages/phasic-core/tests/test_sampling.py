@@ -96,17 +96,21 @@ def test_discrete_graph_counts_whole_steps_and_matches_pmf():
 
 
 def test_start_edge_into_an_absorbing_vertex_is_mass_at_zero():
+    """start -> v (0.5), w (0.25), sink (0.25, the defect); w -> v at rate 1, v -> sink at 2.
+
+    T is 0 with probability 1/4, Exp(2) from v, Exp(1) + Exp(2) from w: E[T] = 0.5 * 0.5
+    + 0.25 * 1.5 = 0.625 and E[T^2] = 0.5 * 0.5 + 0.25 * 3.5 = 1.125.
+    """
     g = Graph(1)
-    v = g.find_or_create_vertex([1])
-    sink = g.find_or_create_vertex([2])
-    g.starting_vertex().add_edge(v, 0.75)
-    g.starting_vertex().add_edge(sink, 0.25)
+    v, w, sink = (g.find_or_create_vertex([k]) for k in (1, 2, 3))
+    for target, weight in ((v, 0.5), (w, 0.25), (sink, 0.25)):
+        g.starting_vertex().add_edge(target, weight)
+    w.add_edge(v, 1.0)
     v.add_edge(sink, 2.0)
     x = g.sample(N, seed=4)
-    zeros = np.mean(x == 0.0)
-    assert abs(zeros - 0.25) < 5 * np.sqrt(0.25 * 0.75 / N)
-    positive = x[x > 0]
-    assert abs(positive.mean() - 0.5) < 5 * 0.5 / np.sqrt(positive.size)  # Exp(2)
+    assert abs(np.mean(x == 0.0) - 0.25) < 5 * np.sqrt(0.25 * 0.75 / N)
+    sd = np.sqrt(1.125 - 0.625 ** 2)
+    assert abs(x.mean() - 0.625) < 5 * sd / np.sqrt(N)
 
 
 def test_start_weights_are_relative():
