@@ -395,16 +395,18 @@ def upstream_wrap(test: pathlib.Path, out: pathlib.Path) -> str:
 
 
 def run_upstream_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
-    """Upstream phasic's SLURM test file, unchanged, on 2 ranks (2 nodes when there are)."""
+    """Upstream phasic's SLURM test file, unchanged, on 2 ranks on 2 nodes."""
     test = ns.upstream_tests / upstream_tests.SLURM
     if not test.exists():
         print(f"== upstream {test.name}: missing in {ns.upstream_tests} (run "
               f"`python tests/upstream/upstream_tests.py fetch {ns.upstream_tests}`)")
         return False
-    nodes = min(2, ns.nodes)
-    shape = [f"--nodes={nodes}", "--ntasks=2", f"--ntasks-per-node={2 // nodes}",
+    print(f"== upstream {test.name} on 2 ranks, one per node")
+    if ns.nodes < 2:
+        print("   not run: needs at least 2 nodes (--nodes 2)")
+        return True
+    shape = ["--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
              f"--cpus-per-task={ns.cpus_per_task}", f"--time={ns.time}"]
-    print(f"== upstream {test.name} on 2 ranks, {nodes} node(s)")
     env = job_env(upstream_tests.harness_env({}))
     job, status, took = sbatch_wait(
         [*shape, f"--output={out}/upstream-%j.log", "--wrap", upstream_wrap(test, out)],
