@@ -22,6 +22,7 @@ TESTKIT = ROOT / "packages" / "phasic-testkit"
 WHEELS = ROOT / ".nox" / "_wheels"
 DIST = ROOT / "dist"
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+UPSTREAM_TESTS = "tests/upstream/upstream_tests.py"  # fetches and runs upstream's test files
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests"]
@@ -104,13 +105,33 @@ def xdist(session: nox.Session) -> None:
 def slurm(session: nox.Session) -> None:
     """The multi-node suite under sbatch; `-- --local-cluster` brings up a local Slurm first.
 
+    Its steps include upstream phasic's SLURM test file (fetched as in `upstream`) on
+    a 2-rank srun step, with a JUnit report and a log per rank.
+
     With `--local-cluster` (as root) the cluster's own safety tests run first:
     untrusted state, forged records, the lock, a checkout in a private directory.
     """
     install_all(session)
     if "--local-cluster" in session.posargs:
         session.run("pytest", "cluster/tests", "-q", "-p", "no:cacheprovider")
-    session.run("python", "cluster/run_slurm.py", *session.posargs)
+    # upstream's SLURM test file, fetched for the job's upstream step
+    upstream_dir = pathlib.Path(session.create_tmp()) / "upstream-tests"
+    session.run("python", UPSTREAM_TESTS, "fetch", str(upstream_dir))
+    session.run("python", "cluster/run_slurm.py", "--upstream-tests", str(upstream_dir),
+                *session.posargs)
+
+
+@nox.session
+def upstream(session: nox.Session) -> None:
+    """Upstream phasic 0.32.1's own test files, unchanged, against our packages.
+
+    Fetched from upstream's sdist (sha256-checked; never committed): its multi-device
+    FFI file on 8 CPU devices must pass, its SLURM file must skip outside SLURM
+    (`nox -s slurm -- --local-cluster` runs it inside a 2-rank srun step).
+    """
+    install_all(session)
+    session.run("python", UPSTREAM_TESTS, "local",
+                str(pathlib.Path(session.create_tmp()) / "upstream-tests"))
 
 
 @nox.session
@@ -251,6 +272,7 @@ def ci(session: nox.Session) -> None:
     """Everything CI checks, in order (each step is its own session)."""
     session.notify("lint")
     session.notify("tests")
+    session.notify("upstream")
     session.notify("slurm", posargs=["--local-cluster"])
     session.notify("mpi")
     session.notify("docs")

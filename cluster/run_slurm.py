@@ -17,7 +17,9 @@ failing on the last rank only must be reported by rank 0 naming that rank, its
 node and the coordinator, with nothing left running. (5) With nodes in their own
 network namespaces: the last node's link cut mid-collective must end the job
 within a bounded time, naming the rank, with nothing left running once the link
-is back. (6) After ``down`` the host is as it was before ``up``. Exit status is
+is back. (6) With ``--upstream-tests DIR`` (``nox -s slurm`` passes it): upstream
+phasic's own SLURM test file, unchanged, on a 2-rank srun step, one JUnit report and
+one log per rank. (7) After ``down`` the host is as it was before ``up``. Exit status is
 non-zero if anything failed, timed out or a rank reported no result.
 
 Job commands are built with ``shlex`` quoting, so a checkout path with spaces works.
@@ -42,6 +44,9 @@ sys.path.insert(0, str(HERE / "local"))
 
 import netns  # noqa: E402  (cluster/local is not a package)
 import slurm_cluster  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "upstream"))
+import upstream_tests  # noqa: E402  (fetches and runs upstream's test files)
 
 SCRIPT = HERE / "slurm_test_ffi.sh"
 PROBE = HERE / "probe_jax.py"
@@ -377,6 +382,51 @@ def _poll(what, timeout: float, interval: float = 0.2):
     return None
 
 
+def upstream_wrap(test: pathlib.Path, out: pathlib.Path) -> str:
+    """The batch script of the upstream step: pytest on every task, its own report and log."""
+    per_rank = f'{q(str(out))}/upstream-%s-rank"$SLURM_PROCID"'
+    junit, log, status = (per_rank % k for k in ("junit", "log", "exit"))
+    cmd = shlex.join(upstream_tests.pytest_command(test, python="python"))
+    # pytest's status 1 (failed tests) is recorded, not a crash: srun keeps the other
+    # ranks running to the end so every rank writes its full report
+    task = (f"cd {q(str(test.parent))} && {cmd} --junitxml={junit}.xml > {log}.txt 2>&1; "
+            f"s=$?; echo $s > {status}; [ $s -eq 1 ] && exit 0; exit $s")
+    return f"srun --kill-on-bad-exit=1 bash -c {q(task)}"
+
+
+def run_upstream_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
+    """Upstream phasic's SLURM test file, unchanged, on 2 ranks on 2 nodes."""
+    test = ns.upstream_tests / upstream_tests.SLURM
+    if not test.exists():
+        print(f"== upstream {test.name}: missing in {ns.upstream_tests} (run "
+              f"`python tests/upstream/upstream_tests.py fetch {ns.upstream_tests}`)")
+        return False
+    print(f"== upstream {test.name} on 2 ranks, one per node")
+    if ns.nodes < 2:
+        print("   not run: needs at least 2 nodes (--nodes 2)")
+        return True
+    shape = ["--nodes=2", "--ntasks=2", "--ntasks-per-node=1",
+             f"--cpus-per-task={ns.cpus_per_task}", f"--time={ns.time}"]
+    env = job_env(upstream_tests.harness_env({}))
+    job, status, took = sbatch_wait(
+        [*shape, f"--output={out}/upstream-%j.log", "--wrap", upstream_wrap(test, out)],
+        env, ns.timeout)
+    results = [parse_junit(out / f"upstream-junit-rank{r}.xml", r) for r in range(2)]
+    print_table(results)
+    for rank, reason in slurm_task_errors(out / f"upstream-{job}.log"):
+        print(f"Slurm reports rank {rank}: {reason}")
+    ok = status == 0 and all(r.ok and r.tests == upstream_tests.EXPECTED_TESTS[test.name]
+                             for r in results)
+    print(f"   job {job}: exit status {status} in {took:.1f} s; per-rank logs "
+          f"{out}/upstream-log-rank<R>.txt -> {'ok' if ok else 'FAILED'}")
+    for r in results:
+        log = out / f"upstream-log-rank{r.rank}.txt"
+        if not r.ok and log.exists():
+            print(f"----- rank {r.rank}: {log} (last 40 lines) -----")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    return ok
+
+
 def run_link_cut(ns: argparse.Namespace, out: pathlib.Path, net: str) -> bool:
     """The last rank's node loses its link while the others wait for it in a collective.
 
@@ -471,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time", default="00:15:00", help="Slurm time limit per job")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds to wait for each job before cancelling it")
+    parser.add_argument("--upstream-tests", type=pathlib.Path, default=None, metavar="DIR",
+                        help="a folder holding upstream phasic's SLURM test file (from "
+                             "tests/upstream/upstream_tests.py fetch DIR): run it on 2 ranks")
     parser.add_argument("--suite-only", action="store_true",
                         help="skip the concurrent-steps, killed-rank, testkit-failure and "
                              "link-cut checks")
@@ -513,6 +566,8 @@ def run_checks(ns: argparse.Namespace, net: str) -> int:
     out = RESULTS / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     checks = {"suite": run_suite(ns, out)}
+    if ns.upstream_tests is not None:
+        checks["upstream SLURM file"] = run_upstream_suite(ns, out)
     if not ns.suite_only:
         checks["concurrent steps"] = run_concurrent_steps(ns, out, net)
         checks["killed rank"] = run_killed_rank(ns, out)

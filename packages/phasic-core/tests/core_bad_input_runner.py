@@ -3,15 +3,20 @@
 Reads a JSON list of {"name", "code"} from stdin; prints "START <name>" before each
 case and one JSON result line after it, so a crash (a C++ abort, a segfault)
 leaves a START without a result and the parent can name the case that killed it.
-argv[1] == "x64" turns jax_enable_x64 on before anything runs.
+argv[1] == "x64" turns jax_enable_x64 on before anything runs; otherwise
+PHASIC_ENABLE_X64=0 keeps `import phasic` from turning it on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-import jax
+if sys.argv[1] != "x64":
+    os.environ["PHASIC_ENABLE_X64"] = "0"
+
+import jax  # noqa: E402
 
 if sys.argv[1] == "x64":
     jax.config.update("jax_enable_x64", True)

@@ -1,8 +1,9 @@
 """phasic: phase-type distributions in JAX.
 
 `import phasic` is cheap: jax and the C++ extension load on first use of what
-needs them. Under a multi-task `srun` step it initializes `jax.distributed`
-(see `phasic.auto_parallel`; PHASIC_AUTO_INIT=0 turns that off).
+needs them. It turns on JAX's 64-bit mode, as upstream phasic does
+(PHASIC_ENABLE_X64=0 opts out), and under a multi-task `srun` step it initializes
+`jax.distributed` (see `phasic.auto_parallel`; PHASIC_AUTO_INIT=0 turns that off).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .auto_parallel import EnvironmentInfo, ParallelConfig, init_parallel, set_cpu_devices
 from .auto_parallel import auto_init as _auto_init
-from .auto_parallel import init_parallel, set_cpu_devices
+from .auto_parallel import enable_x64_default as _enable_x64_default
 
 __version__ = "0.1.0"
 
@@ -35,13 +37,21 @@ _LAZY = {
     "SVGDResult": "inference",
     "SVGDHistory": "inference",
     "SVGDError": "inference",
+    "ExpStepSize": "upstream_svgd",
+    "ExpRegularization": "upstream_svgd",
+    "clear_caches": "upstream_svgd",
 }
-_SUBMODULES = {"graph", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference", "auto_parallel"}
+_SUBMODULES = {"graph", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
+               "auto_parallel", "sampling", "upstream_svgd", "serialized"}
 
 __all__ = [
     "Edge",
+    "EnvironmentInfo",
+    "ExpRegularization",
+    "ExpStepSize",
     "Graph",
     "MatrixRepresentation",
+    "ParallelConfig",
     "SVGDError",
     "SVGDHistory",
     "SVGDResult",
@@ -50,6 +60,7 @@ __all__ = [
     "cache_clear",
     "cache_stats",
     "callback",
+    "clear_caches",
     "compute_log_pmf_ffi",
     "compute_moments_ffi",
     "compute_pmf_and_moments_ffi",
@@ -78,4 +89,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
 
 
+_enable_x64_default()
 _auto_init()

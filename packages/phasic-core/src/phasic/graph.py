@@ -829,3 +829,36 @@ class Graph:
         kind = "discrete" if self.discrete else "continuous"
         return (f"Graph({kind}, vertices={self.vertices_length()}, "
                 f"edges={self.edges_length()}, params={self.param_length()})")
+
+    # -- upstream compatibility: sampling and SVGD
+
+    def sample(self, n: int, *, theta: Any = None, rewards: Any = None,
+               seed: Any = None) -> np.ndarray:
+        """`n` exact draws of the absorption time T (with `rewards`, of the reward
+        accumulated until absorption), by simulating the chain (see `phasic.sampling`).
+
+        theta: the parameters (default: the stored θ); seed: None (fresh entropy), an
+        int or a numpy Generator. Discrete graphs give whole numbers of steps.
+        """
+        from .sampling import check_sample_count, check_seed, sample_absorption
+
+        count, rng = check_sample_count(n), check_seed(seed)
+        weights = self._edge_weights(self._theta(theta))
+        return sample_absorption(weights, count, self.discrete, self._rewards(rewards), rng)
+
+    def compute_trace(self, *args: Any, **kwargs: Any) -> None:
+        """Upstream records an elimination trace here; we have none (our kernels work on
+        the compiled structure), so this only checks that the graph compiles and
+        returns None. Arguments are accepted and ignored."""
+        self.structure()
+
+    def svgd(self, observed_data: Any, **kwargs: Any) -> Any:
+        """SVGD with upstream phasic's keywords (`theta_dim`, `prior`, `n_particles`,
+        `n_iterations`, `learning_rate`, `bandwidth`, `seed`, ...), run by `phasic.svgd`.
+
+        Returns an object with `.particles` (theta space), `.theta_mean`, `.theta_std`.
+        See `phasic.upstream_svgd` for the mapping and what is not implemented.
+        """
+        from .upstream_svgd import graph_svgd
+
+        return graph_svgd(self, observed_data, **kwargs)
