@@ -291,6 +291,17 @@ def test_copy_and_clone_are_independent(method: str) -> None:
     assert not g.vertex_exists([9, 9])
 
 
+@pytest.mark.parametrize("make", [Graph.copy, Graph.clone, Graph])
+def test_copies_keep_the_stored_theta_apart(make) -> None:
+    g = cyclic_graph()
+    g.update_weights(THETA)
+    h = make(g)
+    u = np.linalg.inv(-S)
+    assert h.expectation() == pytest.approx(ALPHA @ u @ np.ones(3), rel=1e-13)
+    h.update_weights([3.0, 0.25])  # the copy's theta is its own
+    np.testing.assert_array_equal(g.moments(2), g.moments(2, theta=THETA))
+
+
 def test_discrete_names_check_the_graph_and_the_steps() -> None:
     g = cyclic_graph()
     with pytest.raises(TypeError, match=r"pmf_discrete\(\) is for discrete graphs"):

@@ -234,6 +234,8 @@ class Graph:
                                  f"{'discrete' if arg.discrete else 'continuous'} graph; "
                                  "do not pass a different discrete=")
             builder = arg.copy()._builder
+            if arg._stored is not None:
+                self._stored = arg._stored.copy()
         elif callable(arg):
             from .callbacks import build  # callbacks imports this module
 
@@ -458,8 +460,11 @@ class Graph:
         return cls._wrap(core().GraphBuilder.from_json(text))
 
     def copy(self) -> Graph:
-        """An independent deep copy: same vertices, order, edges and weights."""
-        return type(self).from_json(self.to_json())
+        """An independent deep copy: same vertices, order, edges, weights and stored theta."""
+        twin = type(self).from_json(self.to_json())
+        if self._stored is not None:
+            twin._stored = self._stored.copy()
+        return twin
 
     def clone(self) -> Graph:
         """The same as `copy()` (upstream phasic has both names)."""
