@@ -136,8 +136,8 @@ def test_as_matrices_rejects_bad_theta_and_negative_weights() -> None:
 def test_from_matrices_default_states_and_round_trip() -> None:
     g = Graph.from_matrices(ALPHA, S)
     assert not g.discrete and g.state_length() == 1
-    # (i + 1,) for row i (the all-zero state is the starting vertex), then the sink
-    np.testing.assert_array_equal(g.states(), [[0], [1], [2], [3], [4]])
+    # the starting vertex, then upstream's defaults: (i,) for row i and (n,) for the sink
+    np.testing.assert_array_equal(g.states(), [[0], [0], [1], [2], [3]])
     assert g.vertex_at(4).edges() == []
     rep = g.as_matrices()
     np.testing.assert_array_equal(rep.ipv, ALPHA)
@@ -151,7 +151,12 @@ def test_from_matrices_with_states_and_a_defect() -> None:
     s = np.array([[-2.0, 1.5], [0.0, -0.5]])
     states = np.array([[1, 4], [0, 0]])  # an all-zero state is an ordinary vertex
     g = Graph.from_matrices(alpha, s, states)
+    # the sink takes (-1, -1) because a row already has upstream's all-zero sink state
     np.testing.assert_array_equal(g.states(), [[0, 0], [1, 4], [0, 0], [-1, -1]])
+    other = Graph.from_matrices(alpha, s, np.array([[1, 4], [2, 0]]))
+    np.testing.assert_array_equal(other.states(), [[0, 0], [1, 4], [2, 0], [0, 0]])
+    with pytest.raises(ValueError, match=r"both \(0, 0\) and \(-1, -1\)"):
+        Graph.from_matrices(alpha, s, np.array([[-1, -1], [0, 0]]))
     rep = g.as_matrices()
     np.testing.assert_array_equal(rep.states, states)
     np.testing.assert_array_equal(rep.ipv, alpha)
@@ -188,7 +193,7 @@ def test_from_matrices_discrete() -> None:
         ([1.0, 0.0], -np.eye(2), [[1, 0], [1, 0]], {}, ValueError, "distinct"),
         ([1.0, 0.0], -np.eye(2), [[1, 0]], {}, ValueError, r"shape \(2, state_length\)"),
         ([1.0, 0.0], -np.eye(2), [[1.0, 0.5], [2.0, 0.0]], {}, TypeError, "integers"),
-        ([1.0, 0.0], -np.eye(2), [[-1, -1], [1, 0]], {}, ValueError, r"\(-1, -1\)"),
+        ([1.0, 0.0], -np.eye(2), [[0, 0], [-1, -1]], {}, ValueError, r"both \(0, 0\) and \(-1, -1\)"),
     ],
 )
 def test_from_matrices_bad_input(ipv, sim, states, kwargs, error, message) -> None:

@@ -484,11 +484,11 @@ class Graph:
         `sim` is S (continuous: rates off the diagonal, minus the total out-rate on it)
         or, with `discrete=True`, P - I for the sub-transition matrix P, the form
         `as_matrices()` returns. Row i becomes a vertex with state `states[i]`
-        (default `(i + 1,)`: the all-zero state is the starting vertex), the starting
-        vertex gets an edge of weight `ipv[i]` to each row with `ipv[i] > 0`, and what
-        a row leaves below zero, `-(sim[i, i] + sum of its off-diagonal)`, becomes an
-        edge into one absorbing vertex with state `(n + 1,)` (default states) or
-        `(-1, ..., -1)`. If `ipv` sums to less than 1, the rest becomes a start edge into
+        (default `(i,)`, as upstream), the starting vertex gets an edge of weight
+        `ipv[i]` to each row with `ipv[i] > 0`, and what a row leaves below zero,
+        `-(sim[i, i] + sum of its off-diagonal)`, becomes an edge into one absorbing
+        vertex with state `(n,)` (default states) or all zeros (as upstream; (-1, ..., -1)
+        if a row has the all-zero state). If `ipv` sums to less than 1, the rest becomes a start edge into
         the absorbing vertex: mass at T = 0 (start weights are relative).
         """
         return graph_from_matrices(cls, ipv, sim, states, discrete)

@@ -95,16 +95,20 @@ def graph_from_matrices(graph_cls: Any, ipv: Any, sim: Any, states: Any, discret
     alpha, matrix = _checked_matrices(ipv, sim, discrete)
     n = alpha.shape[0]
     if states is None:
-        rows = [(i + 1,) for i in range(n)]
-        sink = (n + 1,)
+        rows = [(i,) for i in range(n)]  # upstream's defaults: states [0], [1], ...
+        sink = (n,)
     else:
         rows = _checked_states(states, n)
-        sink = (-1,) * len(rows[0])
+        # Upstream's absorbing state is all zeros; when a row already has that state,
+        # (-1, ..., -1) keeps the two vertices apart.
+        sink = (0,) * len(rows[0])
         if sink in rows:
-            raise ValueError(
-                f"states must not contain {sink}: from_matrices gives that state to "
-                "the absorbing vertex it adds"
-            )
+            sink = (-1,) * len(rows[0])
+            if sink in rows:
+                raise ValueError(
+                    f"states contain both {(0,) * len(sink)} and {sink}: from_matrices "
+                    "gives one of them to the absorbing vertex it adds"
+                )
     graph = graph_cls(len(sink), discrete=discrete)
     vertices = [graph.create_vertex(state) for state in rows]
     absorbing = graph.create_vertex(sink)
