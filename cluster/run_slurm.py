@@ -396,7 +396,7 @@ def upstream_wrap(test: pathlib.Path, out: pathlib.Path) -> str:
 
 def run_upstream_suite(ns: argparse.Namespace, out: pathlib.Path) -> bool:
     """Upstream phasic's SLURM test file, unchanged, on 2 ranks on 2 nodes."""
-    test = ns.upstream_tests / upstream_tests.SLURM
+    test = (ns.upstream_tests / upstream_tests.SLURM).resolve()
     if not test.exists():
         print(f"== upstream {test.name}: missing in {ns.upstream_tests} (run "
               f"`python tests/upstream/upstream_tests.py fetch {ns.upstream_tests}`)")

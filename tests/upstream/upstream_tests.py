@@ -113,7 +113,11 @@ def fetch(dest: pathlib.Path) -> list[pathlib.Path]:
 def pytest_command(test: pathlib.Path, junit: pathlib.Path | None = None,
                    python: str = sys.executable) -> list[str]:
     """pytest on one upstream file, in its own directory, with our harness plugin
-    (`junit`: where its JUnit XML goes; None leaves the option to the caller)."""
+    (`junit`: where its JUnit XML goes; None leaves the option to the caller).
+
+    Paths are made absolute: the command runs from the file's own directory.
+    """
+    test = test.resolve()
     cmd = [python, "-m", "pytest", str(test), "-v", "-p", "no:cacheprovider",
            "-p", "no:phasic_testkit", "-p", "upstream_names", "--rootdir", str(test.parent),
            f"--timeout={TEST_TIMEOUT}"]
