@@ -75,6 +75,21 @@ def test_evicted_structures_are_recompiled_from_the_registry() -> None:
     assert stats["registered_bytes"] >= sum(len(t) for t in texts.values())
 
 
+def test_first_call_reuses_the_structure_compiled_while_tracing() -> None:
+    g = phasic.Graph(1)  # a graph no other test uses: start -> a -> b at rate 0.8123 theta
+    a, b = g.find_or_create_vertex((1,)), g.find_or_create_vertex((2,))
+    g.starting_vertex().add_edge(a, 1.0)
+    a.add_edge(b, [0.8123])
+    text = g.to_json()
+    before = phasic.cache_stats()
+    f = jax.jit(lambda th: phasic.compute_moments_ffi(text, th, 1)[0])
+    np.testing.assert_allclose(f(jnp.array([0.9])), 1 / (0.8123 * 0.9), rtol=1e-14)
+    after = phasic.cache_stats()
+    assert after["misses"] - before["misses"] == 1  # new to this thread's cache ...
+    assert after["compiles"] == before["compiles"]  # ... but validated once, compiled once
+    assert after["registered"] == before["registered"] + 1
+
+
 _PERSISTENT_CACHE_RUN = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp

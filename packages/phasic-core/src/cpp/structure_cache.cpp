@@ -15,7 +15,8 @@ std::atomic<int64_t> g_hits{0}, g_misses{0}, g_evictions{0}, g_entries{0};
 std::atomic<int64_t> g_capacity{32};
 std::atomic<uint64_t> g_generation{0};
 
-// The digest is SHA-256 of the text, so a hit needs no comparison of the text.
+// The digest is SHA-256 of the text, so a hit needs no comparison of the text. The
+// Structure itself is immutable and may be shared with other threads' caches.
 struct Entry {
   std::string digest;
   std::shared_ptr<const Structure> structure;
@@ -62,9 +63,8 @@ std::shared_ptr<const Structure> cached_structure(std::string_view digest) {
     ++g_hits;
     return it->second->structure;
   }
-  const std::shared_ptr<const std::string> source = registered_source(digest);
+  auto parsed = registered_structure(digest);
   ++g_misses;
-  auto parsed = Structure::from_json(*source);
   c.lru.push_front(Entry{std::string(digest), parsed});
   c.by_digest[c.lru.front().digest] = c.lru.begin();
   ++g_entries;

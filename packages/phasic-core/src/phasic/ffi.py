@@ -77,7 +77,7 @@ class _StructureInfo:
         # check against it: a collision-resistant hash (SHA-256; the 64-bit key it
         # replaces was only safe next to a text comparison).
         self.digest = hashlib.sha256(text.encode()).hexdigest()
-        core().register_structure(self.digest, text)
+        core().register_structure(self.digest, text, parsed)  # the first call reuses it
 
 
 @functools.lru_cache(maxsize=64)
