@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -34,15 +33,6 @@ import common  # noqa: E402
 
 THETA = 1.0
 TIMEOUT = 1200.0
-
-
-def peak_mib() -> float:
-    """This process's RSS high-water mark (VmHWM; starts afresh at exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def worker(n: int) -> None:
@@ -60,7 +50,7 @@ def worker(n: int) -> None:
     parse_s, _ = common.time_once(lambda: core().Structure.from_json(text))
     theta = jnp.array([THETA])
     f = jax.jit(lambda th: phasic.compute_moments_ffi(text, th, 2))
-    before = peak_mib()
+    before = common.peak_mib()
     first_s, moments = common.time_once(lambda: f(theta).block_until_ready())
     warm_s = common.timeit(lambda: f(theta).block_until_ready())
     program_bytes = len(f.lower(theta).as_text())
@@ -69,7 +59,7 @@ def worker(n: int) -> None:
                  "build_s": build_s, "to_json_s": to_json_s, "parse_s": parse_s,
                  "first_call_s": first_s, "warm_call_s": warm_s,
                  "program_bytes": program_bytes, "peak_before_mib": before,
-                 "peak_mib": peak_mib(), "mean_rel_error": abs(float(moments[0]) / mean - 1)})
+                 "peak_mib": common.peak_mib(), "mean_rel_error": abs(float(moments[0]) / mean - 1)})
 
 
 def measure(n: int) -> dict[str, Any]:
@@ -97,14 +87,8 @@ def plot(rows: list[dict[str, Any]], quick: bool) -> None:
     ax2.plot(vs, [r["peak_mib"] for r in ok], "o-", label="peak RSS (MiB)")
     ax2.plot(vs, [r["json_mb"] for r in ok], "s--", label="JSON text (MB)")
     ax2.plot(vs, [r["program_bytes"] / 1e6 for r in ok], "^:", label="lowered program (MB)")
-    for ax, what in ((ax1, "seconds"), (ax2, "size")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("vertices (Kingman coalescent)")
-        ax.set_ylabel(what)
-        ax.legend()
-    ax1.set_title("Time")
-    ax2.set_title("Memory and program size")
+    common.log_log_axes((ax1, ax2), "vertices (Kingman coalescent)", ("seconds", "size"),
+                        ("Time", "Memory and program size"))
     common.save_figure(fig, "scale", quick)
 
 
