@@ -218,6 +218,28 @@ def save_figure(fig, name: str, quick: bool) -> pathlib.Path:
 # --------------------------------------------------------------------------- subprocesses
 
 
+def peak_mib() -> float:
+    """This process's RSS high-water mark: VmHWM, which starts afresh at exec (getrusage's
+    ru_maxrss keeps the forking parent's, e.g. bench/run.py's with JAX loaded)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def log_log_axes(axes: Sequence[Any], xlabel: str, ylabels: Sequence[str],
+                 titles: Sequence[str]) -> None:
+    """Log-log axes with a shared x label, one y label, title and legend each."""
+    for ax, ylabel, title in zip(axes, ylabels, titles, strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+
+
 def run_json(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 300.0,
              cwd: pathlib.Path | None = None) -> tuple[dict[str, Any] | None, str]:
     """Run a worker that prints one line `RESULT <json>`; return (that JSON, problem text).

@@ -38,16 +38,6 @@ THETA = 1.3
 TIMEOUT = 1800.0
 
 
-def peak_mib() -> float:
-    """This process's RSS high-water mark: VmHWM, which starts afresh at exec (getrusage's
-    ru_maxrss keeps the forking parent's, e.g. bench/run.py's with JAX loaded)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
 def worker(kind: str, n: int) -> None:
     """One measurement in this (child) process; prints RESULT <json>."""
     from core_graphs import chord_cycle
@@ -57,7 +47,7 @@ def worker(kind: str, n: int) -> None:
         from phasic._ext import core
 
         text = c.graph().to_json()
-        before = peak_mib()
+        before = common.peak_mib()
         t0 = time.perf_counter()
         s = core().Structure.from_json(text)
         t1 = time.perf_counter()
@@ -73,7 +63,7 @@ def worker(kind: str, n: int) -> None:
         rate = np.where(tt, c.coef * THETA, c.coef)
         minus_s = scipy.sparse.csc_matrix((-rate[tt], (c.src[tt], c.dst[tt])), shape=(n, n))
         minus_s = (minus_s + scipy.sparse.diags(np.bincount(c.src, rate, n))).tocsc()
-        before = peak_mib()
+        before = common.peak_mib()
         t0 = time.perf_counter()
         lu = scipy.sparse.linalg.splu(minus_s, permc_spec="COLAMD")
         t1 = time.perf_counter()
@@ -83,7 +73,7 @@ def worker(kind: str, n: int) -> None:
         t2 = time.perf_counter()
         extra = {"nonzeros": int(lu.L.nnz + lu.U.nnz - 2 * n)}
     common.emit({"kind": kind, "n": n, "compile_s": t1 - t0, "moments_s": t2 - t1,
-                 "total_s": t2 - t0, "peak_before_mib": before, "peak_mib": peak_mib(),
+                 "total_s": t2 - t0, "peak_before_mib": before, "peak_mib": common.peak_mib(),
                  "moments": m.tolist(), **extra})
 
 
@@ -107,14 +97,8 @@ def plot(rows: list[dict[str, Any]], quick: bool) -> None:
         ns = [r["n"] for r in ok]
         ax1.plot(ns, [r["total_s"] for r in ok], "o-", label=label)
         ax2.plot(ns, [max(r["peak_increase_mib"], 0.1) for r in ok], "o-", label=label)
-    for ax, what in ((ax1, "seconds"), (ax2, "peak RSS increase (MiB)")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("transient vertices (chord cycle, degree 6)")
-        ax.set_ylabel(what)
-        ax.legend()
-    ax1.set_title("Time")
-    ax2.set_title("Memory")
+    common.log_log_axes((ax1, ax2), "transient vertices (chord cycle, degree 6)",
+                        ("seconds", "peak RSS increase (MiB)"), ("Time", "Memory"))
     common.save_figure(fig, "elimination", quick)
 
 

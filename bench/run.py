@@ -15,6 +15,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   memory    bench/memory.py, likewise
   elimination  compile + moments on chord cycles (large elimination fill) against
             scipy's splu: time and peak RSS of child processes
+  scale     Kingman n up to 50: build, to_json, parse, first and warm jitted call,
+            lowered program size and peak RSS (the call carries only a digest)
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -34,7 +36,8 @@ from typing import Any
 
 from common import BENCH, load, write_json
 
-MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination")
+MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
+           "scale")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

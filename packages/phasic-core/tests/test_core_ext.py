@@ -63,10 +63,11 @@ def random_builder(
     return b
 
 
-def ffi_key(text: str) -> int:
-    return int.from_bytes(
-        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True
-    )
+def ffi_digest(text: str) -> str:
+    """Registers `text` for the FFI targets, as phasic.ffi does, and returns its digest."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    _core.register_structure(digest, text)
+    return digest
 
 
 THETA = np.array([0.7, 1.3])
@@ -466,7 +467,7 @@ def test_ffi_moments_pmf_and_cache(ffi_call) -> None:
 
     b = _core.kingman(6)
     text = b.serialize()
-    key = ffi_key(text)
+    digest = ffi_digest(text)
     s = b.compile()
     thetas = jnp.array([[1.0], [2.0], [0.5]])
     rewards = jnp.zeros((3, 0))
@@ -476,8 +477,7 @@ def test_ffi_moments_pmf_and_cache(ffi_call) -> None:
         jax.ShapeDtypeStruct((3, 3), jnp.float64),
         thetas,
         rewards,
-        structure=text,
-        key=np.int64(key),
+        digest=digest,
         nr_moments=np.int64(3),
     )
     for i in range(3):
@@ -488,8 +488,7 @@ def test_ffi_moments_pmf_and_cache(ffi_call) -> None:
         jax.ShapeDtypeStruct((3, 2), jnp.float64),
         thetas,
         times,
-        structure=text,
-        key=np.int64(key),
+        digest=digest,
         discrete=False,
     )
     for i in range(3):
@@ -512,8 +511,7 @@ def test_ffi_batch_error_names_element(ffi_call) -> None:
             jax.ShapeDtypeStruct((4, 2), jnp.float64),
             thetas,
             jnp.zeros((4, 0)),
-            structure=text,
-            key=np.int64(ffi_key(text)),
+            digest=ffi_digest(text),
             nr_moments=np.int64(2),
         )
     with pytest.raises(Exception, match="structure: version: this reader supports version 1"):
@@ -523,8 +521,7 @@ def test_ffi_batch_error_names_element(ffi_call) -> None:
             jax.ShapeDtypeStruct((2,), jnp.float64),
             jnp.array([1.0]),
             jnp.zeros((0,)),
-            structure=bad,
-            key=np.int64(ffi_key(bad)),
+            digest=ffi_digest(bad),
             nr_moments=np.int64(2),
         )
     with pytest.raises(Exception, match="graph is continuous but discrete=True"):
@@ -533,8 +530,7 @@ def test_ffi_batch_error_names_element(ffi_call) -> None:
             jax.ShapeDtypeStruct((1,), jnp.float64),
             jnp.array([1.0]),
             jnp.array([1.0]),
-            structure=text,
-            key=np.int64(ffi_key(text)),
+            digest=ffi_digest(text),
             discrete=True,
         )
 

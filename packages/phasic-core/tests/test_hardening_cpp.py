@@ -274,9 +274,10 @@ def test_edges_have_sparse_coefficients() -> None:
     assert small.coefficients == (0.0, 0.0, 0.0, 0.0, 0.0, 2.5)  # the dense view still works
 
 
-def test_cache_hit_needs_the_whole_text() -> None:
-    # Two graphs of equal length and equal first and last 64 bytes, given the same key
-    # (a forged 64-bit collision): each must be evaluated as itself.
+def test_each_structure_is_evaluated_as_itself() -> None:
+    # Two graphs of equal length and equal first and last 64 bytes (what the old
+    # 64-bit-key cache needed a text comparison for): their SHA-256 digests differ,
+    # and each program evaluates its own graph.
     def chain(rate: float) -> str:
         g = phasic.Graph(1)
         vs = [g.find_or_create_vertex((i + 1,)) for i in range(12)]
@@ -287,20 +288,39 @@ def test_cache_hit_needs_the_whole_text() -> None:
 
     t1, t2 = chain(1.5), chain(2.5)
     assert len(t1) == len(t2) and t1[:64] == t2[:64] and t1[-64:] == t2[-64:] and t1 != t2
-    key = np.int64(structure_key(t1))
-
-    def pdf(text: str) -> np.ndarray:
-        call = jax.ffi.ffi_call("phasic_pmf", jax.ShapeDtypeStruct((1,), jnp.float64))
-        return np.asarray(call(jnp.zeros(0), jnp.array([3.0]), structure=text, key=key,
-                               discrete=False))
-
-    phasic.compute_pmf_ffi(t1, jnp.zeros(0), jnp.array([3.0]))  # registers the targets
-    before = _core.cache_stats()
-    p1, p2 = pdf(t1), pdf(t2)
+    assert structure_key(t1) != structure_key(t2)
+    p1, p2 = (np.asarray(phasic.compute_pmf_ffi(t, jnp.zeros(0), jnp.array([3.0])))
+              for t in (t1, t2))
     np.testing.assert_allclose(p1, _core.Structure.from_json(t1).pdf([], [3.0]), rtol=1e-14)
     np.testing.assert_allclose(p2, _core.Structure.from_json(t2).pdf([], [3.0]), rtol=1e-14)
     assert p1[0] != pytest.approx(p2[0], rel=1e-6)
-    assert _core.cache_stats()["full_compares"] > before["full_compares"]
+
+
+def test_registry_refuses_another_text_under_a_digest() -> None:
+    text = models.kingman(3).to_json()
+    digest = structure_key(text)
+    assert len(digest) == 64 and int(digest, 16) >= 0
+    _core.register_structure(digest, text)  # the same text again: accepted
+    with pytest.raises(ValueError, match=f"digest {digest} is already registered with a "
+                                         "different text"):
+        _core.register_structure(digest, text + " ")
+    with pytest.raises(ValueError, match="64 lowercase hex digits"):
+        _core.register_structure(digest.upper(), text)
+    with pytest.raises(ValueError, match="got 3 characters"):
+        _core.register_structure("abc", text)
+
+
+def test_unregistered_digest_is_a_clear_error() -> None:
+    phasic.compute_pmf_ffi(models.kingman(3), jnp.ones(1), jnp.array([1.0]))  # registers targets
+    unknown = "0" * 63 + "1"
+    call = jax.ffi.ffi_call("phasic_pmf", jax.ShapeDtypeStruct((1,), jnp.float64))
+    with pytest.raises(Exception, match=f"no structure is registered under digest {unknown} in "
+                                        "this process.*registers the structure"):
+        np.asarray(call(jnp.ones(1), jnp.array([1.0]), digest=unknown, discrete=False))
+    # the process survives and keeps evaluating
+    np.testing.assert_allclose(
+        phasic.compute_pmf_ffi(models.kingman(2), jnp.ones(1), jnp.array([1.0])), [np.exp(-1.0)],
+        rtol=1e-14)
 
 
 def test_json_errors_are_ascii_positioned_and_short() -> None:

@@ -102,10 +102,10 @@ class Preamble {
   }
 
   // The structure from the per-thread cache; `discrete` (when given) must match it.
-  void structure(std::string_view structure, int64_t key, const bool* discrete = nullptr) {
+  void structure(std::string_view digest, const bool* discrete = nullptr) {
     if (!ok()) return;
     try {
-      s_ = cached_structure(structure, key);
+      s_ = cached_structure(digest);
     } catch (const std::exception& e) {
       err_ = std::string("structure: ") + e.what();
       return;
@@ -183,19 +183,18 @@ auto with_rets(B&& b) {
 template <int inputs, int results>
 auto bind_buffers() {
   return with_rets<results>(with_args<inputs>(ffi::Ffi::Bind()))
-      .template Attr<std::string_view>("structure")
-      .template Attr<int64_t>("key");
+      .template Attr<std::string_view>("digest");
 }
 
 // ------------------------------------------------------------ values
 
 // phasic_pmf: pdf (continuous) or pmf (discrete) at each time.
-ffi::Error Pmf(In theta, In times, Out out, std::string_view structure, int64_t key,
+ffi::Error Pmf(In theta, In times, Out out, std::string_view digest,
                bool discrete) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
   pre.output("pmf", out, pre.batch_and({T}));
-  pre.structure(structure, key, &discrete);
+  pre.structure(digest, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -210,14 +209,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmf, Pmf,
                               (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
 // phasic_moments: the first nr_moments raw moments (rewards of length 0: none).
-ffi::Error Moments(In theta, In rewards, Out out, std::string_view structure, int64_t key,
+ffi::Error Moments(In theta, In rewards, Out out, std::string_view digest,
                    int64_t nr_moments) {
   Preamble pre(theta);
   const int64_t R = pre.input("rewards", rewards);
   const int64_t K = nr_moments;
   pre.nr_moments(K);
   pre.output("moments", out, pre.batch_and({K}));
-  pre.structure(structure, key);
+  pre.structure(digest);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -233,7 +232,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMoments, Moments,
 
 // pmf and moments in one call, with their Jacobians when pmf_jac and mom_jac are given.
 ffi::Error pmf_and_moments(In& theta, In& times, In& rewards, Out& pmf_out, Out& mom_out,
-                           Out* pmf_jac, Out* mom_jac, std::string_view structure, int64_t key,
+                           Out* pmf_jac, Out* mom_jac, std::string_view digest,
                            bool discrete, int64_t nr_moments) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
@@ -247,7 +246,7 @@ ffi::Error pmf_and_moments(In& theta, In& times, In& rewards, Out& pmf_out, Out&
     pre.output("pmf jacobian", *pmf_jac, pre.batch_and({T, pre.P}));
     pre.output("moments jacobian", *mom_jac, pre.batch_and({K, pre.P}));
   }
-  pre.structure(structure, key, &discrete);
+  pre.structure(digest, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -272,10 +271,10 @@ ffi::Error pmf_and_moments(In& theta, In& times, In& rewards, Out& pmf_out, Out&
 
 // phasic_pmf_and_moments: both of the above in one call.
 ffi::Error PmfAndMoments(In theta, In times, In rewards, Out pmf_out, Out mom_out,
-                         std::string_view structure, int64_t key, bool discrete,
+                         std::string_view digest, bool discrete,
                          int64_t nr_moments) {
-  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, nullptr, nullptr, structure,
-                         key, discrete, nr_moments);
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, nullptr, nullptr, digest,
+                         discrete, nr_moments);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMoments,
                               (bind_buffers<3, 2>().Attr<bool>("discrete").Attr<int64_t>(
@@ -284,13 +283,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMoments, PmfAndMoments,
 // ------------------------------------------------ derivatives and log-densities
 
 // phasic_pmf_jac: pmf and its Jacobian in theta, shape (..., T, P).
-ffi::Error PmfJac(In theta, In times, Out out, Out jac, std::string_view structure, int64_t key,
+ffi::Error PmfJac(In theta, In times, Out out, Out jac, std::string_view digest,
                   bool discrete) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
   pre.output("pmf", out, pre.batch_and({T}));
   pre.output("jacobian", jac, pre.batch_and({T, pre.P}));
-  pre.structure(structure, key, &discrete);
+  pre.structure(digest, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -306,15 +305,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfJac, PmfJac,
                               (bind_buffers<2, 2>().Attr<bool>("discrete")));
 
 // phasic_moments_jac: moments and their Jacobian in theta, shape (..., K, P).
-ffi::Error MomentsJac(In theta, In rewards, Out out, Out jac, std::string_view structure,
-                      int64_t key, int64_t nr_moments) {
+ffi::Error MomentsJac(In theta, In rewards, Out out, Out jac, std::string_view digest, int64_t nr_moments) {
   Preamble pre(theta);
   const int64_t R = pre.input("rewards", rewards);
   const int64_t K = nr_moments;
   pre.nr_moments(K);
   pre.output("moments", out, pre.batch_and({K}));
   pre.output("jacobian", jac, pre.batch_and({K, pre.P}));
-  pre.structure(structure, key);
+  pre.structure(digest);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -332,23 +330,23 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicMomentsJac, MomentsJac,
 
 // phasic_pmf_and_moments_jac: pmf, pmf Jacobian, moments, moments Jacobian.
 ffi::Error PmfAndMomentsJac(In theta, In times, In rewards, Out pmf_out, Out pmf_jac,
-                            Out mom_out, Out mom_jac, std::string_view structure, int64_t key,
+                            Out mom_out, Out mom_jac, std::string_view digest,
                             bool discrete, int64_t nr_moments) {
-  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, &pmf_jac, &mom_jac, structure,
-                         key, discrete, nr_moments);
+  return pmf_and_moments(theta, times, rewards, pmf_out, mom_out, &pmf_jac, &mom_jac, digest,
+                         discrete, nr_moments);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJac,
                               (bind_buffers<3, 4>().Attr<bool>("discrete").Attr<int64_t>(
                                   "nr_moments")));
 
 // log pdf / log pmf; `jac` (d log f / d theta) only when given.
-ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view structure,
-                   int64_t key, bool discrete) {
+ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view digest,
+                   bool discrete) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
   pre.output("log pmf", out, pre.batch_and({T}));
   if (jac) pre.output("gradient", *jac, pre.batch_and({T, pre.P}));
-  pre.structure(structure, key, &discrete);
+  pre.structure(digest, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
   const Structure& st = pre.s();
@@ -363,17 +361,17 @@ ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view st
 }
 
 // phasic_log_pmf: log pdf / log pmf at each time.
-ffi::Error LogPmf(In theta, In times, Out out, std::string_view structure, int64_t key,
+ffi::Error LogPmf(In theta, In times, Out out, std::string_view digest,
                   bool discrete) {
-  return log_pmf(theta, times, out, nullptr, structure, key, discrete);
+  return log_pmf(theta, times, out, nullptr, digest, discrete);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmf,
                               (bind_buffers<2, 1>().Attr<bool>("discrete")));
 
 // phasic_log_pmf_jac: log pdf / log pmf and d log f / d theta, shape (..., T, P).
-ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view structure,
-                     int64_t key, bool discrete) {
-  return log_pmf(theta, times, out, &jac, structure, key, discrete);
+ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view digest,
+                     bool discrete) {
+  return log_pmf(theta, times, out, &jac, digest, discrete);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
                               (bind_buffers<2, 2>().Attr<bool>("discrete")));

@@ -21,6 +21,7 @@
 #include "kingman.hpp"
 #include "structure.hpp"
 #include "structure_cache.hpp"
+#include "structure_registry.hpp"
 #include "threads.hpp"
 
 namespace nb = nanobind;
@@ -303,6 +304,18 @@ NB_MODULE(_core, m) {
       "Diagnostic: hash-table slots examined so far on the calling thread (state and "
       "edge lookups and insertions while graphs are built, read and validated). About 1-2 "
       "per operation; tests take differences to check that no input makes hashing slow.");
+  m.def(
+      "register_structure",
+      [](std::string_view digest, std::string text, const PyStructure* compiled) {
+        std::shared_ptr<const Structure> s = compiled ? compiled->s : nullptr;
+        nb::gil_scoped_release release;  // copying a large text needs no Python objects
+        register_structure(digest, std::move(text), std::move(s));
+      },
+      "digest"_a, "text"_a, "compiled"_a.none() = nb::none(),
+      "Registers a structure's JSON text under its SHA-256 hex digest for the FFI targets, "
+      "which carry only the digest; `compiled` (Structure.from_json(text)) spares the "
+      "first call compiling it again. Idempotent; a different text under the same digest "
+      "raises ValueError.");
   m.def("cache_clear", &cache_clear);
   m.def("set_cache_capacity", &set_cache_capacity, "n"_a);
   m.def("set_num_threads", &set_num_threads, "n"_a);

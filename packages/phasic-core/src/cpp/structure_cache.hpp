@@ -1,5 +1,5 @@
-// The per-thread LRU cache of parsed Structures that the FFI handlers look up by the
-// 64-bit key Python computes once per structure string.
+// The per-thread LRU cache of compiled Structures that the FFI handlers look up by
+// the structure's digest (see structure_registry.hpp).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -11,10 +11,12 @@
 
 namespace phasic {
 
-// The cached Structure for (structure, key); parses and inserts on a miss. Throws on
-// bad JSON.
-std::shared_ptr<const Structure> cached_structure(std::string_view structure, int64_t key);
-// hits, misses, evictions, entries, capacity, full_compares (whole-text checks on hits)
+// The cached Structure for `digest`; on a miss, takes it from the registry (which
+// compiles the registered text if no thread holds it) and inserts it. Throws on an
+// unregistered digest or bad JSON.
+std::shared_ptr<const Structure> cached_structure(std::string_view digest);
+// hits, misses, evictions, entries, capacity (this cache, all threads) and
+// registered, registered_bytes, compiles (the registry of sources)
 std::map<std::string, int64_t> cache_stats();
 void cache_clear();                             // every thread's entries, lazily
 void set_cache_capacity(int64_t n);             // entries per thread; n >= 1

@@ -1,9 +1,14 @@
 """The JAX FFI functions: PDF/PMF, its logarithm, moments, and PDF/PMF with moments at once.
 
-Each is a pure function of its arguments: the graph travels as a static string
-attribute `structure` together with a 64-bit `key` (a digest of that string), so
-the C++ side finds its parsed structure in a per-thread LRU cache without reading
-the JSON again. `vmap_method="broadcast_all"` turns every vmap (over theta, times,
+Each is a pure function of its arguments. The graph does not travel with the call:
+the Python call registers its JSON text once per content in a process-local C++
+registry under its SHA-256 digest, and the FFI call carries only that digest as a
+static attribute `digest` (64 hex characters, whatever the graph's size), so the
+compiled program does not grow with the structure. The C++ side finds the compiled
+structure in a per-thread LRU cache by digest, and recompiles it from the registered
+text after an eviction. Tracing registers, so every process that traces a function
+(jit, multi-process runs, a program loaded from JAX's persistent compilation cache)
+has the structure its program names. `vmap_method="broadcast_all"` turns every vmap (over theta, times,
 rewards, any mix, nested) into one FFI call whose leading dimensions are the batch;
 the C++ side loops over it with OpenMP.
 
@@ -61,15 +66,18 @@ def _ensure_registered() -> None:
 class _StructureInfo:
     """What Python needs to know about a structure string, computed once per string."""
 
-    __slots__ = ("key", "param_length", "vertices_length", "discrete")
+    __slots__ = ("digest", "param_length", "vertices_length", "discrete")
 
     def __init__(self, text: str) -> None:
-        digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-        self.key = np.int64(int.from_bytes(digest, "little", signed=True))
         parsed = core().Structure.from_json(text)  # validates; ValueError names the field
         self.param_length = int(parsed.param_length)
         self.vertices_length = int(parsed.vertices_length)
         self.discrete = bool(parsed.discrete)
+        # The program holds only this digest, so it must identify the text without a
+        # check against it: a collision-resistant hash (SHA-256; the 64-bit key it
+        # replaces was only safe next to a text comparison).
+        self.digest = hashlib.sha256(text.encode()).hexdigest()
+        core().register_structure(self.digest, text, parsed)  # the first call reuses it
 
 
 @functools.lru_cache(maxsize=64)
@@ -77,9 +85,10 @@ def _info(text: str) -> _StructureInfo:
     return _StructureInfo(text)
 
 
-def structure_key(structure_json: str) -> np.int64:
-    """The 64-bit key (blake2b of the JSON) that identifies a structure in the C++ cache."""
-    return _info(structure_json).key
+def structure_key(structure_json: str) -> str:
+    """The digest (SHA-256, 64 hex characters) under which a structure's JSON text is
+    registered for the FFI targets; validates and registers the text in this process."""
+    return _info(structure_json).digest
 
 
 class _ByContent:
@@ -234,8 +243,8 @@ def _setup(structure_json: Any, discrete: Any = None) -> tuple[str, _StructureIn
 
 # -- differentiable FFI calls ----------------------------------------------------------
 #
-# One custom_jvp function per (structure, static options), cached: the structure text
-# and the options are closed over, so only arrays flow through JAX's tracing.
+# One custom_jvp function per (structure, static options), cached: the structure's
+# digest and the options are closed over, so only arrays flow through JAX's tracing.
 
 _GRAD_ONLY_THETA = (
     "phasic's FFI functions are differentiable with respect to theta only; {name} "
@@ -317,7 +326,7 @@ def _pmf_fn(text: str, discrete: bool) -> Any:
 def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
     """A custom_jvp over the FFI target `target` (one value per time) and `target`_jac."""
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, discrete=discrete)
+    attrs = dict(digest=info.digest, discrete=discrete)
     p = info.param_length
 
     @jax.custom_jvp
@@ -343,7 +352,7 @@ def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
 @functools.lru_cache(maxsize=64)
 def _moments_fn(text: str, nr_moments: int) -> Any:
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, nr_moments=np.int64(nr_moments))
+    attrs = dict(digest=info.digest, nr_moments=np.int64(nr_moments))
     p = info.param_length
 
     @jax.custom_jvp
@@ -368,7 +377,7 @@ def _moments_fn(text: str, nr_moments: int) -> Any:
 @functools.lru_cache(maxsize=64)
 def _pmf_and_moments_fn(text: str, discrete: bool, nr_moments: int) -> Any:
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, discrete=discrete, nr_moments=np.int64(nr_moments))
+    attrs = dict(digest=info.digest, discrete=discrete, nr_moments=np.int64(nr_moments))
     p = info.param_length
 
     @jax.custom_jvp
@@ -480,12 +489,16 @@ def compute_pmf_and_moments_ffi(
 
 
 def cache_stats() -> dict[str, int]:
-    """Counters of the C++ structure cache over all threads: hits, misses, evictions, ..."""
+    """Counters of the C++ structure cache over all threads (hits, misses, evictions,
+    entries, capacity) and of the registry of structure texts (registered, registered_bytes)."""
     return dict(core().cache_stats())
 
 
 def cache_clear() -> None:
-    """Empty every thread's structure cache (each thread drops its entries on next use)."""
+    """Empty every thread's structure cache (each thread drops its entries on next use).
+
+    Registered texts stay: a compiled program may run again and recompiles its
+    structure from the registry."""
     core().cache_clear()
 
 
