@@ -192,4 +192,30 @@ void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T*
   for (int32_t k = 0; k < n; ++k) x[p.order[k]] = xs[k];
 }
 
+// Solves (I - P)^T x = b in place (x^T (I - P) = b^T: a row vector times the inverse)
+// with the same factors. lu_solve's back substitution is the upper factor M with
+// M_kk = pivot and M_kj = -uvals; its transpose is solved forwards, each step divided
+// by its pivot and its row of U then scattered, and L^T backwards the same way.
+template <class T>
+void lu_solve_transposed(const EliminationPlan& p, const T* lvals, const T* uvals,
+                         const T* dinv, T* x) {
+  const int32_t n = static_cast<int32_t>(p.order.size());
+  thread_local std::vector<T> by_step;
+  by_step.resize(static_cast<size_t>(n));
+  T* xs = by_step.data();
+  for (int32_t k = 0; k < n; ++k) xs[k] = x[p.order[k]];
+  for (int32_t k = 0; k < n; ++k) {
+    xs[k] = xs[k] * dinv[k];
+    const T xk = xs[k];
+    if (is_zero(xk)) continue;
+    for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) fma_into(xs[p.u_col[j]], uvals[j], xk);
+  }
+  for (int32_t k = n - 1; k >= 0; --k) {
+    const T xk = xs[k];
+    if (is_zero(xk)) continue;
+    for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) fma_into(xs[p.l_col[i]], lvals[i], xk);
+  }
+  for (int32_t k = 0; k < n; ++k) x[p.order[k]] = xs[k];
+}
+
 }  // namespace phasic

@@ -1,4 +1,4 @@
-"""The JAX FFI functions: PDF/PMF, its logarithm, moments, and PDF/PMF with moments at once.
+"""The JAX FFI functions: PDF/PMF, its logarithm, moments, PDF/PMF with moments at once, covariance.
 
 Each is a pure function of its arguments: the graph travels as a static string
 attribute `structure` together with a 64-bit `key` (a digest of that string), so
@@ -366,6 +366,33 @@ def _moments_fn(text: str, nr_moments: int) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
+def _covariance_fn(text: str) -> Any:
+    info = _info(text)
+    attrs = dict(structure=text, key=info.key)
+    p = info.param_length
+
+    @jax.custom_jvp
+    def covariance(theta: jax.Array, rewards: jax.Array) -> jax.Array:
+        r = rewards.shape[0]
+        call = jax.ffi.ffi_call("phasic_covariance", _sds(r, r), vmap_method="broadcast_all")
+        return _varying_like(call(theta, rewards, **attrs), theta, rewards)
+
+    @functools.partial(covariance.defjvp, symbolic_zeros=True)
+    def _(primals: tuple, tangents: tuple) -> tuple:
+        theta, rewards = primals
+        dtheta, drewards = tangents
+        _refuse_tangent(drewards, "rewards")
+        r = rewards.shape[0]
+        call = jax.ffi.ffi_call("phasic_covariance_jac", (_sds(r, r), _sds(r, r, p)),
+                                vmap_method="broadcast_all")
+        call = _first_order_only(functools.partial(call, **attrs), "derivative of a covariance")
+        value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
+        return value, _jvp_out(jac, dtheta)
+
+    return covariance
+
+
+@functools.lru_cache(maxsize=64)
 def _pmf_and_moments_fn(text: str, discrete: bool, nr_moments: int) -> Any:
     info = _info(text)
     attrs = dict(structure=text, key=info.key, discrete=discrete, nr_moments=np.int64(nr_moments))
@@ -458,6 +485,34 @@ def compute_moments_ffi(
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
     return _moments_fn(text, nr_moments)(theta, rewards)
+
+
+def compute_covariance_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    rewards: Any,
+) -> jax.Array:
+    """Cov(Y_i, Y_j) for the reward vectors in the rows of `rewards`, shape (R, R).
+
+    `rewards` has shape (R, V): R reward vectors with one finite, non-negative entry
+    per vertex (index 0 is the starting vertex), and Y_i = integral of r_i(X_t) dt
+    (continuous) or the sum of r_i over the visited states (discrete). A single
+    vector of shape (V,) is one row: the result is its variance as a (1, 1) matrix.
+    Differentiable with respect to theta (not rewards); vmap over theta and over
+    batches of reward matrices becomes one FFI call.
+    """
+    text, info = _setup(structure_json)
+    theta = _prepare_theta(theta, info)
+    rewards = _as_f64(rewards, "rewards")
+    v = info.vertices_length
+    if rewards.ndim == 1:
+        rewards = rewards.reshape(1, -1)
+    if rewards.ndim != 2 or rewards.shape[1] != v or rewards.shape[0] < 1:
+        raise ValueError(
+            f"rewards must have shape (R, {v}) with R >= 1 reward vectors of one entry per "
+            f"vertex (or ({v},) for one vector), got shape {rewards.shape}"
+        )
+    return _covariance_fn(text)(theta, rewards)
 
 
 def compute_pmf_and_moments_ffi(
