@@ -168,6 +168,48 @@ def test_kingman_sfs_covariance(n: int) -> None:
                                rtol=1e-13)
 
 
+def fu_sigma(n: int) -> np.ndarray:
+    """Fu's (1995) closed form sigma_ij of the SFS counts, i, j = 1..n-1.
+
+    Cov(xi_i, xi_j) = delta_ij theta / i + sigma_ij theta^2 for counts with mutation
+    rate theta / 2 per unit of branch length (pair-coalescence rate 1), so the branch
+    lengths behind them have Cov(L_i, L_j) = 4 sigma_ij.
+    """
+
+    def a(m: int) -> float:
+        return math.fsum(1 / k for k in range(1, m))
+
+    def beta(i: int) -> float:
+        return 2 * n / ((n - i + 1) * (n - i)) * (a(n + 1) - a(i)) - 2 / (n - i)
+
+    sigma = np.empty((n - 1, n - 1))
+    for i in range(1, n):
+        if 2 * i < n:
+            sigma[i - 1, i - 1] = beta(i + 1)
+        elif 2 * i == n:
+            sigma[i - 1, i - 1] = 2 * (a(n) - a(i)) / (n - i) - 1 / i**2
+        else:
+            sigma[i - 1, i - 1] = beta(i) - 1 / i**2
+        for j in range(1, i):
+            if i + j < n:
+                v = (beta(i + 1) - beta(i)) / 2
+            elif i + j == n:
+                v = ((a(n) - a(i)) / (n - i) + (a(n) - a(j)) / (n - j)
+                     - (beta(i) + beta(j + 1)) / 2 - 1 / (i * j))
+            else:
+                v = (beta(j) - beta(j + 1)) / 2 - 1 / (i * j)
+            sigma[i - 1, j - 1] = sigma[j - 1, i - 1] = v
+    return sigma
+
+
+@pytest.mark.parametrize("n", [4, 7, 10])
+def test_kingman_sfs_covariance_matches_fu(n: int) -> None:
+    g = models.kingman(n)
+    sfs = np.stack([models.kingman_sfs_rewards(g, i) for i in range(1, n)])
+    got = np.asarray(phasic.compute_covariance_ffi(g, jnp.array([1.0]), sfs))
+    np.testing.assert_allclose(got, 4 * fu_sigma(n), rtol=1e-11, atol=1e-13)
+
+
 def finite_difference(f, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
     cols = []
     for p in range(len(theta)):
