@@ -168,14 +168,22 @@ int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* d
   return -1;
 }
 
-// Solves (I - P) x = b in place with the factors of lu_factor (in step order inside).
+// x (by transient vertex) copied into a per-thread buffer in elimination-step order.
 template <class T>
-void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T* dinv, T* x) {
+T* gather_by_step(const EliminationPlan& p, const T* x) {
   const int32_t n = static_cast<int32_t>(p.order.size());
   thread_local std::vector<T> by_step;
   by_step.resize(static_cast<size_t>(n));
   T* xs = by_step.data();
   for (int32_t k = 0; k < n; ++k) xs[k] = x[p.order[k]];
+  return xs;
+}
+
+// Solves (I - P) x = b in place with the factors of lu_factor (in step order inside).
+template <class T>
+void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T* dinv, T* x) {
+  const int32_t n = static_cast<int32_t>(p.order.size());
+  T* xs = gather_by_step(p, x);
   for (int32_t k = 0; k < n; ++k) {
     T acc = xs[k];
     for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) {
@@ -200,10 +208,7 @@ template <class T>
 void lu_solve_transposed(const EliminationPlan& p, const T* lvals, const T* uvals,
                          const T* dinv, T* x) {
   const int32_t n = static_cast<int32_t>(p.order.size());
-  thread_local std::vector<T> by_step;
-  by_step.resize(static_cast<size_t>(n));
-  T* xs = by_step.data();
-  for (int32_t k = 0; k < n; ++k) xs[k] = x[p.order[k]];
+  T* xs = gather_by_step(p, x);
   for (int32_t k = 0; k < n; ++k) {
     xs[k] = xs[k] * dinv[k];
     const T xk = xs[k];

@@ -391,11 +391,14 @@ ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view stru
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
                               (bind_buffers<2, 2>().Attr<bool>("discrete")));
-// phasic_covariance: Cov(Y_i, Y_j) for the rows of rewards [..., R, V], shape [..., R, R].
-ffi::Error Covariance(In theta, In rewards, Out out, std::string_view structure, int64_t key) {
+// Cov(Y_i, Y_j) for the rows of rewards [..., R, V], shape [..., R, R], with its
+// Jacobian [..., R, R, P] when jac is given.
+ffi::Error covariance(In& theta, In& rewards, Out& out, Out* jac, std::string_view structure,
+                      int64_t key) {
   Preamble pre(theta);
   const auto [R, V] = pre.matrix_input("rewards", rewards);
   pre.output("covariance", out, pre.batch_and({R, R}));
+  if (jac) pre.output("jacobian", *jac, pre.batch_and({R, R, pre.P}));
   pre.structure(structure, key);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
@@ -403,31 +406,28 @@ ffi::Error Covariance(In theta, In rewards, Out out, std::string_view structure,
   const double* th = theta.typed_data();
   const double* rw = rewards.typed_data();
   double* o = out->typed_data();
-  return run_batch(pre.B, work_estimate(st) * (R + 2), [&](int64_t b) {
-    compute_covariance(st, th + b * P, P, rw + b * R * V, R, V, o + b * R * R);
+  double* j = jac ? (*jac)->typed_data() : nullptr;
+  const double work = work_estimate(st) * static_cast<double>(R + 2) * (jac ? P + 1 : 1);
+  return run_batch(pre.B, work, [&](int64_t b) {
+    const double* tb = th + b * P;
+    const double* rb = rw + b * R * V;
+    if (j)
+      compute_covariance_jac(st, tb, P, rb, R, V, o + b * R * R, j + b * R * R * P);
+    else
+      compute_covariance(st, tb, P, rb, R, V, o + b * R * R);
   });
+}
+
+// phasic_covariance: the covariance matrix of the reward rows.
+ffi::Error Covariance(In theta, In rewards, Out out, std::string_view structure, int64_t key) {
+  return covariance(theta, rewards, out, nullptr, structure, key);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicCovariance, Covariance, (bind_buffers<2, 1>()));
 
-// phasic_covariance_jac: the covariance and its Jacobian in theta, shape [..., R, R, P].
+// phasic_covariance_jac: the covariance and its Jacobian in theta.
 ffi::Error CovarianceJac(In theta, In rewards, Out out, Out jac, std::string_view structure,
                          int64_t key) {
-  Preamble pre(theta);
-  const auto [R, V] = pre.matrix_input("rewards", rewards);
-  pre.output("covariance", out, pre.batch_and({R, R}));
-  pre.output("jacobian", jac, pre.batch_and({R, R, pre.P}));
-  pre.structure(structure, key);
-  if (!pre.ok()) return pre.error();
-  const int64_t P = pre.P;
-  const Structure& st = pre.s();
-  const double* th = theta.typed_data();
-  const double* rw = rewards.typed_data();
-  double* o = out->typed_data();
-  double* j = jac->typed_data();
-  return run_batch(pre.B, work_estimate(st) * (R + 2) * (P + 1), [&](int64_t b) {
-    compute_covariance_jac(st, th + b * P, P, rw + b * R * V, R, V, o + b * R * R,
-                           j + b * R * R * P);
-  });
+  return covariance(theta, rewards, out, &jac, structure, key);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicCovarianceJac, CovarianceJac, (bind_buffers<2, 2>()));
 

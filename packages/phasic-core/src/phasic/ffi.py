@@ -340,56 +340,47 @@ def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
     return per_time
 
 
-@functools.lru_cache(maxsize=64)
-def _moments_fn(text: str, nr_moments: int) -> Any:
+def _theta_and_rewards_fn(text: str, target: str, shape: Any, what: str, **options: Any) -> Any:
+    """A custom_jvp over the FFI target `target`(theta, rewards) and `target`_jac.
+
+    `shape(rewards)` is the output shape for one theta; the Jacobian adds a last axis P.
+    """
     info = _info(text)
-    attrs = dict(structure=text, key=info.key, nr_moments=np.int64(nr_moments))
+    attrs = dict(structure=text, key=info.key, **options)
     p = info.param_length
 
     @jax.custom_jvp
-    def moments(theta: jax.Array, rewards: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call("phasic_moments", _sds(nr_moments), vmap_method="broadcast_all")
+    def value_of(theta: jax.Array, rewards: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call(target, _sds(*shape(rewards)), vmap_method="broadcast_all")
         return _varying_like(call(theta, rewards, **attrs), theta, rewards)
 
-    @functools.partial(moments.defjvp, symbolic_zeros=True)
+    @functools.partial(value_of.defjvp, symbolic_zeros=True)
     def _(primals: tuple, tangents: tuple) -> tuple:
         theta, rewards = primals
         dtheta, drewards = tangents
         _refuse_tangent(drewards, "rewards")
-        call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(nr_moments), _sds(nr_moments, p)),
+        out = shape(rewards)
+        call = jax.ffi.ffi_call(f"{target}_jac", (_sds(*out), _sds(*out, p)),
                                 vmap_method="broadcast_all")
-        call = _first_order_only(functools.partial(call, **attrs), "derivative of moments")
+        call = _first_order_only(functools.partial(call, **attrs), what)
         value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
         return value, _jvp_out(jac, dtheta)
 
-    return moments
+    return value_of
+
+
+@functools.lru_cache(maxsize=64)
+def _moments_fn(text: str, nr_moments: int) -> Any:
+    return _theta_and_rewards_fn(text, "phasic_moments", lambda _: (nr_moments,),
+                                 "derivative of moments", nr_moments=np.int64(nr_moments))
 
 
 @functools.lru_cache(maxsize=64)
 def _covariance_fn(text: str) -> Any:
-    info = _info(text)
-    attrs = dict(structure=text, key=info.key)
-    p = info.param_length
-
-    @jax.custom_jvp
-    def covariance(theta: jax.Array, rewards: jax.Array) -> jax.Array:
-        r = rewards.shape[0]
-        call = jax.ffi.ffi_call("phasic_covariance", _sds(r, r), vmap_method="broadcast_all")
-        return _varying_like(call(theta, rewards, **attrs), theta, rewards)
-
-    @functools.partial(covariance.defjvp, symbolic_zeros=True)
-    def _(primals: tuple, tangents: tuple) -> tuple:
-        theta, rewards = primals
-        dtheta, drewards = tangents
-        _refuse_tangent(drewards, "rewards")
-        r = rewards.shape[0]
-        call = jax.ffi.ffi_call("phasic_covariance_jac", (_sds(r, r), _sds(r, r, p)),
-                                vmap_method="broadcast_all")
-        call = _first_order_only(functools.partial(call, **attrs), "derivative of a covariance")
-        value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
-        return value, _jvp_out(jac, dtheta)
-
-    return covariance
+    # rewards (R, V) -> the R x R matrix (inside vmap the shape is one batch element's)
+    return _theta_and_rewards_fn(text, "phasic_covariance",
+                                 lambda rewards: (rewards.shape[0], rewards.shape[0]),
+                                 "derivative of a covariance")
 
 
 @functools.lru_cache(maxsize=64)
