@@ -58,6 +58,16 @@ void run_kernels(const phasic::Structure& s) {
     phasic::compute_moments(s, theta.data(), s.P, nullptr, 0, 3, moments);
   } catch (const std::invalid_argument&) {
   }
+  // Two reward rows (all ones, then the vertex index): the covariance and its Jacobian.
+  std::vector<double> rewards(static_cast<size_t>(2 * s.V), 1.0), cov(4);
+  std::vector<double> cov_jac(static_cast<size_t>(4 * s.P));
+  for (int64_t v = 0; v < s.V; ++v) rewards[s.V + v] = static_cast<double>(v);
+  try {
+    phasic::compute_covariance(s, theta.data(), s.P, rewards.data(), 2, s.V, cov.data());
+    phasic::compute_covariance_jac(s, theta.data(), s.P, rewards.data(), 2, s.V, cov.data(),
+                                   cov_jac.data());
+  } catch (const std::invalid_argument&) {
+  }
   // Continuous densities by uniformization take about (largest exit rate) x t steps;
   // stiff inputs (rates of 1e19 are easy to write) would only measure that cost.
   // Past 2e6 steps the kernels raise (regressions/stiff_rate_uniformization_hang.json).

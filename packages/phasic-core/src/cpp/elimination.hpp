@@ -168,14 +168,22 @@ int32_t lu_factor(const EliminationPlan& p, const int64_t* ptr, const int32_t* d
   return -1;
 }
 
-// Solves (I - P) x = b in place with the factors of lu_factor (in step order inside).
+// x (by transient vertex) copied into a per-thread buffer in elimination-step order.
 template <class T>
-void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T* dinv, T* x) {
+T* gather_by_step(const EliminationPlan& p, const T* x) {
   const int32_t n = static_cast<int32_t>(p.order.size());
   thread_local std::vector<T> by_step;
   by_step.resize(static_cast<size_t>(n));
   T* xs = by_step.data();
   for (int32_t k = 0; k < n; ++k) xs[k] = x[p.order[k]];
+  return xs;
+}
+
+// Solves (I - P) x = b in place with the factors of lu_factor (in step order inside).
+template <class T>
+void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T* dinv, T* x) {
+  const int32_t n = static_cast<int32_t>(p.order.size());
+  T* xs = gather_by_step(p, x);
   for (int32_t k = 0; k < n; ++k) {
     T acc = xs[k];
     for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) {
@@ -188,6 +196,29 @@ void lu_solve(const EliminationPlan& p, const T* lvals, const T* uvals, const T*
     T acc = xs[k];
     for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) fma_into(acc, uvals[j], xs[p.u_col[j]]);
     xs[k] = acc * dinv[k];
+  }
+  for (int32_t k = 0; k < n; ++k) x[p.order[k]] = xs[k];
+}
+
+// Solves (I - P)^T x = b in place (x^T (I - P) = b^T: a row vector times the inverse)
+// with the same factors. lu_solve's back substitution is the upper factor M with
+// M_kk = pivot and M_kj = -uvals; its transpose is solved forwards, each step divided
+// by its pivot and its row of U then scattered, and L^T backwards the same way.
+template <class T>
+void lu_solve_transposed(const EliminationPlan& p, const T* lvals, const T* uvals,
+                         const T* dinv, T* x) {
+  const int32_t n = static_cast<int32_t>(p.order.size());
+  T* xs = gather_by_step(p, x);
+  for (int32_t k = 0; k < n; ++k) {
+    xs[k] = xs[k] * dinv[k];
+    const T xk = xs[k];
+    if (is_zero(xk)) continue;
+    for (int64_t j = p.u_ptr[k]; j < p.u_ptr[k + 1]; ++j) fma_into(xs[p.u_col[j]], uvals[j], xk);
+  }
+  for (int32_t k = n - 1; k >= 0; --k) {
+    const T xk = xs[k];
+    if (is_zero(xk)) continue;
+    for (int64_t i = p.l_ptr[k]; i < p.l_ptr[k + 1]; ++i) fma_into(xs[p.l_col[i]], lvals[i], xk);
   }
   for (int32_t k = 0; k < n; ++k) x[p.order[k]] = xs[k];
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels.hpp"
@@ -75,6 +76,19 @@ class Preamble {
       return 0;
     }
     return d.back();
+  }
+
+  // `name` must have theta's batch dimensions followed by two more (rows, columns);
+  // returns those two.
+  std::pair<int64_t, int64_t> matrix_input(const char* name, const In& buffer) {
+    if (!ok()) return {0, 0};
+    const Dims d = dims(buffer);
+    if (d.size() != batch.size() + 2 || Dims(d.begin(), d.end() - 2) != batch) {
+      err_ = std::string(name) + " has shape " + shape_string(d) + " but theta has batch shape " +
+             shape_string(batch) + "; it needs the batch dimensions followed by (rows, columns)";
+      return {0, 0};
+    }
+    return {d[d.size() - 2], d.back()};
   }
 
   // 0 <= nr_moments <= kMaxMoments (checked before any output is allocated).
@@ -375,6 +389,43 @@ ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view dige
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
                               (bind_buffers<2, 2>().Attr<bool>("discrete")));
+// Cov(Y_i, Y_j) for the rows of rewards [..., R, V], shape [..., R, R], with its
+// Jacobian [..., R, R, P] when jac is given.
+ffi::Error covariance(In& theta, In& rewards, Out& out, Out* jac, std::string_view digest) {
+  Preamble pre(theta);
+  const auto [R, V] = pre.matrix_input("rewards", rewards);
+  pre.output("covariance", out, pre.batch_and({R, R}));
+  if (jac) pre.output("jacobian", *jac, pre.batch_and({R, R, pre.P}));
+  pre.structure(digest);
+  if (!pre.ok()) return pre.error();
+  const int64_t P = pre.P;
+  const Structure& st = pre.s();
+  const double* th = theta.typed_data();
+  const double* rw = rewards.typed_data();
+  double* o = out->typed_data();
+  double* j = jac ? (*jac)->typed_data() : nullptr;
+  const double work = work_estimate(st) * static_cast<double>(R + 2) * (jac ? P + 1 : 1);
+  return run_batch(pre.B, work, [&](int64_t b) {
+    const double* tb = th + b * P;
+    const double* rb = rw + b * R * V;
+    if (j)
+      compute_covariance_jac(st, tb, P, rb, R, V, o + b * R * R, j + b * R * R * P);
+    else
+      compute_covariance(st, tb, P, rb, R, V, o + b * R * R);
+  });
+}
+
+// phasic_covariance: the covariance matrix of the reward rows.
+ffi::Error Covariance(In theta, In rewards, Out out, std::string_view digest) {
+  return covariance(theta, rewards, out, nullptr, digest);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicCovariance, Covariance, (bind_buffers<2, 1>()));
+
+// phasic_covariance_jac: the covariance and its Jacobian in theta.
+ffi::Error CovarianceJac(In theta, In rewards, Out out, Out jac, std::string_view digest) {
+  return covariance(theta, rewards, out, &jac, digest);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicCovarianceJac, CovarianceJac, (bind_buffers<2, 2>()));
 
 // A handler as the opaque pointer a capsule carries; only an XLA FFI handler compiles.
 template <auto handler>
@@ -396,6 +447,8 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_pmf_and_moments_jac", encapsulate<PhasicPmfAndMomentsJac>()},
       {"phasic_log_pmf", encapsulate<PhasicLogPmf>()},
       {"phasic_log_pmf_jac", encapsulate<PhasicLogPmfJac>()},
+      {"phasic_covariance", encapsulate<PhasicCovariance>()},
+      {"phasic_covariance_jac", encapsulate<PhasicCovarianceJac>()},
   };
   return targets;
 }

@@ -21,6 +21,13 @@ void compute_moments(const Structure& s, const double* theta, int64_t theta_len,
                      const double* rewards, int64_t rewards_len, int64_t nr_moments,
                      double* out);
 
+// Cov(Y_i, Y_j) for nr_rewards reward vectors (rows of rewards, rewards_len = s.V
+// entries each, finite and >= 0): out is nr_rewards x nr_rewards, row-major.
+// (covariance.cpp)
+void compute_covariance(const Structure& s, const double* theta, int64_t theta_len,
+                        const double* rewards, int64_t nr_rewards, int64_t rewards_len,
+                        double* out);
+
 // Continuous graphs: density and CDF at each time; discrete graphs: PMF and CDF at
 // each (integer) time. Either output may be nullptr. (densities.cpp)
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
@@ -33,6 +40,12 @@ void compute_distribution(const Structure& s, const double* theta, int64_t theta
 void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
                          const double* rewards, int64_t rewards_len, int64_t nr_moments,
                          double* out, double* jac);
+
+// The covariance matrix (as compute_covariance) and its Jacobian, shape
+// (nr_rewards, nr_rewards, theta_len).
+void compute_covariance_jac(const Structure& s, const double* theta, int64_t theta_len,
+                            const double* rewards, int64_t nr_rewards, int64_t rewards_len,
+                            double* out, double* jac);
 
 // Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
 // uniformization truncation bounds both the values and the derivatives.

@@ -209,6 +209,28 @@ NB_MODULE(_core, m) {
           },
           "theta"_a, "nr_moments"_a, "rewards"_a = nb::none())
       .def(
+          "covariance",
+          [](const PyStructure& p, nb::handle theta, nb::handle rewards, int64_t nr_rewards) {
+            InArray th = as_f64(theta, "theta");
+            InArray rw = as_f64(rewards, "rewards");
+            if (nr_rewards < 1 || static_cast<int64_t>(rw.shape(0)) % nr_rewards != 0)
+              throw std::invalid_argument(
+                  "rewards (flattened) has " + std::to_string(rw.shape(0)) +
+                  " entries, which is not nr_rewards = " + std::to_string(nr_rewards) +
+                  " rows of equal length");
+            const int64_t R = nr_rewards, V = static_cast<int64_t>(rw.shape(0)) / R;
+            std::vector<double> out(static_cast<size_t>(R * R));
+            {
+              KernelCall call;
+              compute_covariance(*p.s, th.data(), static_cast<int64_t>(th.shape(0)), rw.data(),
+                                 R, V, out.data());
+            }
+            return to_numpy(std::move(out));
+          },
+          "theta"_a, "rewards"_a, "nr_rewards"_a,
+          "Cov(Y_i, Y_j) for nr_rewards reward rows (rewards flattened row-major), "
+          "flattened row-major (nr_rewards, nr_rewards)")
+      .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
             return distribution(p, theta, times, /*want_pdf=*/true);

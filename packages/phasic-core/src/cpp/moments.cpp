@@ -9,6 +9,7 @@
 #include "elimination.hpp"
 #include "kernels.hpp"
 #include "per_theta.hpp"
+#include "sweeps.hpp"
 
 namespace phasic {
 namespace kernel {
@@ -230,6 +231,15 @@ bool fused_moments(const Structure& s, const double* theta, int64_t plen, int64_
 }  // namespace
 
 void check_closed_classes(const Structure& s, Workspace<double>& ws) { factor(s, ws); }
+
+template <class T>
+void factor_transient(const Structure& s, Workspace<T>& ws) {
+  factor(s, ws);
+}
+#define PHASIC_FACTOR_TRANSIENT(T) \
+  template void factor_transient<T>(const Structure&, Workspace<T>&);
+PHASIC_EACH_SCALAR(PHASIC_FACTOR_TRANSIENT)
+#undef PHASIC_FACTOR_TRANSIENT
 
 }  // namespace kernel
 

@@ -212,5 +212,11 @@ void check_times(const Structure& s, const double* times, int64_t n_times);
 // Replays the elimination for this theta: its pivots detect closed classes (moments.cpp).
 void check_closed_classes(const Structure& s, Workspace<double>& ws);
 
+// Factors I - P for the weights in ws (after edge_weights) into ws.lvals, ws.uvals and
+// ws.dinv for lu_solve; throws naming a vertex that cannot reach absorption
+// (moments.cpp, instantiated for every scalar type).
+template <class T>
+void factor_transient(const Structure& s, Workspace<T>& ws);
+
 }  // namespace kernel
 }  // namespace phasic

@@ -1,4 +1,4 @@
-"""The JAX FFI functions: PDF/PMF, its logarithm, moments, and PDF/PMF with moments at once.
+"""The JAX FFI functions: PDF/PMF, its logarithm, moments, PDF/PMF with moments at once, covariance.
 
 Each is a pure function of its arguments. The graph does not travel with the call:
 the Python call registers its JSON text once per content in a process-local C++
@@ -349,29 +349,47 @@ def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
     return per_time
 
 
-@functools.lru_cache(maxsize=64)
-def _moments_fn(text: str, nr_moments: int) -> Any:
+def _theta_and_rewards_fn(text: str, target: str, shape: Any, what: str, **options: Any) -> Any:
+    """A custom_jvp over the FFI target `target`(theta, rewards) and `target`_jac.
+
+    `shape(rewards)` is the output shape for one theta; the Jacobian adds a last axis P.
+    """
     info = _info(text)
-    attrs = dict(digest=info.digest, nr_moments=np.int64(nr_moments))
+    attrs = dict(digest=info.digest, **options)
     p = info.param_length
 
     @jax.custom_jvp
-    def moments(theta: jax.Array, rewards: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call("phasic_moments", _sds(nr_moments), vmap_method="broadcast_all")
+    def value_of(theta: jax.Array, rewards: jax.Array) -> jax.Array:
+        call = jax.ffi.ffi_call(target, _sds(*shape(rewards)), vmap_method="broadcast_all")
         return _varying_like(call(theta, rewards, **attrs), theta, rewards)
 
-    @functools.partial(moments.defjvp, symbolic_zeros=True)
+    @functools.partial(value_of.defjvp, symbolic_zeros=True)
     def _(primals: tuple, tangents: tuple) -> tuple:
         theta, rewards = primals
         dtheta, drewards = tangents
         _refuse_tangent(drewards, "rewards")
-        call = jax.ffi.ffi_call("phasic_moments_jac", (_sds(nr_moments), _sds(nr_moments, p)),
+        out = shape(rewards)
+        call = jax.ffi.ffi_call(f"{target}_jac", (_sds(*out), _sds(*out, p)),
                                 vmap_method="broadcast_all")
-        call = _first_order_only(functools.partial(call, **attrs), "derivative of moments")
+        call = _first_order_only(functools.partial(call, **attrs), what)
         value, jac = _varying_like(call(theta, rewards), theta, rewards, dtheta)
         return value, _jvp_out(jac, dtheta)
 
-    return moments
+    return value_of
+
+
+@functools.lru_cache(maxsize=64)
+def _moments_fn(text: str, nr_moments: int) -> Any:
+    return _theta_and_rewards_fn(text, "phasic_moments", lambda _: (nr_moments,),
+                                 "derivative of moments", nr_moments=np.int64(nr_moments))
+
+
+@functools.lru_cache(maxsize=64)
+def _covariance_fn(text: str) -> Any:
+    # rewards (R, V) -> the R x R matrix (inside vmap the shape is one batch element's)
+    return _theta_and_rewards_fn(text, "phasic_covariance",
+                                 lambda rewards: (rewards.shape[0], rewards.shape[0]),
+                                 "derivative of a covariance")
 
 
 @functools.lru_cache(maxsize=64)
@@ -467,6 +485,34 @@ def compute_moments_ffi(
     theta = _prepare_theta(theta, info)
     rewards = _prepare_rewards(rewards, info)
     return _moments_fn(text, nr_moments)(theta, rewards)
+
+
+def compute_covariance_ffi(
+    structure_json: str | Graph | Mapping[str, Any],
+    theta: Any,
+    rewards: Any,
+) -> jax.Array:
+    """Cov(Y_i, Y_j) for the reward vectors in the rows of `rewards`, shape (R, R).
+
+    `rewards` has shape (R, V): R reward vectors with one finite, non-negative entry
+    per vertex (index 0 is the starting vertex), and Y_i = integral of r_i(X_t) dt
+    (continuous) or the sum of r_i over the visited states (discrete). A single
+    vector of shape (V,) is one row: the result is its variance as a (1, 1) matrix.
+    Differentiable with respect to theta (not rewards); vmap over theta and over
+    batches of reward matrices becomes one FFI call.
+    """
+    text, info = _setup(structure_json)
+    theta = _prepare_theta(theta, info)
+    rewards = _as_f64(rewards, "rewards")
+    v = info.vertices_length
+    if rewards.ndim == 1:
+        rewards = rewards.reshape(1, -1)
+    if rewards.ndim != 2 or rewards.shape[1] != v or rewards.shape[0] < 1:
+        raise ValueError(
+            f"rewards must have shape (R, {v}) with R >= 1 reward vectors of one entry per "
+            f"vertex (or ({v},) for one vector), got shape {rewards.shape}"
+        )
+    return _covariance_fn(text)(theta, rewards)
 
 
 def compute_pmf_and_moments_ffi(

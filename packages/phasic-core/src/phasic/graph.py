@@ -700,6 +700,27 @@ class Graph:
         m = self.moments(2, rewards, theta=theta)
         return float(m[1] - m[0] ** 2)
 
+    def covariance(
+        self, rewards1: Any = None, rewards2: Any = None, *, theta: Any = None
+    ) -> float:
+        """Cov(Y1, Y2) for the reward-weighted times of two per-vertex reward vectors.
+
+        Y = integral of r(X_t) dt (continuous) or the sum of r over the visited states
+        (discrete). A reward vector left out (None or empty) is 1 on every vertex, i.e.
+        the time T itself. `theta` defaults to the theta stored by `update_weights`.
+        """
+        rows = []
+        for name, given in (("rewards1", rewards1), ("rewards2", rewards2)):
+            r = self._rewards(given)
+            r = np.ones(self.vertices_length()) if r is None else r
+            bad = np.flatnonzero(~np.isfinite(r) | (r < 0))
+            if bad.size:
+                raise ValueError(f"{name}[{bad[0]}] is {r[bad[0]]}; rewards must be finite "
+                                 "and >= 0")
+            rows.append(r)
+        cov = self.structure().covariance(self._theta(theta), np.concatenate(rows), 2)
+        return float(np.asarray(cov)[1])
+
     def _times(self, t: Any, what: str) -> tuple[np.ndarray, tuple[int, ...]]:
         arr = np.asarray(t)
         if arr.dtype.kind not in "fiu":
