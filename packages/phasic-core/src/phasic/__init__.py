@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 # name -> submodule that defines it; loaded on first attribute access (PEP 562).
 _LAZY = {
     "Graph": "graph",
-    "Vertex": "graph",
-    "Edge": "graph",
+    "Vertex": "vertices",
+    "Edge": "vertices",
     "MatrixRepresentation": "matrices",
     "callback": "callbacks",
     "compute_pmf_ffi": "ffi",
@@ -42,7 +42,7 @@ _LAZY = {
     "ExpRegularization": "upstream_svgd",
     "clear_caches": "upstream_svgd",
 }
-_SUBMODULES = {"graph", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
+_SUBMODULES = {"graph", "vertices", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized"}
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._ext import core
-from .graph import _as_state, _split_weight
+from .vertices import _as_state, _split_weight
 
 # One parsed transition: (next state, constant part, coefficients c).
 Parsed = tuple[tuple[int, ...], float, list[float]]
