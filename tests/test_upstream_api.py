@@ -3,7 +3,8 @@
 The graphs are small and written down by hand together with their sub-intensity
 matrix S (or sub-transition matrix P) and initial vector alpha, so every reference
 value comes from numpy/scipy on those hand-written matrices, never from phasic.
-PDF and CDF values are compared at 1e-10, the relative error the (docs/pages/accuracy.md); everything else at 1e-12 or tighter. The matrix names
+PDF and CDF values are compared at 1e-10, the relative error the kernels guarantee
+(docs/pages/accuracy.md); everything else at 1e-12 or tighter. The matrix names
 (as_matrices, from_matrices, expected_waiting_time) are in test_upstream_matrices.py.
 """
 
