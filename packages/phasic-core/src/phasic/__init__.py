@@ -42,7 +42,7 @@ _LAZY = {
     "ExpRegularization": "upstream_svgd",
     "clear_caches": "upstream_svgd",
 }
-_SUBMODULES = {"graph", "vertices", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
+_SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized"}
 
 __all__ = [
