@@ -36,6 +36,14 @@ void check_reward_rows(const Structure& s, const double* rewards, int64_t R, int
     }
 }
 
+// u = U r over the transient vertices (r per transient vertex), after factor_transient:
+// the expected reward accumulated until absorption from each transient vertex.
+template <class T>
+void expected_from_each(const Structure& s, const Workspace<T>& ws, const double* r, T* u) {
+  for (int32_t j = 0; j < s.n; ++j) u[j] = s.discrete ? T(r[j]) : T(r[j]) / ws.lam[j];
+  lu_solve(s.plan, ws.lvals.data(), ws.uvals.data(), ws.dinv.data(), u);
+}
+
 // out (R x R, row-major) after edge_weights; rewards checked.
 template <class T>
 void covariance_impl(const Structure& s, Workspace<T>& ws, const double* rewards, int64_t R,
@@ -60,13 +68,9 @@ void covariance_impl(const Structure& s, Workspace<T>& ws, const double* rewards
   // u_i = U r_i and the means E[Y_i] = g . r_i.
   std::vector<T> u(static_cast<size_t>(R * n)), mean(static_cast<size_t>(R), T(0.0));
   for (int64_t i = 0; i < R; ++i) {
-    T* ui = u.data() + i * n;
     const double* ri = r.data() + i * n;
-    for (int32_t j = 0; j < n; ++j) {
-      ui[j] = s.discrete ? T(ri[j]) : T(ri[j]) / ws.lam[j];
-      fma_into(mean[i], g[j], ri[j]);
-    }
-    lu_solve(s.plan, ws.lvals.data(), ws.uvals.data(), ws.dinv.data(), ui);
+    for (int32_t j = 0; j < n; ++j) fma_into(mean[i], g[j], ri[j]);
+    expected_from_each(s, ws, ri, u.data() + i * n);
   }
   for (int64_t i = 0; i < R; ++i) {
     const double* ri = r.data() + i * n;
@@ -114,6 +118,35 @@ void compute_covariance(const Structure& s, const double* theta, int64_t theta_l
   edge_weights(s, theta, theta_len, ws);
   covariance_impl(s, ws, rewards, nr_rewards, out);
   check_finite(out, nullptr, nr_rewards, 0);
+}
+
+void compute_expected_rewards(const Structure& s, const double* theta, int64_t theta_len,
+                              const double* rewards, int64_t rewards_len, double* out) {
+  std::vector<double> ones;
+  if (rewards == nullptr) {
+    ones.assign(static_cast<size_t>(s.V), 1.0);
+    rewards = ones.data();
+    rewards_len = s.V;
+  }
+  check_reward_rows(s, rewards, 1, rewards_len);
+  Workspace<double>& ws = workspace<double>();
+  edge_weights(s, theta, theta_len, ws);
+  for (int64_t v = 0; v < s.V; ++v) out[v] = 0.0;
+  if (s.n == 0) return;
+  factor_transient(s, ws);
+  std::vector<double> r(static_cast<size_t>(s.n)), u(static_cast<size_t>(s.n));
+  for (int32_t j = 0; j < s.n; ++j) r[j] = rewards[s.tvert[j]];
+  expected_from_each(s, ws, r.data(), u.data());
+  double start = 0.0;  // the starting vertex takes no time: alpha . u (a defect adds 0)
+  for (int32_t j = 0; j < s.n; ++j) {
+    out[s.tvert[j]] = u[j];
+    start += ws.alpha[j] * u[j];
+  }
+  out[0] = start;
+  for (int64_t v = 0; v < s.V; ++v)
+    if (!std::isfinite(out[v]))
+      bad("the expected reward from vertex " + std::to_string(v) +
+          " overflows a double; rescale the rewards or time (theta)");
 }
 
 void compute_covariance_jac(const Structure& s, const double* theta, int64_t theta_len,

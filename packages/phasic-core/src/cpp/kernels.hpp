@@ -33,6 +33,12 @@ void compute_covariance(const Structure& s, const double* theta, int64_t theta_l
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf);
 
+// E[Y | start at v] for every vertex v (rewards == nullptr: the time, r = 1): U r on the
+// transient vertices, 0 on absorbing ones, and alpha . (U r) at the starting vertex 0.
+// out has s.V entries. (covariance.cpp, which shares the solve)
+void compute_expected_rewards(const Structure& s, const double* theta, int64_t theta_len,
+                              const double* rewards, int64_t rewards_len, double* out);
+
 // Derivatives with respect to theta, exact (forward-mode dual numbers through the
 // same kernels). Jacobians are row-major: jac[i * theta_len + p] = d out[i] / d theta[p].
 

@@ -231,6 +231,24 @@ NB_MODULE(_core, m) {
           "Cov(Y_i, Y_j) for nr_rewards reward rows (rewards flattened row-major), "
           "flattened row-major (nr_rewards, nr_rewards)")
       .def(
+          "expected_rewards",
+          [](const PyStructure& p, nb::handle theta, nb::handle rewards) {
+            InArray th = as_f64(theta, "theta");
+            std::optional<InArray> rw;
+            if (!rewards.is_none()) rw = as_f64(rewards, "rewards");
+            std::vector<double> out(static_cast<size_t>(p.s->V));
+            {
+              KernelCall call;
+              compute_expected_rewards(*p.s, th.data(), static_cast<int64_t>(th.shape(0)),
+                                       rw ? rw->data() : nullptr,
+                                       rw ? static_cast<int64_t>(rw->shape(0)) : 0, out.data());
+            }
+            return to_numpy(std::move(out));
+          },
+          "theta"_a, "rewards"_a = nb::none(),
+          "E[Y | start at v] for every vertex v (the time without rewards), from the "
+          "moments' factorization")
+      .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
             return distribution(p, theta, times, /*want_pdf=*/true);

@@ -211,25 +211,10 @@ class Distributions:
         accumulated) until absorption: ((-S)^-1 r) on the transient vertices, 0 on
         absorbing ones, and entry 0 (the starting vertex, which takes no time) is
         `expectation(rewards, theta=theta)`. For a discrete graph it counts steps. It
-        solves a dense system over the transient vertices, so it is meant for small
-        graphs; `expectation` gives entry 0 for graphs of any size.
+        uses the sparse factorization the moments use (one solve), so it serves
+        graphs of any size.
         """
-        rep = self.as_matrices(theta=theta)
-        n = self.vertices_length()
-        r = self._rewards(rewards)
-        r = np.ones(n) if r is None else r
-        rows = rep.indices - 1
-        try:
-            solved = np.linalg.solve(-rep.sim, r[rows]) if rows.size else np.zeros(0)
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                "a transient vertex cannot reach an absorbing vertex for this theta (the "
-                "sub-intensity matrix is singular); check the edges and theta"
-            ) from None
-        out = np.zeros(n)
-        out[rows] = solved
-        out[0] = float(rep.ipv @ solved)
-        return out
+        return self.structure().expected_rewards(self._theta(theta), self._rewards(rewards))
 
     def defect(self, *, theta: Any = None) -> float:
         """The probability of absorption at T = 0.
