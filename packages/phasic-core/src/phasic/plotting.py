@@ -218,18 +218,29 @@ def plot(
         theta: label edges with their weights at this theta; default: the stored theta
             (`update_weights`) if any, else parameterized edges show their formula.
         symbolic: label parameterized edges with their formula even if a theta is stored.
-        max_vertices: refuse (ValueError) to draw more vertices than this (default 100);
-            `max_nodes` is upstream's name for it.
+        max_vertices: refuse (ValueError) to draw more vertices than this (default 100).
+        max_nodes: upstream's name of `max_vertices`.
         wrap: states longer than this many entries break over lines (True: 8, False: never).
         show_index: put the vertex index (`#i`) under the state.
         label_fmt: a function of a `Vertex` giving its label; False for no labels.
         rate_fmt: a function of a weight (float) giving an edge label; False for none.
-        by_state, by_index: a function of a vertex's state (or index) naming the cluster
-            (a framed group) it is drawn in; `subgraphfun` is upstream's old name of `by_state`.
-        rankdir, ranksep, nodesep, size, fontsize, penwidth, constraint, seed: Graphviz
-            layout settings (as upstream's); `size=None` leaves the size free.
+        by_state: a function of a vertex's state naming the cluster (a framed group) the
+            vertex is drawn in.
+        by_index: the same, as a function of the vertex index.
+        subgraphfun: upstream's old name of `by_state`.
+        rankdir: the direction of the layout ("LR", "TB", ...).
+        ranksep: Graphviz's space between ranks (inches).
+        nodesep: Graphviz's space between nodes of one rank (inches).
+        size: the largest (width, height) in inches; None leaves the size free.
+        fontsize: the font size of labels (points).
+        penwidth: the width of edges.
+        constraint: whether edges order the ranks (Graphviz's `constraint`).
         taillabel: put edge labels at the tail of the edge instead of beside it.
-        graph_attr, node_attr, edge_attr: Graphviz attributes that override the defaults.
+        seed: Graphviz's `start`, the seed of layouts that use one.
+        graph_attr: Graphviz graph attributes that override the defaults.
+        node_attr: Graphviz node attributes that override the defaults.
+        edge_attr: Graphviz edge attributes that override the defaults.
+        **upstream_only: upstream's colouring keywords, refused with a TypeError.
     """
     if upstream_only:
         names = sorted(upstream_only)
