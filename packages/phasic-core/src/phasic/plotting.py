@@ -47,9 +47,10 @@ def _graphviz() -> Any:
         import graphviz
     except ImportError as exc:
         raise ImportError(
-            "Graph.plot() needs the Python package graphviz: pip install 'phasic-core[plot]' "
-            "(or pip install graphviz); rendering also needs Graphviz's dot program "
-            "(Debian package graphviz)"
+            "Graph.plot() needs the Python package graphviz: install phasic-core with its "
+            "plot extra (pip install 'packages/phasic-core[plot]' in the checkout) or "
+            "pip install graphviz; rendering also needs Graphviz's dot program (Debian "
+            "package graphviz)"
         ) from exc
     return graphviz
 
