@@ -181,6 +181,8 @@ def test_big_graphs_are_refused_unless_asked_for() -> None:
     ({"wrap": 0}, ValueError, r"wrap must be an int >= 1"),
     ({"theta": [1.0, 2.0]}, ValueError, r"theta must have shape \(1,\)"),
     ({"theta": [1.0], "symbolic": True}, ValueError, r"theta=.*or symbolic=True"),
+    ({"theta": [float("nan")]}, ValueError, r"theta must be finite"),
+    ({"theta": [1.0, 2.0], "rate_fmt": False}, ValueError, r"theta must have shape \(1,\)"),
     ({"symbolic": "yes"}, TypeError, r"symbolic must be a bool"),
     ({"label_fmt": "state"}, TypeError, r"label_fmt must be a function of a Vertex"),
     ({"by_state": len, "by_index": str}, ValueError, r"by_state or by_index"),

@@ -155,16 +155,25 @@ def _vertex_limit(graph: Graph, max_vertices: Any, max_nodes: Any) -> None:
 def _edge_labeller(graph: Graph, theta: Any, symbolic: bool,
                    rate_fmt: Any) -> Callable[[Edge], str]:
     """How edges are labelled: numbers at a theta, or formulas."""
-    if rate_fmt is False:
-        return lambda edge: ""
-    fmt = rate_fmt or number
     if symbolic and theta is not None:
         raise ValueError("pass theta= (numeric edge labels) or symbolic=True (formulas), "
                          "not both")
-    if symbolic or (theta is None and graph._stored is None):
-        return lambda edge: formula(edge) if edge.terms else fmt(edge.base)
-    values = graph._theta(theta)
-    return lambda edge: fmt(edge.base + sum(c * float(values[p]) for p, c in edge.terms))
+    fmt = rate_fmt or number
+    values = None
+    if not symbolic and (theta is not None or graph._stored is not None):
+        values = graph._theta(theta)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"theta must be finite to label edges with weights, got "
+                             f"{values.tolist()}")
+
+    def label(edge: Edge) -> str:
+        if rate_fmt is False:
+            return ""
+        if values is None:
+            return formula(edge) if edge.terms else fmt(edge.base)
+        return fmt(edge.base + sum(c * float(values[p]) for p, c in edge.terms))
+
+    return label
 
 
 def _clusters(graph: Graph, by_state: Any, by_index: Any) -> dict[str, list[int]]:
