@@ -8,6 +8,7 @@ script a session runs).
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import re
 import shutil
@@ -72,13 +73,31 @@ def install_all(session: nox.Session, *extra: str, groups: tuple[str, ...] = ("t
     if requirements or extra:
         session.install(*requirements, *extra)
     session.install("-e", f"{DISTRIBUTED}[test]", "-e", f"{TESTKIT}[test]")
-    install_core(session, extras="[test]")
+    install_core(session, extras="[test,plot]")
+
+
+def apt_install(session: nox.Session, program: str, package: str) -> None:
+    """Install Debian's `package` when `program` is not on PATH (needs root, as CI has)."""
+    if shutil.which(program) is not None:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(f"{program} is missing: install the Debian package {package} "
+                      f"(apt-get install {package}, as root) or your system's equivalent")
+    session.run("apt-get", "update", external=True)
+    session.run("apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300", package,
+                external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
+def install_dot(session: nox.Session) -> None:
+    """Graphviz's dot, which the drawing tests and the docs' figures render with."""
+    apt_install(session, "dot", "graphviz")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every package's tests and the cross-package suites on this machine."""
     install_all(session)
+    install_dot(session)
     session.run("pytest", *(session.posargs or PACKAGE_TESTS))
     if not session.posargs:
         session.notify("testkit-external")
@@ -98,6 +117,7 @@ def local(session: nox.Session) -> None:
 def xdist(session: nox.Session) -> None:
     """The whole test suite under pytest-xdist (`-n auto`)."""
     install_all(session)
+    install_dot(session)
     session.run("pytest", "-n", "auto", *(session.posargs or PACKAGE_TESTS))
 
 
@@ -140,10 +160,7 @@ def mpi(session: nox.Session) -> None:
 
     Installs Debian's openmpi-bin when mpirun is missing (needs root, as CI has).
     """
-    if shutil.which("mpirun") is None:
-        session.run("apt-get", "update", external=True)
-        session.run("apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=300",
-                    "openmpi-bin", external=True)
+    apt_install(session, "mpirun", "openmpi-bin")
     install_all(session)
     session.run("python", "tests/run_mpi.py", *session.posargs)
 
@@ -250,6 +267,7 @@ def oldest_jax(session: nox.Session) -> None:
     session fails.
     """
     install_all(session, groups=())
+    install_dot(session)
     floor = declared_jax_floor(session)
     session.install(f"jax=={floor}", f"jaxlib=={floor}")
     session.run("python", "-c", f"import jax, jaxlib; assert jax.__version__ == '{floor}' == "

@@ -116,6 +116,17 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                          "[1.0], 2)", ("TypeError",), r"jax_enable_x64"),
     "x64 off, pmf": ("nox64", "phasic.compute_pmf_ffi(phasic.models.kingman(3), [1.0], "
                               "[0.5])", ("TypeError",), r'jax\.config\.update\("jax_enable_x64'),
+    # drawing (Graph.plot)
+    "plot too many vertices": ("x64", "k.plot(max_vertices=3)", ("ValueError",),
+                               r"\d+ vertices, more than max_vertices=3"),
+    "plot theta wrong length": ("x64", "island.plot(theta=[1.0])", ("ValueError",),
+                                r"theta must have shape \(2,\)"),
+    "plot theta and symbolic": ("x64", "k.plot(theta=[1.0], symbolic=True)", ("ValueError",),
+                                r"theta=.*or symbolic=True"),
+    "plot upstream colouring": ("x64", "k.plot(color_by=[0.0] * 6)", ("TypeError",),
+                                r"color_by.*not implemented"),
+    "plot filename without suffix": ("x64", "k.plot('model')", ("ValueError",),
+                                     r"format suffix such as 'model.svg'"),
 }
 
 

@@ -476,3 +476,11 @@ class Graph(Distributions):
         from .upstream_svgd import graph_svgd
 
         return graph_svgd(self, observed_data, **kwargs)
+
+    def plot(self, *args: Any, **kwargs: Any) -> Any:
+        """The graph drawn with Graphviz: a `graphviz.Digraph` that renders in a notebook
+        and to SVG/PNG. States label the vertices, weights (or their formulas) the edges;
+        keywords as upstream's (see `phasic.plotting.plot`)."""
+        from .plotting import plot
+
+        return plot(self, *args, **kwargs)
