@@ -116,6 +116,24 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                          "[1.0], 2)", ("TypeError",), r"jax_enable_x64"),
     "x64 off, pmf": ("nox64", "phasic.compute_pmf_ffi(phasic.models.kingman(3), [1.0], "
                               "[0.5])", ("TypeError",), r'jax\.config\.update\("jax_enable_x64'),
+    # reward transforms (phasic.transforms: reward_transform, defect(rewards), discretize)
+    "reward_transform negative reward": ("x64", "k.reward_transform(-np.ones(k.vertices_length()))",
+                                         ("ValueError",), r"rewards\[0\] is -1.0.*>= 0"),
+    "reward_transform NaN reward": ("x64", "k.reward_transform(np.full(k.vertices_length(), "
+                                           "np.nan))", ("ValueError",), r"rewards\[0\] is nan"),
+    "reward_transform wrong length": ("x64", "k.reward_transform([1.0, 1.0])", ("ValueError",),
+                                      r"vertices_length\(\) = \d+ entries"),
+    "reward_transform zeros, no theta": ("x64", "k.reward_transform(models.kingman_sfs_rewards("
+                                                "k, 3))", ("ValueError",),
+                                         r"non-linear in theta.*pass theta="),
+    "reward_transform discrete non-integer": ("x64", "geo.reward_transform([0, 1.5, 0])",
+                                              ("ValueError",), r"rewards\[1\].*whole numbers"),
+    "defect rewards zeros, no theta": ("x64", "k.defect(models.kingman_sfs_rewards(k, 3))",
+                                       ("ValueError",), r"non-linear in theta"),
+    "discretize negative rate": ("x64", "k.discretize(-1.0, theta=[1.0])", ("ValueError",),
+                                 r"rate must be finite and > 0"),
+    "discretize discrete graph": ("x64", "geo.discretize(0.5)", ("TypeError",),
+                                  r"already discrete"),
 }
 
 
