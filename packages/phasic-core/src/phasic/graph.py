@@ -23,6 +23,7 @@ from ._ext import core
 from .distributions import Distributions
 from .matrices import MatrixRepresentation, graph_from_matrices
 from .serialized import from_upstream, to_upstream
+from .transforms import Transforms
 from .vertices import Vertex, Weight, _as_state, _split_weight
 
 
@@ -36,7 +37,7 @@ def _no_callback_arguments(ipv: Any, kwargs: dict[str, Any], what: str) -> None:
         )
 
 
-class Graph(Distributions):
+class Graph(Transforms, Distributions):
     """A phase-type distribution described as a graph of states.
 
     `Graph(state_length, discrete=False)` makes an empty graph holding only the
@@ -443,62 +444,6 @@ class Graph(Distributions):
         kind = "discrete" if self.discrete else "continuous"
         return (f"Graph({kind}, vertices={self.vertices_length()}, "
                 f"edges={self.edges_length()}, params={self.param_length()})")
-
-    # -- transforms (the work is in phasic.transforms)
-
-    def reward_transform(self, rewards: Any, *, theta: Any = None,
-                         validate_rewards: bool = True) -> Graph:
-        """A new graph whose absorption time is distributed as the accumulated reward Y.
-
-        Y = integral of r(X_t) dt (continuous) or the sum of r over the visited states
-        (discrete; whole-number rewards, a reward k makes a visit take k steps through
-        k - 1 auxiliary vertices). `rewards` has one value >= 0 per vertex (index 0,
-        the starting vertex, and absorbing vertices are not used).
-
-        With every transient reward positive the result keeps theta: it is valid for
-        any theta later (`theta`, if given, is stored on it). Zero-reward vertices are
-        eliminated at a numeric theta (`theta=` or the stored one; a ValueError if
-        there is neither), because the rates after elimination are not linear in
-        theta: the result then has constant weights for that theta, and the mass
-        that reaches absorption through zero-reward vertices only is a start edge into
-        an absorbing vertex (its `defect()`). That case gives a UserWarning unless
-        `validate_rewards=False`. Surviving vertices keep their states; discrete
-        results append an entry to every state (0, or j for the j-th auxiliary vertex).
-        """
-        from .transforms import reward_transform
-
-        return reward_transform(self, rewards, theta, bool(validate_rewards))
-
-    def reward_transform_discrete(self, rewards: Any, *, theta: Any = None) -> Graph:
-        """`reward_transform` for a discrete graph (upstream's name); a TypeError otherwise."""
-        from .transforms import reward_transform
-
-        if not self.discrete:
-            raise TypeError("reward_transform_discrete() is for discrete graphs; this graph "
-                            "is continuous: use reward_transform()")
-        return reward_transform(self, rewards, theta, True, "reward_transform_discrete")
-
-    def discretize(self, rate: float | Callable[..., Any], skip_existing: bool = False, *,
-                   theta: Any = None, **kwargs: Any) -> Graph:
-        """A discrete graph that counts events at `rate` per unit time (upstream's discretize).
-
-        Each transient vertex v gets an auxiliary "mutation" vertex: v moves to it with
-        probability mu / (out-rate + mu) and it returns to v with probability 1, where
-        mu is `rate` or `rate(state, **kwargs)` (a float, or coefficients c giving
-        c · theta). Every row is normalized, so the result is the embedded jump chain
-        with events; its `rewards` attribute is 1 on the auxiliary vertices and 0
-        elsewhere, and the reward collected is the number of events K, K | T ~
-        Poisson(mu T) when mu is constant. Weights are evaluated at `theta` (default:
-        the stored theta), so the result has constant weights. States get an extra
-        last entry: 0 for the original vertices, 1 for their auxiliary vertices.
-        `skip_existing` is accepted for upstream compatibility: the input is
-        continuous, so it has no auxiliary vertices to skip.
-        """
-        from .transforms import discretize
-
-        if not isinstance(skip_existing, (bool, np.bool_)):
-            raise TypeError(f"skip_existing must be a bool, got {skip_existing!r}")
-        return discretize(self, rate, theta, kwargs)
 
     # -- upstream compatibility: sampling and SVGD
 

@@ -237,9 +237,9 @@ def _chain_owners(rows: list[Row], steps: list[int]) -> list[int]:
     return [v for v, k in enumerate(steps) if v and k >= 2 and rows[v] for _ in range(k - 1)]
 
 
-def reward_transform(graph: Graph, rewards: Any, theta: Any, validate_rewards: bool,
-                     what: str = "reward_transform") -> Graph:
-    """See `Graph.reward_transform`."""
+def transform_rewards(graph: Graph, rewards: Any, theta: Any, validate_rewards: bool,
+                      what: str = "reward_transform") -> Graph:
+    """See `Transforms.reward_transform`."""
     r = checked_rewards(graph, rewards, what)
     zeros = [v for v in _transient(graph) if r[v] == 0.0]
     if zeros:
@@ -301,9 +301,9 @@ def _mutation_rate(rate: Any, state: np.ndarray, theta: np.ndarray, kwargs: dict
     return mu
 
 
-def discretize(graph: Graph, rate: float | Callable[..., Any], theta: Any,
-               kwargs: dict[str, Any]) -> Graph:
-    """See `Graph.discretize`."""
+def discretized(graph: Graph, rate: float | Callable[..., Any], theta: Any,
+                kwargs: dict[str, Any]) -> Graph:
+    """See `Transforms.discretize`."""
     if graph.discrete:
         raise TypeError("discretize() turns a continuous graph into a discrete one; this "
                         "graph is already discrete")
@@ -335,3 +335,55 @@ def discretize(graph: Graph, rate: float | Callable[..., Any], theta: Any,
     result.rewards = np.zeros(result.vertices_length(), dtype=np.int64)
     result.rewards[n:] = 1
     return result
+
+
+class Transforms:
+    """The transforms as `Graph` methods (a base class of `Graph`)."""
+
+    def reward_transform(self: Graph, rewards: Any, *, theta: Any = None,
+                         validate_rewards: bool = True) -> Graph:
+        """A new graph whose absorption time is distributed as the accumulated reward Y.
+
+        Y = integral of r(X_t) dt (continuous) or the sum of r over the visited states
+        (discrete; whole-number rewards, a reward k makes a visit take k steps through
+        k - 1 auxiliary vertices). `rewards` has one value >= 0 per vertex (index 0,
+        the starting vertex, and absorbing vertices are not used).
+
+        With every transient reward positive the result keeps theta: it is valid for
+        any theta later (`theta`, if given, is stored on it). Zero-reward vertices are
+        eliminated at a numeric theta (`theta=` or the stored one; a ValueError if
+        there is neither), because the rates after elimination are not linear in
+        theta: the result then has constant weights for that theta, and the mass
+        that reaches absorption through zero-reward vertices only is a start edge into
+        an absorbing vertex (its `defect()`). That case gives a UserWarning unless
+        `validate_rewards=False`. Surviving vertices keep their states; discrete
+        results append an entry to every state (0, or j for the j-th auxiliary vertex).
+        """
+        return transform_rewards(self, rewards, theta, bool(validate_rewards))
+
+    def reward_transform_discrete(self: Graph, rewards: Any, *, theta: Any = None) -> Graph:
+        """`reward_transform` for a discrete graph (upstream's name); a TypeError otherwise."""
+        if not self.discrete:
+            raise TypeError("reward_transform_discrete() is for discrete graphs; this graph "
+                            "is continuous: use reward_transform()")
+        return transform_rewards(self, rewards, theta, True, "reward_transform_discrete")
+
+    def discretize(self: Graph, rate: float | Callable[..., Any], skip_existing: bool = False, *,
+                   theta: Any = None, **kwargs: Any) -> Graph:
+        """A discrete graph that counts events at `rate` per unit time (upstream's discretize).
+
+        Each transient vertex v gets an auxiliary "mutation" vertex: v moves to it with
+        probability mu / (out-rate + mu) and it returns to v with probability 1, where
+        mu is `rate` or `rate(state, **kwargs)` (a float, or coefficients c giving
+        c · theta). Every row is normalized, so the result is the embedded jump chain
+        with events; its `rewards` attribute is 1 on the auxiliary vertices and 0
+        elsewhere, and the reward collected is the number of events K: given the path,
+        K is Poisson with mean the integral of mu(X_t) dt. Weights are evaluated at `theta` (default:
+        the stored theta), so the result has constant weights. States get an extra
+        last entry: 0 for the original vertices, 1 for their auxiliary vertices.
+        `skip_existing` is accepted for upstream compatibility: the input is
+        continuous, so it has no auxiliary vertices to skip.
+        """
+        if not isinstance(skip_existing, (bool, np.bool_)):
+            raise TypeError(f"skip_existing must be a bool, got {skip_existing!r}")
+        return discretized(self, rate, theta, kwargs)
