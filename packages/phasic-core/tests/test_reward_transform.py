@@ -150,6 +150,21 @@ def test_kingman_total_branch_length_cdf(n):
     assert t.defect(theta=[1.0]) == 0.0
 
 
+def test_zero_rewards_use_the_stored_theta():
+    k = models.kingman(5)
+    r = models.kingman_sfs_rewards(k, 3)  # no tripleton branch with probability 1/6
+    k.update_weights([2.0])
+    with pytest.warns(UserWarning):
+        stored = k.reward_transform(r)
+    with pytest.warns(UserWarning):
+        given = k.reward_transform(r, theta=[2.0])
+    assert stored.to_json() == given.to_json()
+    assert k.defect(r) == k.defect(r, theta=[2.0]) == pytest.approx(stored.defect(), rel=1e-14)
+    # rewards without zeros need theta only as any computation does
+    with pytest.raises(ValueError, match=r"the edge weights need theta"):
+        models.kingman(5).defect(models.kingman_total_length_rewards(k))
+
+
 def test_kingman_sfs_class_has_mass_at_zero():
     k = models.kingman(5)
     r = models.kingman_sfs_rewards(k, 3)

@@ -88,7 +88,7 @@ def _zero_theta_message(graph: Graph, zeros: list[int], what: str) -> str:
 
 def _numeric_theta(graph: Graph, theta: Any, zeros: list[int], what: str) -> np.ndarray:
     """theta for an elimination: the argument, else the stored one, else a clear error."""
-    if theta is not None or graph.param_length() == 0 or graph._stored is not None:
+    if theta is not None or not zeros or graph.param_length() == 0 or graph._stored is not None:
         return graph._theta(theta)
     raise ValueError(_zero_theta_message(graph, zeros, what))
 
@@ -130,13 +130,14 @@ def eliminate_zero_rewards(graph: Graph, r: np.ndarray, theta: np.ndarray
     rows = []
     for u in kept:
         out: dict[int, float] = {}
+        via = np.zeros(len(targets))  # what u sends through the zero-reward block
         for d, w in weights[u]:
             if d in zpos:
-                for t, x in zip(targets, exits[zpos[d]], strict=True):
-                    if x > 0.0:
-                        out[t] = out.get(t, 0.0) + w * x
+                via += w * exits[zpos[d]]
             else:
                 out[d] = out.get(d, 0.0) + w
+        for k in np.flatnonzero(via > 0.0):
+            out[targets[k]] = out.get(targets[k], 0.0) + float(via[k])
         if u:
             out.pop(u, None)
         rows.append(out)
