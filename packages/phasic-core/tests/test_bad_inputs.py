@@ -134,6 +134,17 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                  r"rate must be finite and > 0"),
     "discretize discrete graph": ("x64", "geo.discretize(0.5)", ("TypeError",),
                                   r"already discrete"),
+    "reward_transform 2-d rewards": ("x64", "k.reward_transform(np.ones((2, k.vertices_length()))"
+                                            ", theta=[1.0])", ("ValueError",),
+                                     r"one vector.*shape \(2, \d+\)"),
+    "reward_transform string rewards": ("x64", "k.reward_transform(['a'] * k.vertices_length())",
+                                        ("TypeError",), r"rewards must be numeric"),
+    "reward_transform_discrete continuous": ("x64", "k.reward_transform_discrete([1.0] * 6)",
+                                             ("TypeError",), r"continuous.*reward_transform"),
+    "discretize string rate": ("x64", "k.discretize('fast', theta=[1.0])", ("TypeError",),
+                               r"rate must be a number or a callable"),
+    "discretize callable negative": ("x64", "k.discretize(lambda s: -sum(s), theta=[1.0])",
+                                     ("ValueError",), r"rate for state \[4, 0, 0\] is -4"),
 }
 
 
