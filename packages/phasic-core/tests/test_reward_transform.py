@@ -345,3 +345,12 @@ def test_bad_discrete_input():
         g.reward_transform([0, 1.5, 0])
     with pytest.raises(TypeError, match=r"already discrete"):
         g.discretize(0.5)
+
+
+def test_no_start_edge_is_reported():
+    g = Graph(1)
+    a, b = g.find_or_create_vertex([1]), g.find_or_create_vertex([2])
+    a.add_edge(b, 1.0)
+    for call in (lambda: g.reward_transform([0, 0, 0]), lambda: g.defect([0, 0, 0])):
+        with pytest.raises(ValueError, match=r"starting vertex \(vertex 0\) has no out-edges"):
+            call()

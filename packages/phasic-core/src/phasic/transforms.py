@@ -148,13 +148,11 @@ def mass_at_zero(graph: Graph, rewards: Any, theta: Any) -> float:
     """P(Y = 0): the share of the start weight that reaches absorption collecting no reward."""
     r = checked_rewards(graph, rewards, "defect()")
     zeros = [v for v in _transient(graph) if r[v] == 0.0]
-    _, rows = eliminate_zero_rewards(
-        graph, r, _numeric_theta(graph, theta, zeros, "defect(rewards)"))
+    at = _numeric_theta(graph, theta, zeros, "defect(rewards)")
+    _, rows = eliminate_zero_rewards(graph, r, at)
     start = rows[0]
-    total = math.fsum(start.values())
-    if not total > 0.0:
-        raise ValueError("the starting vertex's out-edge weights sum to 0; the initial "
-                         "distribution is each start weight divided by their sum")
+    # the checked sum of the start weights; elimination keeps it (start rows are split)
+    total = graph._start_total(graph._edge_weights(at), at)
     absorbing = {v for v in range(1, graph.vertices_length())
                  if not len(graph._builder.out_edges(v))}
     return math.fsum(w for d, w in start.items() if d in absorbing) / total
@@ -271,9 +269,9 @@ def transform_rewards(graph: Graph, rewards: Any, theta: Any, validate_rewards: 
 
 def _warn_zero_mass(graph: Graph, rows: list[Row], theta: np.ndarray) -> None:
     """A UserWarning when zero rewards add mass at Y = 0 beyond the graph's own defect."""
+    before = graph.defect(theta=theta)  # also says so if the start has no out-weight
     total = math.fsum(w for _, w, _ in rows[0])
     at_zero = math.fsum(w for d, w, _ in rows[0] if not rows[d]) / total
-    before = graph.defect(theta=theta)
     if at_zero > before + 1e-15:
         warnings.warn(
             f"some paths collect no reward: P(Y = 0) = {at_zero:.6g} (the graph's own mass at "
