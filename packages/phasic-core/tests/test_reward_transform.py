@@ -228,6 +228,22 @@ def test_discrete_matches_level_recursion(seed, cyclic, zeros):
                                    rtol=1e-9, atol=1e-14)
 
 
+@pytest.mark.parametrize("seed", [11, 27])
+def test_discrete_transform_gradient_matches_finite_differences(seed):
+    # the remainder edges back into a chain have negative coefficients: still exact
+    case = random_graph(seed, cyclic=True, discrete=True)
+    g, theta = case.graph, case.theta
+    r = np.random.default_rng(seed).integers(1, 4, size=g.vertices_length()).astype(float)
+    t = g.reward_transform(r)
+    ks = jnp.arange(1.0, 9.0)
+    grad = jax.grad(lambda th: phasic.compute_pmf_ffi(t, th, ks, discrete=True).sum())(
+        jnp.asarray(theta))
+    h = 1e-6
+    fd = [(level_pmf(g, theta + h * e, r, 8)[1:].sum()
+           - level_pmf(g, theta - h * e, r, 8)[1:].sum()) / (2 * h) for e in np.eye(len(theta))]
+    np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-6, atol=1e-10)
+
+
 def test_discrete_reward_two_doubles_the_steps():
     g = Graph(1, discrete=True)  # geometric: leave with probability 0.25 per step
     a, z = g.find_or_create_vertex([1]), g.find_or_create_vertex([2])
