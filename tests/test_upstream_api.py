@@ -252,7 +252,7 @@ SIGNATURES = {
     "cdf_discrete": "(k, *, theta=None)",
     "as_matrices": "(*, theta=None)",
     "expected_waiting_time": "(rewards=None, *, theta=None)",
-    "defect": "(*, theta=None)",
+    "defect": "(rewards=None, *, theta=None)",
     "update_weights": "(theta)",
     "normalize": "()",
 }

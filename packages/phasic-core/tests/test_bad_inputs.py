@@ -127,6 +127,35 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                 r"color_by.*not implemented"),
     "plot filename without suffix": ("x64", "k.plot('model')", ("ValueError",),
                                      r"format suffix such as 'model.svg'"),
+    # reward transforms (phasic.transforms: reward_transform, defect(rewards), discretize)
+    "reward_transform negative reward": ("x64", "k.reward_transform(-np.ones(k.vertices_length()))",
+                                         ("ValueError",), r"rewards\[0\] is -1.0.*>= 0"),
+    "reward_transform NaN reward": ("x64", "k.reward_transform(np.full(k.vertices_length(), "
+                                           "np.nan))", ("ValueError",), r"rewards\[0\] is nan"),
+    "reward_transform wrong length": ("x64", "k.reward_transform([1.0, 1.0])", ("ValueError",),
+                                      r"vertices_length\(\) = \d+ entries"),
+    "reward_transform zeros, no theta": ("x64", "k.reward_transform(models.kingman_sfs_rewards("
+                                                "k, 3))", ("ValueError",),
+                                         r"non-linear in theta.*pass theta="),
+    "reward_transform discrete non-integer": ("x64", "geo.reward_transform([0, 1.5, 0])",
+                                              ("ValueError",), r"rewards\[1\].*whole numbers"),
+    "defect rewards zeros, no theta": ("x64", "k.defect(models.kingman_sfs_rewards(k, 3))",
+                                       ("ValueError",), r"non-linear in theta"),
+    "discretize negative rate": ("x64", "k.discretize(-1.0, theta=[1.0])", ("ValueError",),
+                                 r"rate must be finite and > 0"),
+    "discretize discrete graph": ("x64", "geo.discretize(0.5)", ("TypeError",),
+                                  r"already discrete"),
+    "reward_transform 2-d rewards": ("x64", "k.reward_transform(np.ones((2, k.vertices_length()))"
+                                            ", theta=[1.0])", ("ValueError",),
+                                     r"one vector.*shape \(2, \d+\)"),
+    "reward_transform string rewards": ("x64", "k.reward_transform(['a'] * k.vertices_length())",
+                                        ("TypeError",), r"rewards must be numeric"),
+    "reward_transform_discrete continuous": ("x64", "k.reward_transform_discrete([1.0] * 6)",
+                                             ("TypeError",), r"continuous.*reward_transform"),
+    "discretize string rate": ("x64", "k.discretize('fast', theta=[1.0])", ("TypeError",),
+                               r"rate must be a number or a callable"),
+    "discretize callable negative": ("x64", "k.discretize(lambda s: -sum(s), theta=[1.0])",
+                                     ("ValueError",), r"rate for state \[4, 0, 0\] is -4"),
 }
 
 

@@ -43,7 +43,8 @@ _LAZY = {
     "clear_caches": "upstream_svgd",
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
-               "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting"}
+               "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
+               "transforms"}
 
 __all__ = [
     "Edge",

@@ -216,12 +216,20 @@ class Distributions:
         """
         return self.structure().expected_rewards(self._theta(theta), self._rewards(rewards))
 
-    def defect(self, *, theta: Any = None) -> float:
-        """The probability of absorption at T = 0.
+    def defect(self, rewards: Any = None, *, theta: Any = None) -> float:
+        """The probability of absorption at T = 0 (with `rewards`, of Y = 0).
 
-        It is the share of the starting vertex's out-weight (start weights are
-        relative) that goes straight into absorbing vertices.
+        Without rewards it is the share of the starting vertex's out-weight (start
+        weights are relative) that goes straight into absorbing vertices. With
+        per-vertex rewards (one >= 0 per vertex) it is the probability that the chain
+        is absorbed without collecting any reward: it also counts paths through
+        zero-reward vertices only, found by eliminating those at a numeric theta
+        (`theta=` or the stored one). See `phasic.transforms`.
         """
+        if rewards is not None:
+            from .transforms import mass_at_zero
+
+            return mass_at_zero(self, rewards, theta)
         weights = self._edge_weights(self._theta(theta))
         total = self._start_total(weights, theta)
         return sum(w for dst, w in weights[0] if not weights[dst]) / total
