@@ -34,6 +34,7 @@ _LAZY = {
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
     "loglik": "likelihood",
+    "sample": "jax_sampler",
     "svgd": "inference",
     "SVGDResult": "inference",
     "SVGDHistory": "inference",
@@ -43,7 +44,8 @@ _LAZY = {
     "clear_caches": "upstream_svgd",
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
-               "auto_parallel", "sampling", "upstream_svgd", "serialized"}
+               "auto_parallel", "sampling", "upstream_svgd", "serialized",
+               "jax_sampler"}
 
 __all__ = [
     "Edge",
@@ -70,6 +72,7 @@ __all__ = [
     "init_parallel",
     "loglik",
     "models",
+    "sample",
     "set_cache_capacity",
     "set_cpu_devices",
     "structure_key",
