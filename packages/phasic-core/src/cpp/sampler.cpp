@@ -145,7 +145,8 @@ bool JumpChain::draw(const uint32_t key[2], uint64_t index, double* out) const {
     else
       hold = -std::log(u) / rate_[v];
     const double* rv = reward_.data() + static_cast<int64_t>(v) * R_;
-    for (int64_t r = 0; r < R_; ++r) out[r] += rv[r] * hold;
+    for (int64_t r = 0; r < R_; ++r)  // a zero reward adds nothing, even to an infinite hold
+      if (rv[r] != 0.0) out[r] += rv[r] * hold;
     const int64_t lo = ptr_[v], hi = ptr_[v + 1];
     k = hi - lo == 1 ? lo : pick(cum_.data(), lo, hi, closed_zero(bits[2], bits[3]) * cum_[hi - 1]);
     v = to_[k];
