@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from core_graphs import cyclic_graph
 from scipy import stats
 
 import phasic
@@ -107,21 +108,6 @@ def test_kingman_total_length_moments_and_closed_form_cdf() -> None:
     # total branch length at theta = 1: the maximum of n - 1 Exp(1/2) times
     ks = stats.kstest(y, lambda x: (1 - np.exp(-x / 2)) ** (n - 1)).statistic
     assert ks < 1.95 / np.sqrt(N)
-
-
-def cyclic_graph() -> tuple[Graph, np.ndarray]:
-    """A cycle, two parameters, two start weights, two absorbing vertices."""
-    g = Graph(1)
-    a, b, c, d, e = (g.find_or_create_vertex([k]) for k in range(1, 6))
-    g.starting_vertex().add_edge(a, 0.7)
-    g.starting_vertex().add_edge(c, 0.3)
-    a.add_edge(b, [1.0, 0.0])
-    b.add_edge(a, [0.0, 0.5])
-    b.add_edge(c, 1.5)
-    c.add_edge(a, 0.4)
-    c.add_edge(d, [0.0, 2.0])
-    b.add_edge(e, 0.25)
-    return g, np.array([1.3, 0.8])
 
 
 def test_cyclic_graph_matches_the_exact_cdf() -> None:

@@ -134,29 +134,23 @@ def sample_absorption(
     return out if rewards is not None and np.ndim(rewards) == 2 else out[:, 0]
 
 
-def reward_rows(rewards: Any, v: int) -> np.ndarray | None:
-    """Rewards for `sample_absorption`: None (or upstream's empty default) for none,
-    else a float64 vector (V,) or rows (R, V), every entry finite and >= 0."""
-    if rewards is None:
-        return None
-    arr = np.asarray(rewards)
-    if arr.size == 0 and arr.ndim == 1:
-        return None  # upstream's default, `rewards=[]`, means no rewards
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"rewards must be numeric, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2) or arr.shape[-1] != v or arr.shape[0] < 1:
-        raise ValueError(
-            f"rewards must have vertices_length() = {v} entries, one per vertex (index 0 "
-            f"is the starting vertex), or shape (R, {v}) for R reward vectors; got shape "
-            f"{arr.shape} (theta is not positional: pass it as theta=)"
-        )
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    bad = np.argwhere(~np.isfinite(arr) | (arr < 0))
-    if bad.size:
-        where = ", ".join(str(int(i)) for i in bad[0])
-        raise ValueError(f"rewards[{where}] is {arr[tuple(bad[0])]}; rewards must be finite "
-                         "and >= 0")
-    return arr
+def reward_rows(graph: Any, rewards: Any) -> np.ndarray | None:
+    """Rewards for `sample_absorption`: None (none given), a vector (V,) or rows (R, V),
+    each row read as the graph reads one reward vector, every entry finite and >= 0."""
+    arr = None if rewards is None else np.asarray(rewards)
+    if arr is not None and arr.ndim == 2:
+        if arr.shape[0] < 1:
+            raise ValueError(f"rewards of shape (R, V) needs R >= 1 rows, got shape {arr.shape}")
+        rows = np.stack([graph._rewards(row) for row in arr])
+    else:
+        rows = graph._rewards(rewards)
+    if rows is not None:
+        bad = np.argwhere(~np.isfinite(rows) | (rows < 0))
+        if bad.size:
+            where = ", ".join(str(int(i)) for i in bad[0])
+            raise ValueError(f"rewards[{where}] is {rows[tuple(bad[0])]}; rewards must be "
+                             "finite and >= 0")
+    return rows
 
 
 def check_sample_count(n: Any) -> int:
@@ -206,7 +200,7 @@ def sample_graph(graph: Any, n: Any, theta: Any, rewards: Any, seed: Any,
     if not isinstance(validate_rewards, bool | np.bool_):
         raise TypeError(f"validate_rewards must be a bool, got {validate_rewards!r}")
     count, rng = check_sample_count(n), check_seed(seed)
-    rows = reward_rows(rewards, graph.vertices_length())
+    rows = reward_rows(graph, rewards)
     # the draws, the walk's per-sample state and one draw's rewards per sample
     check_output_size(count * ((1 if rows is None else rows.size // rows.shape[-1]) + 4),
                       "Graph.sample")
