@@ -116,6 +116,27 @@ def test_cyclic_graph_matches_the_exact_cdf() -> None:
     assert stats.kstest(t, lambda x: g.cdf(x, theta=theta)).statistic < 1.95 / np.sqrt(N)
 
 
+def wide_graph() -> Graph:
+    """Ten start edges and a hub with twelve out-edges: the jump tables' binary search."""
+    g = Graph(1)
+    hub = g.find_or_create_vertex([100])
+    for k in range(1, 11):
+        a = g.find_or_create_vertex([k])
+        g.starting_vertex().add_edge(a, float(k))
+        a.add_edge(hub, [float(k)])
+    for j in range(1, 13):
+        c, end = g.find_or_create_vertex([200 + j]), g.find_or_create_vertex([300 + j])
+        hub.add_edge(c, float(j))
+        c.add_edge(end, [0.5 * j])
+    return g
+
+
+def test_many_out_edges_match_the_exact_cdf() -> None:
+    g, theta = wide_graph(), np.array([0.7])
+    t = np.asarray(phasic.sample(g, theta, KEY, N))
+    assert stats.kstest(t, lambda x: g.cdf(x, theta=theta)).statistic < 1.95 / np.sqrt(N)
+
+
 def discrete_graph() -> tuple[Graph, np.ndarray]:
     """A discrete chain with implicit self-loops, a cycle and a defect."""
     g = Graph(1, discrete=True)
@@ -147,6 +168,20 @@ def test_discrete_graph_matches_the_exact_pmf() -> None:
     assert np.all(t == np.round(t))
     pmf = np.asarray(g.pmf(np.arange(25), theta=theta))
     assert chi_square_ok(t, pmf)
+
+
+@pytest.mark.parametrize("sampler", ["phasic.sample", "Graph.sample"])
+def test_discrete_reward_matrix_matches_moments_and_covariance(sampler: str) -> None:
+    g, theta = discrete_graph()
+    rows = np.array([[0, 1, 0, 0], [0, 2, 3, 0], [0, 1, 1, 7]], dtype=float)
+    if sampler == "phasic.sample":
+        y = np.asarray(phasic.sample(g, theta, KEY, N, rewards=rows, discrete=True))
+    else:
+        y = g.sample(N, theta=theta, rewards=rows, seed=4)
+    assert y.shape == (N, 3) and np.all(y == np.round(y))
+    mean = [float(phasic.compute_moments_ffi(g, theta, 1, rewards=r)[0]) for r in rows]
+    assert_covariance(y, np.array(mean), np.asarray(phasic.compute_covariance_ffi(g, theta,
+                                                                                  rows)))
 
 
 def test_graph_sample_discrete_matches_the_exact_pmf() -> None:
@@ -216,6 +251,11 @@ def test_shapes_keys_jit_and_vmap() -> None:
     over_theta = jax.vmap(lambda th: phasic.sample(g, th, KEY, 9))(thetas)
     np.testing.assert_array_equal(over_theta, np.stack([phasic.sample(g, th, KEY, 9)
                                                         for th in thetas]))
+    r = np.stack([np.arange(g.vertices_length()) * s for s in (0.5, 1.0)])
+    over_rewards = jax.vmap(lambda rw: phasic.sample(g, theta, KEY, 4, rewards=rw))(r)
+    np.testing.assert_array_equal(over_rewards, np.stack([phasic.sample(g, theta, KEY, 4,
+                                                                        rewards=rw)
+                                                          for rw in r]))
 
 
 def test_same_draws_on_one_and_two_threads() -> None:
@@ -244,7 +284,13 @@ DEVICES_SCRIPT = textwrap.dedent("""
     f = jax.jit(jax.vmap(lambda k: phasic.sample(g, jnp.array([1.0]), k, 50)))
     mesh = Mesh(np.array(jax.devices()), ("d",))
     sharded = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("d")))
-    print(json.dumps({"devices": len(jax.devices()), "draws": np.asarray(f(sharded)).tolist()}))
+    draws = np.asarray(f(sharded))
+    per_device = jax.jit(jax.shard_map(jax.vmap(lambda k: phasic.sample(g, jnp.array([1.0]), k,
+                                                                        50)),
+                                       mesh=mesh, in_specs=PartitionSpec("d"),
+                                       out_specs=PartitionSpec("d")))
+    assert np.array_equal(np.asarray(per_device(sharded)), draws)
+    print(json.dumps({"devices": len(jax.devices()), "draws": draws.tolist()}))
 """)
 
 
@@ -269,6 +315,9 @@ def test_gradient_in_theta_is_a_clear_error() -> None:
 
     with pytest.raises(TypeError, match="not differentiable in theta.*stop_gradient"):
         jax.grad(mean_draw)(jnp.array([1.0]))
+    with pytest.raises(TypeError, match="not differentiable in rewards"):
+        jax.grad(lambda r: phasic.sample(g, jnp.array([1.0]), KEY, 10, rewards=r).mean())(
+            jnp.ones(g.vertices_length()))
     # treated as data, the draws pass through a gradient of something else
     grad = jax.grad(lambda th, x: x * phasic.sample(g, jax.lax.stop_gradient(th), KEY, 3).sum(),
                     argnums=1)(jnp.array([1.0]), 2.0)
