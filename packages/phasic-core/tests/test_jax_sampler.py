@@ -333,3 +333,24 @@ def test_draws_stop_on_a_chain_that_almost_never_ends() -> None:
     b.add_edge(c, 1e-9)
     with pytest.raises(Exception, match="passed 100000000 visits without reaching absorption"):
         np.asarray(phasic.sample(g, jnp.zeros(0), KEY, 2))
+
+
+@pytest.mark.parametrize("key, rewards, out, attrs, match", [
+    (np.zeros(3, np.uint32), np.ones((1, 6)), (4, 1), {}, r"key has shape \(3,\).*\(2,\)"),
+    (np.zeros(2, np.uint32), np.ones(6), (4, 1), {}, r"rewards has shape \(6,\).*rows, vertices"),
+    (np.zeros(2, np.uint32), np.ones((2, 6)), (4, 1), {},
+     r"draws output shape \(4, 1\) should be .*\(draws, 2\)"),
+    (np.zeros(2, np.uint32), np.ones((1, 6)), (4, 1), {"discrete": True},
+     r"continuous but discrete=True"),
+    (np.zeros(2, np.uint32), np.ones((1, 6)), (4, 1), {"digest": "0" * 64}, r"structure: "),
+])
+def test_ffi_target_checks_its_shapes(key, rewards, out, attrs, match) -> None:
+    """The handler's own checks (the Python wrapper never sends such calls)."""
+    from phasic.ffi import _ensure_registered, structure_key
+
+    text = models.kingman(4).to_json()  # 6 vertices
+    _ensure_registered()
+    call = jax.ffi.ffi_call("phasic_sample", jax.ShapeDtypeStruct(out, jnp.float64))
+    kw = {"digest": structure_key(text), "discrete": False, **attrs}
+    with pytest.raises(Exception, match=match):
+        np.asarray(call(jnp.array([1.0]), jnp.asarray(key), jnp.asarray(rewards), **kw))
