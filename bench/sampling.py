@@ -27,7 +27,8 @@ N_SAMPLES = 10
 TARGET = 1e6  # draws per second on one core
 
 
-def measure(label: str, draw: Any, count: int, exact_mean: Any, threads: int | None) -> dict:
+def measure(row_id: str, label: str, draw: Any, count: int, exact_mean: Any,
+            threads: int | None) -> dict:
     """Draws per second of `draw()` (count draws per call) and the z-scores of its means."""
     import numpy as np
 
@@ -35,7 +36,7 @@ def measure(label: str, draw: Any, count: int, exact_mean: Any, threads: int | N
     y = np.asarray(draw()).reshape(count, -1)
     var = y.var(axis=0)
     z = np.abs(y.mean(axis=0) - np.asarray(exact_mean)) / np.sqrt(var / count)
-    row = {"label": label, "draws": count, "threads": threads, "seconds": seconds,
+    row = {"id": row_id, "label": label, "draws": count, "threads": threads, "seconds": seconds,
            "draws_per_s": count / seconds, "max_mean_z": float(z.max())}
     print(f"  {label:44s} {row['draws_per_s']:12,.0f} draws/s  (mean z {row['max_mean_z']:.2f})")
     return row
@@ -71,23 +72,25 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         for threads in (1, 2):
             core().set_num_threads(threads)
-            rows.append(measure(f"phasic.sample T_MRCA, {threads} thread(s)", jitted(None),
-                                count, [mean_of(None)], threads))
-            rows.append(measure(f"phasic.sample total length, {threads} thread(s)",
-                                jitted(lineages), count, [mean_of(lineages)], threads))
+            rows.append(measure(f"tmrca_{threads}t", f"phasic.sample T_MRCA, {threads} "
+                                "thread(s)", jitted(None), count, [mean_of(None)], threads))
+            rows.append(measure(f"total_{threads}t", f"phasic.sample total length, {threads} "
+                                "thread(s)", jitted(lineages), count, [mean_of(lineages)],
+                                threads))
         core().set_num_threads(1)
-        rows.append(measure("phasic.sample SFS matrix (R = 9), 1 thread", jitted(sfs), count,
-                            [mean_of(r) for r in sfs], 1))
+        rows.append(measure("sfs_1t", "phasic.sample SFS matrix (R = 9), 1 thread",
+                            jitted(sfs), count, [mean_of(r) for r in sfs], 1))
     finally:
         core().set_num_threads(before)
-    rows.append(measure("Graph.sample (numpy) total length", lambda: g.sample(
+    rows.append(measure("numpy_total", "Graph.sample (numpy) total length", lambda: g.sample(
         numpy_count, theta=[1.0], rewards=lineages, seed=1), numpy_count,
         [mean_of(lineages)], None))
     one_core = rows[1]["draws_per_s"]
     print(f"  target >= {TARGET:,.0f} draws/s on one core (total length): measured "
           f"{one_core:,.0f} ({'met' if one_core >= TARGET else 'NOT met'}); "
           f"numpy Graph.sample is {one_core / rows[-1]['draws_per_s']:,.0f}x slower")
-    result = {"kingman_n": N_SAMPLES, "target_draws_per_s": TARGET, "rows": rows}
+    result = {"kingman_n": N_SAMPLES, "target_draws_per_s": TARGET, "rows": rows,
+              "kernel_over_numpy": one_core / rows[-1]["draws_per_s"]}
     path = common.write_json("sampling", quick, result, load_start)
     plot(rows, quick)
     print(f"wrote {path}")

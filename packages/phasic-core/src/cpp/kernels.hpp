@@ -97,8 +97,9 @@ class JumpChain {
   int64_t nr_rewards() const { return R_; }
   // out[0..nr_rewards) = the reward totals of draw `index` of stream `key`
   // (continuous: reward x exponential holding time per visit; discrete: reward x
-  // geometric number of steps). False when the path passes kMaxVisits visits.
-  bool draw(const uint32_t key[2], uint64_t index, double* out) const;
+  // geometric number of steps). False when the path passes max_visits visits.
+  bool draw(const uint32_t key[2], uint64_t index, double* out,
+            int64_t max_visits = kMaxVisits) const;
 
  private:
   bool discrete_;

@@ -125,7 +125,8 @@ JumpChain::JumpChain(const Structure& s, const double* theta, int64_t theta_len,
   }
 }
 
-bool JumpChain::draw(const uint32_t key[2], uint64_t index, double* out) const {
+bool JumpChain::draw(const uint32_t key[2], uint64_t index, double* out,
+                     int64_t max_visits) const {
   for (int64_t r = 0; r < R_; ++r) out[r] = 0.0;
   uint32_t ctr[4] = {static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32), 0, 0};
   uint32_t bits[4];
@@ -135,7 +136,7 @@ bool JumpChain::draw(const uint32_t key[2], uint64_t index, double* out) const {
                    closed_zero(bits[2], bits[3]) * start_cum_[n_start - 1]);
   int32_t v = start_to_[k];
   for (uint32_t visit = 1; v >= 0; ++visit) {
-    if (visit > kMaxVisits) return false;
+    if (visit > max_visits) return false;
     ctr[2] = visit;
     philox4x32(ctr, key, bits);
     const double u = open_zero(bits[0], bits[1]);

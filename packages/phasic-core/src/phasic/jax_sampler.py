@@ -33,12 +33,15 @@ from .ffi import _as_f64, _check_discrete, _info, _prepare_theta, _setup, _varyi
 from .graph import Graph
 from .sampling import check_output_size
 
-_NOT_DIFFERENTIABLE = (
-    "phasic.sample: draws are not differentiable in {name} (which vertex comes next "
-    "jumps as theta changes, so no pathwise derivative exists). Wrap {name} in "
-    "jax.lax.stop_gradient(...) to use the draws as data, or differentiate the exact "
-    "densities and moments (compute_pmf_ffi, compute_moments_ffi) instead."
-)
+_NOT_DIFFERENTIABLE = {
+    "theta": "phasic.sample: draws are not differentiable in theta (which vertex comes next "
+             "jumps as theta changes, so no pathwise derivative exists). Wrap theta in "
+             "jax.lax.stop_gradient(...) to use the draws as data, or differentiate the "
+             "exact densities and moments (compute_pmf_ffi, compute_moments_ffi) instead.",
+    "rewards": "phasic.sample: draws are not differentiable in rewards (no derivative "
+               "is carried through the sampler). Wrap rewards in jax.lax.stop_gradient(...) "
+               "to use the draws as data.",
+}
 
 
 def _check_shape(shape: Any) -> tuple[int, ...]:
@@ -93,7 +96,7 @@ def _reward_rows(rewards: Any, v: int) -> tuple[jax.Array, bool]:
 
 def _refuse(tangent: Any, name: str) -> None:
     if not isinstance(tangent, SymbolicZero):
-        raise TypeError(_NOT_DIFFERENTIABLE.format(name=name))
+        raise TypeError(_NOT_DIFFERENTIABLE[name])
 
 
 @functools.lru_cache(maxsize=64)
