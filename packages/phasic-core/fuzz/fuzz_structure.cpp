@@ -68,6 +68,19 @@ void run_kernels(const phasic::Structure& s) {
                                    cov_jac.data());
   } catch (const std::invalid_argument&) {
   }
+  // The sampler on the same rows: two draws, each a pair of totals >= 0 (+inf only
+  // when a rate near the smallest double makes a holding time overflow). At most
+  // 10^4 visits each: a fast cycle can need ~10^10 (regressions/sampler_fast_cycle.json).
+  try {
+    const phasic::JumpChain chain(s, theta.data(), s.P, rewards.data(), 2, s.V);
+    const uint32_t key[2] = {1u, 2u};
+    double y[2];
+    for (uint64_t i = 0; i < 2; ++i)
+      if (chain.draw(key, i, y, 10000) && !(y[0] >= 0.0 && y[1] >= 0.0))
+        contract_broken("a draw is negative or NaN",
+                        std::to_string(y[0]) + ", " + std::to_string(y[1]));
+  } catch (const std::invalid_argument&) {
+  }
   // Continuous densities by uniformization take about (largest exit rate) x t steps;
   // stiff inputs (rates of 1e19 are easy to write) would only measure that cost.
   // Past 2e6 steps the kernels raise (regressions/stiff_rate_uniformization_hang.json).

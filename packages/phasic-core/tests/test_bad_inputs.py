@@ -156,6 +156,50 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                r"rate must be a number or a callable"),
     "discretize callable negative": ("x64", "k.discretize(lambda s: -sum(s), theta=[1.0])",
                                      ("ValueError",), r"rate for state \[4, 0, 0\] is -4"),
+    # sampling: phasic.sample (a JAX key drives the C++ sampler) and Graph.sample
+    "sample: key not a key": ("x64", f"phasic.sample({K}, {TH}, 3, 5)", ("TypeError",),
+                              r"key must be a JAX PRNG key"),
+    "sample: array of keys": ("x64", f"phasic.sample({K}, {TH}, "
+                                     "jax.random.split(jax.random.key(0)), 5)",
+                              ("ValueError",), r"single PRNG key.*shape \(2,\).*vmap"),
+    "sample: raw key of 3 words": ("x64", f"phasic.sample({K}, {TH}, jnp.zeros(3, jnp.uint32), "
+                                          "5)", ("TypeError",), r"uint32 and shape \(2,\)"),
+    "sample: negative shape": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), (3, -1))",
+                               ("ValueError",), r"shape must not have negative entries"),
+    "sample: float shape": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), 2.5)",
+                            ("TypeError",), r"shape must be an int or a tuple of ints"),
+    "sample: huge shape": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), (10**6, 10**6))",
+                           ("ValueError",), r"phasic\.sample would need .* GiB.*memory"),
+    "sample: rewards wrong length": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), 4, "
+                                            "rewards=jnp.ones(2))", ("ValueError",),
+                                     r"rewards must have shape \(\d+,\).*got shape \(2,\)"),
+    "sample: rewards 3-d": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), 4, "
+                                   "rewards=jnp.ones((1, 1, k.vertices_length())))",
+                            ("ValueError",), r"rewards must have shape.*\(R, \d+\)"),
+    "sample: negative reward": ("x64", f"phasic.sample({K}, {TH}, jax.random.key(0), 4, "
+                                       "rewards=-jnp.ones((2, k.vertices_length())))", KERNEL,
+                                r"rewards\[0, 0\] is -1.*finite and >= 0"),
+    "sample: NaN rate": ("x64", f"phasic.sample({K}, jnp.array([np.nan]), jax.random.key(0), "
+                                "4)", KERNEL, r"theta\[0\] is nan"),
+    "sample: no absorbing path": ("x64", "phasic.sample(no_exit, jnp.zeros(0), "
+                                         "jax.random.key(0), 4)",
+                                  KERNEL, r"cannot reach (an absorbing vertex|absorption)"),
+    "sample: zero exit rate for theta": ("x64", "phasic.sample(zero_exit, jnp.array([0.0]), "
+                                                "jax.random.key(0), 4)", KERNEL,
+                                         r"total out-rate 0.*never reach absorption"),
+    "sample: discrete flag mismatch": ("x64", f"phasic.sample(geo, {TH}, jax.random.key(0), 4)",
+                                       ("ValueError",), r"discrete=True"),
+    "Graph.sample: negative reward row": ("x64", "k.sample(5, theta=[1.0], "
+                                                 "rewards=-np.ones((2, k.vertices_length())))",
+                                          ("ValueError",), r"rewards\[0, 0\] is -1\.0"),
+    "Graph.sample: rewards wrong length": ("x64", "k.sample(5, theta=[1.0], "
+                                                  "rewards=np.ones((2, 3)))", ("ValueError",),
+                                           r"vertices_length\(\) = \d+ entries.*got shape \(3,\)"),
+    "Graph.sample: huge n": ("x64", "k.sample(10**12, theta=[1.0])", ("ValueError",),
+                             r"Graph\.sample would need .* GiB"),
+    "Graph.sample: validate_rewards not bool": ("x64", "k.sample(5, theta=[1.0], "
+                                                       "validate_rewards='yes')", ("TypeError",),
+                                                r"validate_rewards must be a bool"),
 }
 
 

@@ -13,25 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from core_graphs import cyclic_graph
 
 from phasic import Graph, models
 
 N = 100_000
-
-
-def cyclic_graph() -> tuple[Graph, np.ndarray]:
-    """Three transient states with a cycle, two parameters, two absorbing states."""
-    g = Graph(1)
-    a, b, c, d, e = (g.find_or_create_vertex([k]) for k in range(1, 6))
-    g.starting_vertex().add_edge(a, 0.7)
-    g.starting_vertex().add_edge(c, 0.3)
-    a.add_edge(b, [1.0, 0.0])
-    b.add_edge(a, [0.0, 0.5])
-    b.add_edge(c, 1.5)
-    c.add_edge(a, 0.4)
-    c.add_edge(d, [0.0, 2.0])
-    b.add_edge(e, 0.25)
-    return g, np.array([1.3, 0.8])
 
 
 def discrete_graph() -> tuple[Graph, np.ndarray]:

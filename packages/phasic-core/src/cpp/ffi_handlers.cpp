@@ -449,6 +449,7 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_log_pmf_jac", encapsulate<PhasicLogPmfJac>()},
       {"phasic_covariance", encapsulate<PhasicCovariance>()},
       {"phasic_covariance_jac", encapsulate<PhasicCovarianceJac>()},
+      {"phasic_sample", encapsulate<PhasicSample>()},
   };
   return targets;
 }

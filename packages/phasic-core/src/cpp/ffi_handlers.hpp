@@ -2,6 +2,8 @@
 #pragma once
 #include <vector>
 
+#include "xla/ffi/api/api.h"
+
 namespace phasic {
 
 struct FfiTarget {
@@ -10,5 +12,8 @@ struct FfiTarget {
 };
 
 const std::vector<FfiTarget>& ffi_targets();
+
+// Handlers of the kernel families defined in their own files (ffi_<family>.cpp).
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicSample);  // ffi_sampler.cpp
 
 }  // namespace phasic

@@ -4,6 +4,7 @@
 // the pmf of a discrete one, as in the FFI targets.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "structure.hpp"
 
@@ -76,6 +77,50 @@ SweepCounts sweep_counts();
 // thousand steps; it may throw to abandon the call. The eager bindings install one
 // that checks for Ctrl-C; nullptr removes it. Per thread.
 void set_interrupt_poll(void (*poll)());
+
+// ---- exact simulation (sampler.cpp)
+
+// A draw that passes this many visits stops with an error instead of running on
+// (a chain that almost never reaches absorption would otherwise never finish).
+constexpr int64_t kMaxVisits = 100000000;
+
+// Philox-4x32-10 (Salmon et al., SC'11): the counter-based generator behind every
+// draw. Block `ctr` of the stream `key` -> four 32-bit words.
+void philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+// The jump chain of a structure at one theta, ready to simulate: exit rate (or exit
+// probability, discrete) per transient vertex, cumulative jump tables, and the
+// rewards per transient vertex. Draw i of a stream uses Philox blocks
+// (i mod 2^32, i div 2^32, k, 0), k = 0, 1, ..., one block per visit, so a draw
+// depends on (key, i) only, never on threads or scheduling.
+class JumpChain {
+ public:
+  // rewards: nr_rewards rows of rewards_len (= s.V) finite entries >= 0. Throws
+  // std::invalid_argument naming the input (theta, rewards, a vertex that cannot
+  // reach absorption).
+  JumpChain(const Structure& s, const double* theta, int64_t theta_len, const double* rewards,
+            int64_t nr_rewards, int64_t rewards_len);
+  int64_t nr_rewards() const { return R_; }
+  // out[0..nr_rewards) = the reward totals of draw `index` of stream `key`
+  // (continuous: reward x exponential holding time per visit; discrete: reward x
+  // geometric number of steps). False when the path passes max_visits visits.
+  bool draw(const uint32_t key[2], uint64_t index, double* out,
+            int64_t max_visits = kMaxVisits) const;
+
+ private:
+  bool discrete_;
+  int64_t R_;
+  std::vector<double> start_cum_;           // cumulative start weights
+  std::vector<int32_t> start_to_;           // their transient targets (-1: absorbing)
+  std::vector<double> rate_;                // exit rate (discrete: log1p(-exit prob))
+  std::vector<int64_t> ptr_;                // jump table CSR by transient vertex
+  std::vector<double> cum_;                 // cumulative out-weights
+  std::vector<int32_t> to_;                 // targets (-1: absorbing)
+  std::vector<double> reward_;              // reward_[j * R + r]
+};
+
+// Throws the error for a draw that passed kMaxVisits visits.
+[[noreturn]] void too_many_visits(uint64_t index);
 
 // Rough cost of one evaluation, used to decide whether a batch is worth threads.
 double work_estimate(const Structure& s);

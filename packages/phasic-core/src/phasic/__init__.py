@@ -34,6 +34,7 @@ _LAZY = {
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
     "loglik": "likelihood",
+    "sample": "jax_sampler",
     "svgd": "inference",
     "SVGDResult": "inference",
     "SVGDHistory": "inference",
@@ -44,7 +45,7 @@ _LAZY = {
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
-               "transforms"}
+               "transforms", "jax_sampler"}
 
 __all__ = [
     "Edge",
@@ -71,6 +72,7 @@ __all__ = [
     "init_parallel",
     "loglik",
     "models",
+    "sample",
     "set_cache_capacity",
     "set_cpu_devices",
     "structure_key",

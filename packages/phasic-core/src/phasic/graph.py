@@ -448,18 +448,18 @@ class Graph(Transforms, Distributions):
     # -- upstream compatibility: sampling and SVGD
 
     def sample(self, n: int, *, theta: Any = None, rewards: Any = None,
-               seed: Any = None) -> np.ndarray:
-        """`n` exact draws of the absorption time T (with `rewards`, of the reward
-        accumulated until absorption), by simulating the chain (see `phasic.sampling`).
+               seed: Any = None, validate_rewards: bool = True) -> np.ndarray:
+        """`n` exact draws of the absorption time T (with `rewards` (V,), of the reward
+        accumulated until absorption; with rewards (R, V), an (n, R) array of the R
+        totals of each path), by simulating the chain (see `phasic.sampling`).
 
         theta: the parameters (default: the stored θ); seed: None (fresh entropy), an
         int or a numpy Generator. Discrete graphs give whole numbers of steps.
+        validate_rewards: upstream's flag; rewards are always checked here.
         """
-        from .sampling import check_sample_count, check_seed, sample_absorption
+        from .sampling import sample_graph
 
-        count, rng = check_sample_count(n), check_seed(seed)
-        weights = self._edge_weights(self._theta(theta))
-        return sample_absorption(weights, count, self.discrete, self._rewards(rewards), rng)
+        return sample_graph(self, n, theta, rewards, seed, validate_rewards)
 
     def compute_trace(self, *args: Any, **kwargs: Any) -> None:
         """Upstream records an elimination trace here; we have none (our kernels work on

@@ -9,12 +9,14 @@ takes no time and picks its first vertex with probability w_0u / sum_u w_0u (sta
 weights are relative). A start edge into an absorbing vertex gives T = 0.
 
 With rewards r, a sample is the reward accumulated until absorption: r_v times the
-time (or number of steps) spent in v. All samples advance together, one jump per
+time (or number of steps) spent in v; with R reward vectors (rows of an (R, V)
+matrix) a sample is the R totals of the same path. All samples advance together, one jump per
 round, so the cost is numpy work per jump rather than Python work per sample.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -97,7 +99,8 @@ def sample_absorption(
     """`n` independent absorption times (or accumulated rewards).
 
     `weights[v]` lists vertex v's out-edges as (target, weight at theta); vertex 0 is
-    the starting vertex; a vertex without out-edges is absorbing.
+    the starting vertex; a vertex without out-edges is absorbing. `rewards`: None,
+    one vector (V,) (result (n,)) or rows (R, V) (result (n, R), totals of one path).
     """
     totals, targets, cumulative = _jump_table(weights, discrete)
     if targets[0].size == 0:
@@ -106,19 +109,19 @@ def sample_absorption(
             "edge from graph.starting_vertex() to the first state"
         )
     _check_absorption(targets, cumulative)
-    reward = np.ones(len(weights)) if rewards is None else rewards
+    rows = np.ones((1, len(weights))) if rewards is None else np.atleast_2d(rewards)
+    reward = rows.T  # (V, R): one vertex's rewards together
     absorbing = np.array([t.size == 0 for t in targets])
-    out = np.zeros(n)
+    out = np.zeros((n, reward.shape[1]))
     current = np.zeros(n, dtype=np.int64)
     active = np.arange(n)
     while active.size:
         here = current[active]
         if discrete:
             stay = rng.geometric(np.where(here > 0, np.minimum(totals[here], 1.0), 1.0))
-            out[active] += np.where(here > 0, reward[here] * stay, 0.0)
         else:
-            wait = rng.exponential(1.0, active.size) / np.where(here > 0, totals[here], 1.0)
-            out[active] += np.where(here > 0, reward[here] * wait, 0.0)
+            stay = rng.exponential(1.0, active.size) / np.where(here > 0, totals[here], 1.0)
+        out[active] += np.where((here > 0)[:, None], reward[here] * stay[:, None], 0.0)
         u = rng.random(active.size)
         nxt = np.empty(active.size, dtype=np.int64)
         for v in np.unique(here):
@@ -128,7 +131,26 @@ def sample_absorption(
             nxt[at] = targets[v][np.minimum(pick, targets[v].size - 1)]
         current[active] = nxt
         active = active[~absorbing[nxt]]
-    return out
+    return out if rewards is not None and np.ndim(rewards) == 2 else out[:, 0]
+
+
+def reward_rows(graph: Any, rewards: Any) -> np.ndarray | None:
+    """Rewards for `sample_absorption`: None (none given), a vector (V,) or rows (R, V),
+    each row read as the graph reads one reward vector, every entry finite and >= 0."""
+    arr = None if rewards is None else np.asarray(rewards)
+    if arr is not None and arr.ndim == 2:
+        if arr.shape[0] < 1:
+            raise ValueError(f"rewards of shape (R, V) needs R >= 1 rows, got shape {arr.shape}")
+        rows = np.stack([graph._rewards(row) for row in arr])
+    else:
+        rows = graph._rewards(rewards)
+    if rows is not None:
+        bad = np.argwhere(~np.isfinite(rows) | (rows < 0))
+        if bad.size:
+            where = ", ".join(str(int(i)) for i in bad[0])
+            raise ValueError(f"rewards[{where}] is {rows[tuple(bad[0])]}; rewards must be "
+                             "finite and >= 0")
+    return rows
 
 
 def check_sample_count(n: Any) -> int:
@@ -149,3 +171,38 @@ def check_seed(seed: Any) -> np.random.Generator:
     ):
         raise ValueError(f"seed must be None, an int >= 0 or a numpy Generator, got {seed!r}")
     return np.random.default_rng(seed)
+
+
+def output_limit_bytes() -> int:
+    """Bytes a sample's output may take: the machine's physical memory."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # no sysconf: a fixed 16 GiB
+        return 16 << 30
+
+
+def check_output_size(n_values: int, what: str) -> None:
+    """A clear error, before anything is allocated, when `n_values` float64 values
+    would not fit in memory."""
+    need = n_values * 8
+    limit = output_limit_bytes()
+    if need > limit:
+        raise ValueError(
+            f"{what} would need {need / 2**30:.3g} GiB for its {n_values} float64 values, "
+            f"more than this machine's {limit / 2**30:.3g} GiB of memory; draw fewer "
+            "samples per call and combine the calls"
+        )
+
+
+def sample_graph(graph: Any, n: Any, theta: Any, rewards: Any, seed: Any,
+                 validate_rewards: Any) -> np.ndarray:
+    """`Graph.sample`: the arguments checked, then `sample_absorption`."""
+    if not isinstance(validate_rewards, bool | np.bool_):
+        raise TypeError(f"validate_rewards must be a bool, got {validate_rewards!r}")
+    count, rng = check_sample_count(n), check_seed(seed)
+    rows = reward_rows(graph, rewards)
+    # the draws, the walk's per-sample state and one draw's rewards per sample
+    check_output_size(count * ((1 if rows is None else rows.size // rows.shape[-1]) + 4),
+                      "Graph.sample")
+    weights = graph._edge_weights(graph._theta(theta))
+    return sample_absorption(weights, count, graph.discrete, rows, rng)
