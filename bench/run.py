@@ -17,6 +17,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
             scipy's splu: time and peak RSS of child processes
   scale     Kingman n up to 50: build, to_json, parse, first and warm jitted call,
             lowered program size and peak RSS (the call carries only a digest)
+  rewards   reward-weighted pdf (positive rewards; SFS-class rewards with zeros) and its
+            gradient per theta next to the plain pdf, Kingman n = 10..30
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -37,7 +39,7 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale")
+           "scale", "rewards")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

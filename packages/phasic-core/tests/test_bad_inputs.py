@@ -116,6 +116,43 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                          "[1.0], 2)", ("TypeError",), r"jax_enable_x64"),
     "x64 off, pmf": ("nox64", "phasic.compute_pmf_ffi(phasic.models.kingman(3), [1.0], "
                               "[0.5])", ("TypeError",), r'jax\.config\.update\("jax_enable_x64'),
+    # reward-weighted densities (compute_pmf_ffi / compute_log_pmf_ffi / loglik with rewards)
+    "reward density negative reward": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                              "rewards=-jnp.ones(k.vertices_length()))",
+                                       ("ValueError",), r"rewards\[0\] is -1.*finite and >= 0"),
+    "reward density NaN reward": ("x64", f"phasic.compute_log_pmf_ffi({K}, {TH}, {T}, "
+                                         "rewards=jnp.full(k.vertices_length(), np.nan))",
+                                  ("ValueError",), r"rewards\[0\] is nan"),
+    "reward density wrong length": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                           "rewards=jnp.ones(2))", ("ValueError",),
+                                    r"rewards must have shape \(\d+,\).*got shape \(2,\)"),
+    "reward density 3-d rewards": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                          "rewards=jnp.ones((1, 1, k.vertices_length())))",
+                                   ("ValueError",), r"rewards must have shape.*\(R, \d+\)"),
+    "reward density traced negative reward": ("x64", f"jax.jit(lambda r: phasic.compute_pmf_ffi("
+                                                     f"{K}, {TH}, {T}, rewards=r))("
+                                                     "-jnp.ones(k.vertices_length()))", KERNEL,
+                                              r"rewards\[0\] is -1"),
+    "reward density non-integer on discrete": ("x64", "phasic.compute_pmf_ffi(geo, jnp.zeros(0), "
+                                                      "jnp.array([1.0]), discrete=True, "
+                                                      "rewards=jnp.array([0.0, 1.5, 0.0]))",
+                                               ("ValueError",), r"rewards\[1\] is 1.5.*whole"),
+    "reward density traced non-integer on discrete": (
+        "x64", "jax.jit(lambda r: phasic.compute_pmf_ffi(geo, jnp.zeros(0), jnp.array([1.0]), "
+               "discrete=True, rewards=r))(jnp.array([0.0, 2.5, 0.0]))", KERNEL,
+        r"rewards\[1\] is 2.5.*whole numbers"),
+    "reward density gradient in rewards": ("x64", f"jax.grad(lambda r: phasic.compute_pmf_ffi("
+                                                  f"{K}, {TH}, {T}, rewards=r)[0])("
+                                                  "jnp.ones(k.vertices_length()))",
+                                           ("TypeError",), r"rewards.*stop_gradient"),
+    "reward density loglik rows mismatch": ("x64", f"phasic.loglik({K}, {TH}, jnp.ones((3, 2)), "
+                                                   "rewards=jnp.ones((2, k.vertices_length())))",
+                                            ("ValueError",), r"one row of observations per"),
+    "reward density joint multivariate": ("x64", "phasic.ffi_wrappers.compute_pmf_multivariate_ffi("
+                                                 f"{K}, {TH}, jnp.ones((2, 1)), "
+                                                 "jnp.ones((1, k.vertices_length())), "
+                                                 "compute_joint=True)", ("ValueError",),
+                                          r"compute_joint=True.*not implemented"),
 }
 
 

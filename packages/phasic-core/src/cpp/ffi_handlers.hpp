@@ -2,6 +2,8 @@
 #pragma once
 #include <vector>
 
+#include "xla/ffi/api/c_api.h"
+
 namespace phasic {
 
 struct FfiTarget {
@@ -10,5 +12,11 @@ struct FfiTarget {
 };
 
 const std::vector<FfiTarget>& ffi_targets();
+
+// ffi_reward.cpp: the distribution of a reward-weighted time, its log, their Jacobians.
+extern "C" XLA_FFI_Error* PhasicRewardPmf(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PhasicRewardPmfJac(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PhasicRewardLogPmf(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PhasicRewardLogPmfJac(XLA_FFI_CallFrame* call_frame);
 
 }  // namespace phasic
