@@ -43,7 +43,7 @@ _LAZY = {
     "clear_caches": "upstream_svgd",
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
-               "auto_parallel", "sampling", "upstream_svgd", "serialized"}
+               "auto_parallel", "sampling", "upstream_svgd", "serialized", "reward_density"}
 
 __all__ = [
     "Edge",
