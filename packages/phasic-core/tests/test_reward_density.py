@@ -38,12 +38,13 @@ def reduced_continuous(g, theta, rewards):
     S = d.T
     alpha = d.alpha[k].copy()
     skk = S[np.ix_(k, k)].copy()
+    exit_ = d.exit[k].copy()  # exit rates directly, not -S'1 (no cancellation)
     if z.any():
         inv = np.linalg.inv(-S[np.ix_(z, z)])
         skk += S[np.ix_(k, z)] @ inv @ S[np.ix_(z, k)]
+        exit_ += S[np.ix_(k, z)] @ inv @ d.exit[z]
         alpha += d.alpha[z] @ inv @ S[np.ix_(z, k)]
-    s_new = skk / r[k][:, None]
-    return alpha, s_new, -s_new.sum(axis=1)
+    return alpha, skk / r[k][:, None], exit_ / r[k]
 
 
 def reference_pdf(g, theta, rewards, ys) -> np.ndarray:
@@ -59,22 +60,26 @@ def expanded_discrete(g, theta, rewards):
     P = d.T
     pkk = P[np.ix_(k, k)].copy()
     alpha = d.alpha[k].copy()
+    exit_k = d.exit[k].copy()  # exit probabilities directly, not 1 - row sums
     if z.any():
         inv = np.linalg.inv(np.eye(z.sum()) - P[np.ix_(z, z)])
         pkk += P[np.ix_(k, z)] @ inv @ P[np.ix_(z, k)]
+        exit_k += P[np.ix_(k, z)] @ inv @ d.exit[z]
         alpha += d.alpha[z] @ inv @ P[np.ix_(z, k)]
     sizes = r[k]
     first = np.concatenate([[0], np.cumsum(sizes)])
     m = int(first[-1])
     M = np.zeros((m, m))
     a = np.zeros(m)
+    exit_ = np.zeros(m)
     for i, size in enumerate(sizes):
         a[first[i]] = alpha[i]
+        exit_[first[i] + size - 1] = exit_k[i]
         for c in range(size - 1):
             M[first[i] + c, first[i] + c + 1] = 1.0
         for j in range(len(sizes)):
             M[first[i] + size - 1, first[j]] += pkk[i, j]
-    return a, M, 1.0 - M.sum(axis=1), 1.0 - alpha.sum()
+    return a, M, exit_, 1.0 - alpha.sum()
 
 
 def reference_pmf(g, theta, rewards, ys) -> np.ndarray:
@@ -227,6 +232,31 @@ def test_vmap_over_rewards_is_one_ffi_call() -> None:
         # Y scaled by c: density (1/c) f(x / c)
         np.testing.assert_allclose(got[i], kingman_length_pdf(5, 1.0, np.asarray(times) / c) / c,
                                    rtol=1e-9)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_unit_rewards_give_the_plain_distribution(discrete) -> None:
+    g, theta = with_defect(9, cyclic=True, discrete=discrete)
+    ys = np.arange(0.0, 8.0) if discrete else YS
+    ones = np.ones(g.vertices_length())
+    got = np.asarray(phasic.compute_pmf_ffi(g, theta, ys, discrete=discrete, rewards=ones))
+    plain = np.asarray(phasic.compute_pmf_ffi(g, theta, ys, discrete=discrete))
+    np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-300)
+
+
+def test_vmap_over_rewards_with_different_zero_patterns() -> None:
+    """One call whose batch elements need different reduced graphs."""
+    g, theta = with_defect(6, cyclic=True, discrete=True)
+    rows = np.stack([random_rewards(s, g.vertices_length(), True, s % 3 != 0)
+                     for s in range(5)])
+    ys = jnp.arange(0.0, 10.0)
+    fn = jax.jit(jax.vmap(lambda r: phasic.compute_log_pmf_ffi(g, theta, ys, discrete=True,
+                                                                rewards=r)))
+    got = np.asarray(fn(rows))
+    for i, r in enumerate(rows):
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(got[i], np.log(reference_pmf(g, theta, r, ys)),
+                                       rtol=1e-9)
 
 
 def test_all_zero_rewards_is_all_atom() -> None:
