@@ -26,7 +26,6 @@ import phasic
 from phasic import models
 from phasic.ffi_wrappers import compute_pmf_multivariate_ffi
 
-
 # ------------------------------------------------------------------ references
 
 
