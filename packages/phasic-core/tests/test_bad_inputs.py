@@ -133,6 +133,10 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                                      f"{K}, {TH}, {T}, rewards=r))("
                                                      "-jnp.ones(k.vertices_length()))", KERNEL,
                                               r"rewards\[0\] is -1"),
+    "reward density traced negative reward in row 1": (
+        "x64", f"jax.jit(lambda r: phasic.compute_pmf_ffi({K}, {TH}, {T}, rewards=r))("
+               "jnp.stack([jnp.ones(k.vertices_length()), -jnp.ones(k.vertices_length())]))",
+        KERNEL, r"reward row 1: rewards\[0\] is -1"),
     "reward density non-integer on discrete": ("x64", "phasic.compute_pmf_ffi(geo, jnp.zeros(0), "
                                                       "jnp.array([1.0]), discrete=True, "
                                                       "rewards=jnp.array([0.0, 1.5, 0.0]))",

@@ -214,6 +214,12 @@ def test_reward_matrix_is_one_call_per_row() -> None:
     for i, r in enumerate(rows):
         want = reference_pdf(g, theta, r, times.reshape(-1)).reshape(times.shape)
         np.testing.assert_allclose(got[i], want, rtol=1e-9)
+    thetas = np.stack([theta, theta * 1.5])
+    per_theta = jax.vmap(lambda th: phasic.compute_pmf_ffi(g, th, times, rewards=rows))(thetas)
+    assert per_theta.shape == (2, 4, 2, 2)
+    np.testing.assert_array_equal(np.asarray(per_theta[0]), got)
+    np.testing.assert_allclose(per_theta[1, 3], reference_pdf(g, thetas[1], rows[3], times.reshape(
+        -1)).reshape(times.shape), rtol=1e-9)
 
 
 def test_vmap_over_rewards_is_one_ffi_call() -> None:

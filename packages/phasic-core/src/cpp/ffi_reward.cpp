@@ -143,21 +143,16 @@ ffi::Error reward_distribution(In& theta, In& times, In& rewards, Out& out, Out*
   });
 }
 
-ffi::Error RewardPmf(In theta, In times, In rewards, Out out, std::string_view digest,
-                     bool discrete) {
-  return reward_distribution(theta, times, rewards, out, nullptr, digest, discrete, false);
+// The values (log: their logs), and the values with their Jacobian.
+template <bool log>
+ffi::Error Values(In theta, In times, In rewards, Out out, std::string_view digest,
+                  bool discrete) {
+  return reward_distribution(theta, times, rewards, out, nullptr, digest, discrete, log);
 }
-ffi::Error RewardPmfJac(In theta, In times, In rewards, Out out, Out jac,
+template <bool log>
+ffi::Error WithJacobian(In theta, In times, In rewards, Out out, Out jac,
                         std::string_view digest, bool discrete) {
-  return reward_distribution(theta, times, rewards, out, &jac, digest, discrete, false);
-}
-ffi::Error RewardLogPmf(In theta, In times, In rewards, Out out, std::string_view digest,
-                        bool discrete) {
-  return reward_distribution(theta, times, rewards, out, nullptr, digest, discrete, true);
-}
-ffi::Error RewardLogPmfJac(In theta, In times, In rewards, Out out, Out jac,
-                           std::string_view digest, bool discrete) {
-  return reward_distribution(theta, times, rewards, out, &jac, digest, discrete, true);
+  return reward_distribution(theta, times, rewards, out, &jac, digest, discrete, log);
 }
 
 // (theta, times, rewards) -> n_results float64 buffers; attributes digest, discrete.
@@ -172,9 +167,9 @@ auto bind() {
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardPmf, RewardPmf, bind<1>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardPmfJac, RewardPmfJac, bind<2>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardLogPmf, RewardLogPmf, bind<1>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardLogPmfJac, RewardLogPmfJac, bind<2>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardPmf, Values<false>, bind<1>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardPmfJac, WithJacobian<false>, bind<2>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardLogPmf, Values<true>, bind<1>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicRewardLogPmfJac, WithJacobian<true>, bind<2>());
 
 }  // namespace phasic
