@@ -216,14 +216,12 @@ std::shared_ptr<const Reduction> build_reduction(const Structure& s, const doubl
   for (int32_t i = 0; i < rd.nk; ++i)
     for (int64_t c = first[i]; c < first[i + 1]; ++c) state_of(rd.kept[i]);
   state_of(-1);
-  std::vector<char> loop(static_cast<size_t>(rd.nk), 0);
   auto edge = [&](int64_t from, int64_t to) {
     g.from.push_back(static_cast<int32_t>(from));
     g.to.push_back(static_cast<int32_t>(to));
     g.weight.push_back(1.0);
   };
   std::vector<int32_t> seen_z(static_cast<size_t>(rd.nz), -1), seen_x(static_cast<size_t>(rd.nk) + 1, -1);
-  std::vector<int32_t> out_exit;  // per reduced edge: the exit of its source (or -1)
   for (int64_t src = 0; src <= rd.nk; ++src) {
     const int32_t self = src == 0 ? -1 : static_cast<int32_t>(src - 1);
     const int64_t from = src == 0 ? 0 : first[src] - 1;  // a chain leaves from its last state
