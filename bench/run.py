@@ -19,6 +19,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
             lowered program size and peak RSS (the call carries only a digest)
   reward_graph  Graph.reward_transform (positive and zero rewards) and discretize on
             Kingman n, and the pdf of the transformed graphs next to the plain pdf
+  rewards   reward-weighted pdf (positive rewards; SFS-class rewards with zeros) and its
+            gradient per theta next to the plain pdf, Kingman n = 10..30
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -39,7 +41,7 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale", "reward_graph", "sampling")
+           "scale", "reward_graph", "sampling", "rewards")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

@@ -6,7 +6,8 @@
 //     ValueError); any other exception escapes and libFuzzer reports it as a crash;
 //   * anything accepted must survive serialize -> parse -> serialize unchanged,
 //     compile to a Structure, and (when small) run the moment, density, derivative
-//     and log-density kernels for theta = 1 without a sanitizer report.
+//     and log-density kernels (and the reward-weighted density) for theta = 1
+//     without a sanitizer report.
 // AddressSanitizer and UBSan (built with -fsanitize=fuzzer,address,undefined)
 // report memory errors and undefined behaviour as crashes.
 #include <cstddef>
@@ -49,7 +50,7 @@ double max_exit_rate(const phasic::Structure& s, const std::vector<double>& thet
 
 // The kernels on an accepted structure: only std::invalid_argument is a legal outcome
 // (e.g. a closed class for this theta); anything else escapes.
-void run_kernels(const phasic::Structure& s) {
+void run_kernels(const phasic::Structure& s, std::string_view key) {
   // Keep each input fast: the kernels are linear-ish in V + E per time / moment.
   if (s.V > 512 || s.E > 4096) return;
   std::vector<double> theta(static_cast<size_t>(s.P), 1.0);
@@ -107,6 +108,17 @@ void run_kernels(const phasic::Structure& s) {
     phasic::compute_log_pmf(s, theta.data(), s.P, times, 3, logf, jac.data());
   } catch (const std::invalid_argument&) {
   }
+  // The reward-weighted density with rewards v mod 3 (zeros eliminated; whole numbers,
+  // so discrete graphs take them too). `key` names the structure in the reduction cache.
+  std::vector<double> r(static_cast<size_t>(s.V));
+  for (int64_t v = 0; v < s.V; ++v) r[v] = static_cast<double>(v % 3);
+  try {
+    phasic::compute_reward_pmf(s, key, theta.data(), s.P, r.data(), s.V, times, 3, pdf,
+                               jac.data());
+    phasic::compute_reward_log_pmf(s, key, theta.data(), s.P, r.data(), s.V, times, 3, logf,
+                                   nullptr);
+  } catch (const std::invalid_argument&) {
+  }
 }
 
 }  // namespace
@@ -138,6 +150,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const std::invalid_argument&) {
     return 0;  // e.g. a vertex that cannot reach absorption
   }
-  run_kernels(*s);
+  run_kernels(*s, once);  // the canonical text names the structure, as a digest would
   return 0;
 }

@@ -200,6 +200,47 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "Graph.sample: validate_rewards not bool": ("x64", "k.sample(5, theta=[1.0], "
                                                        "validate_rewards='yes')", ("TypeError",),
                                                 r"validate_rewards must be a bool"),
+    # reward-weighted densities (compute_pmf_ffi / compute_log_pmf_ffi / loglik with rewards)
+    "reward density negative reward": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                              "rewards=-jnp.ones(k.vertices_length()))",
+                                       ("ValueError",), r"rewards\[0\] is -1.*finite and >= 0"),
+    "reward density NaN reward": ("x64", f"phasic.compute_log_pmf_ffi({K}, {TH}, {T}, "
+                                         "rewards=jnp.full(k.vertices_length(), np.nan))",
+                                  ("ValueError",), r"rewards\[0\] is nan"),
+    "reward density wrong length": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                           "rewards=jnp.ones(2))", ("ValueError",),
+                                    r"rewards must have shape \(\d+,\).*got shape \(2,\)"),
+    "reward density 3-d rewards": ("x64", f"phasic.compute_pmf_ffi({K}, {TH}, {T}, "
+                                          "rewards=jnp.ones((1, 1, k.vertices_length())))",
+                                   ("ValueError",), r"rewards must have shape.*\(R, \d+\)"),
+    "reward density traced negative reward": ("x64", f"jax.jit(lambda r: phasic.compute_pmf_ffi("
+                                                     f"{K}, {TH}, {T}, rewards=r))("
+                                                     "-jnp.ones(k.vertices_length()))", KERNEL,
+                                              r"rewards\[0\] is -1"),
+    "reward density traced negative reward in row 1": (
+        "x64", f"jax.jit(lambda r: phasic.compute_pmf_ffi({K}, {TH}, {T}, rewards=r))("
+               "jnp.stack([jnp.ones(k.vertices_length()), -jnp.ones(k.vertices_length())]))",
+        KERNEL, r"reward row 1: rewards\[0\] is -1"),
+    "reward density non-integer on discrete": ("x64", "phasic.compute_pmf_ffi(geo, jnp.zeros(0), "
+                                                      "jnp.array([1.0]), discrete=True, "
+                                                      "rewards=jnp.array([0.0, 1.5, 0.0]))",
+                                               ("ValueError",), r"rewards\[1\] is 1.5.*whole"),
+    "reward density traced non-integer on discrete": (
+        "x64", "jax.jit(lambda r: phasic.compute_pmf_ffi(geo, jnp.zeros(0), jnp.array([1.0]), "
+               "discrete=True, rewards=r))(jnp.array([0.0, 2.5, 0.0]))", KERNEL,
+        r"rewards\[1\] is 2.5.*whole numbers"),
+    "reward density gradient in rewards": ("x64", f"jax.grad(lambda r: phasic.compute_pmf_ffi("
+                                                  f"{K}, {TH}, {T}, rewards=r)[0])("
+                                                  "jnp.ones(k.vertices_length()))",
+                                           ("TypeError",), r"rewards.*stop_gradient"),
+    "reward density loglik rows mismatch": ("x64", f"phasic.loglik({K}, {TH}, jnp.ones((3, 2)), "
+                                                   "rewards=jnp.ones((2, k.vertices_length())))",
+                                            ("ValueError",), r"one row of observations per"),
+    "reward density joint multivariate": ("x64", "phasic.ffi_wrappers.compute_pmf_multivariate_ffi("
+                                                 f"{K}, {TH}, jnp.ones((2, 1)), "
+                                                 "jnp.ones((1, k.vertices_length())), "
+                                                 "compute_joint=True)", ("ValueError",),
+                                          r"compute_joint=True.*not implemented"),
 }
 
 

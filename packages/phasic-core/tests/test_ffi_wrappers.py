@@ -138,7 +138,6 @@ def test_errors_of_our_ffi_pass_through(island) -> None:
 
 
 MISSING = [
-    ("compute_pmf_multivariate_ffi", ("s", None, None, None), "multivariate"),
     ("compute_sojourn_times_ffi", ("s", None, None), "sojourn"),
     ("sample_path_conditioned_ffi", ("s", None, None, None, 4), "path sampler"),
     ("backward_probabilities_ffi", ("s", None, None, 3), "backward-probability"),

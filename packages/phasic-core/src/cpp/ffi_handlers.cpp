@@ -450,6 +450,10 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_covariance", encapsulate<PhasicCovariance>()},
       {"phasic_covariance_jac", encapsulate<PhasicCovarianceJac>()},
       {"phasic_sample", encapsulate<PhasicSample>()},
+      {"phasic_reward_pmf", encapsulate<PhasicRewardPmf>()},
+      {"phasic_reward_pmf_jac", encapsulate<PhasicRewardPmfJac>()},
+      {"phasic_reward_log_pmf", encapsulate<PhasicRewardLogPmf>()},
+      {"phasic_reward_log_pmf_jac", encapsulate<PhasicRewardLogPmfJac>()},
   };
   return targets;
 }

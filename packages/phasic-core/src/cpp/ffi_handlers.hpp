@@ -15,5 +15,10 @@ const std::vector<FfiTarget>& ffi_targets();
 
 // Handlers of the kernel families defined in their own files (ffi_<family>.cpp).
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicSample);  // ffi_sampler.cpp
+// ffi_reward.cpp: the distribution of a reward-weighted time, its log, their Jacobians.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardPmf);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardPmfJac);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardLogPmf);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardLogPmfJac);
 
 }  // namespace phasic

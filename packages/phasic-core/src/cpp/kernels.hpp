@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <vector>
+#include <string_view>
 
 #include "structure.hpp"
 
@@ -64,6 +65,25 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
 // receives d log f / d theta, shape (n_times, theta_len); 0 where f is exactly 0.
 void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
                      const double* times, int64_t n_times, double* logf, double* dlogf);
+
+// The distribution of a reward-weighted time Y = integral of r(X_t) dt (continuous) or
+// the sum of r over the visited states (discrete): rewards has s.V finite entries >= 0
+// (whole numbers on discrete graphs). Continuous: the density of Y's continuous part
+// (the atom at Y = 0, mass reaching absorption through zero-reward vertices only, is
+// not in it); discrete: the pmf, pmf(0) including that atom. `digest` names the
+// structure: the graph with zero-reward vertices eliminated is compiled once per
+// digest and zero pattern (discrete: reward values) and cached per thread. jac
+// (nullable) receives d pmf / d theta, shape (n_times, theta_len). (reward_density.cpp)
+void compute_reward_pmf(const Structure& s, std::string_view digest, const double* theta,
+                        int64_t theta_len, const double* rewards, int64_t rewards_len,
+                        const double* times, int64_t n_times, double* pmf, double* jac);
+
+// log of compute_reward_pmf, accurate however small (scaled sums); dlogf (nullable)
+// receives d log f / d theta, 0 where f is exactly 0.
+void compute_reward_log_pmf(const Structure& s, std::string_view digest, const double* theta,
+                            int64_t theta_len, const double* rewards, int64_t rewards_len,
+                            const double* times, int64_t n_times, double* logf,
+                            double* dlogf);
 
 // Continuous uniformization sweeps run in this process so far: piecewise (acyclic
 // graphs, the rate lowered as fast states empty) and single (one rate throughout).

@@ -103,6 +103,9 @@ inline T clamp_value(T x) {
   }
 }
 
+template <class T>
+void derive_rates(const Structure& s, Workspace<T>& ws, const double* theta, int64_t plen);
+
 // Edge weights for theta, with every per-theta check on them. Weights are linear in
 // theta, so their derivatives are the coefficients (seeded for directions dir0..).
 template <class T>
@@ -145,6 +148,15 @@ void edge_weights(const Structure& s, const double* theta, int64_t plen, Workspa
             " \u2192 vertex " + std::to_string(s.eto[e]) + ") has weight " + num(value(w[p])) +
             " for this theta; weights must be finite and >= 0");
       }
+  derive_rates(s, ws, theta, plen);
+}
+
+// From the edge weights in ws.w (by position): the initial distribution, the defect,
+// each transient vertex's total out-weight and absorption weight, and their checks.
+// theta (plen entries) only names the parameters in messages.
+template <class T>
+void derive_rates(const Structure& s, Workspace<T>& ws, const double* theta, int64_t plen) {
+  const T* w = ws.w.data();
   // Start weights are relative: alpha_i = w_i / sum_j w_j over vertex 0's out-edges
   // (the alpha edges are positions 0..). Dividing in T carries the quotient rule.
   const int64_t n_start = static_cast<int64_t>(s.alpha_edge.size());

@@ -41,5 +41,15 @@ template <class T>
 void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
                      int64_t n_times, Scaled<T>* out);
 
+// densities.cpp: the scaled series of every time for weights already in ws (discrete
+// stepping, else piecewise, else one sweep at the largest rate).
+template <class T>
+void scaled_sweep(const Structure& s, const Workspace<T>& ws, const double* times,
+                  int64_t n_times, Scaled<T>* out);
+
+// densities.cpp: pdf/pmf and cdf (either may be nullptr) for weights already in ws.
+void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
+                 int64_t n_times, double* pdf, double* cdf);
+
 }  // namespace kernel
 }  // namespace phasic

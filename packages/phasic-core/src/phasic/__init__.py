@@ -45,7 +45,7 @@ _LAZY = {
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
-               "transforms", "jax_sampler"}
+               "transforms", "jax_sampler", "reward_density"}
 
 __all__ = [
     "Edge",

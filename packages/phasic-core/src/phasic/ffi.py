@@ -443,13 +443,24 @@ def compute_pmf_ffi(
     theta: Any,
     times: Any,
     discrete: bool = False,
+    rewards: Any = None,
 ) -> jax.Array:
     """PDF (continuous graphs) or PMF (discrete graphs) at `times`, for one theta.
 
     `theta` has shape (param_length,); `times` any shape, and the result has the
     shape of `times`. Use `jax.vmap` for many thetas or time grids. Differentiable
     with respect to theta (exact derivatives from C++).
+
+    With `rewards` (shape (V,), or (R, V) for R reward vectors, non-negative, whole
+    numbers on discrete graphs): the pdf/pmf of the reward-weighted time Y instead,
+    shaped like `times`, or (R, *times.shape) from one FFI call. A continuous density
+    leaves out the atom at Y = 0 (the defect); a discrete pmf(0) includes it. See
+    `phasic.reward_density`. Not differentiable in rewards.
     """
+    if rewards is not None:
+        from .reward_density import reward_distribution
+
+        return reward_distribution(structure_json, theta, times, discrete, rewards, log=False)
     return _per_time_call(_pmf_fn, structure_json, theta, times, discrete)
 
 
@@ -458,6 +469,7 @@ def compute_log_pmf_ffi(
     theta: Any,
     times: Any,
     discrete: bool = False,
+    rewards: Any = None,
 ) -> jax.Array:
     """log PDF / log PMF at `times`, accurate however small the density.
 
@@ -465,7 +477,12 @@ def compute_log_pmf_ffi(
     float64 range, has a finite and accurate log; the result is -inf only where the
     density is exactly 0 (e.g. a discrete PMF at 0 without a defect). Differentiable
     with respect to theta; d log f / d theta is exact (0 where f is exactly 0).
+    With `rewards`, the log pdf/pmf of the reward-weighted time, as `compute_pmf_ffi`.
     """
+    if rewards is not None:
+        from .reward_density import reward_distribution
+
+        return reward_distribution(structure_json, theta, times, discrete, rewards, log=True)
     return _per_time_call(_log_pmf_fn, structure_json, theta, times, discrete)
 
 

@@ -7,8 +7,9 @@ of the same name in `phasic.ffi`, so results are bit-for-bit ours under jit, vma
 grad. Upstream's `granularity` (the step count of its discretized PDF) is accepted
 and checked but has no effect: our kernels are exact.
 
-Upstream functions whose semantics we do not provide raise `NotImplementedError`
-naming what is missing. Importing this module imports jax (via `phasic.ffi`);
+`compute_pmf_multivariate_ffi` runs on the reward-density kernel
+(`phasic.reward_density`). Upstream functions whose semantics we do not provide raise
+`NotImplementedError` naming what is missing. Importing this module imports jax (via `phasic.ffi`);
 `import phasic` alone does not.
 """
 
@@ -108,8 +109,8 @@ def compute_pmf_and_moments_ffi(
 def _missing(name: str, what: str) -> NoReturn:
     raise NotImplementedError(
         f"phasic.ffi_wrappers.{name} is not implemented: {what}. "
-        "The FFI functions available are compute_pmf_ffi, compute_moments_ffi and "
-        "compute_pmf_and_moments_ffi (see phasic.ffi)."
+        "The FFI functions available are compute_pmf_ffi, compute_moments_ffi, "
+        "compute_pmf_and_moments_ffi and compute_pmf_multivariate_ffi (see phasic.ffi)."
     )
 
 
@@ -121,13 +122,40 @@ def compute_pmf_multivariate_ffi(
     discrete: bool = False,
     granularity: int = 0,
     compute_joint: bool = False,
-) -> NoReturn:
-    """Not implemented: upstream's per-feature sparse PDF (zeros meaning "no observation")."""
-    _missing(
-        "compute_pmf_multivariate_ffi",
-        "there is no multivariate (per-feature, zero-means-missing) PDF kernel; call "
-        "phasic.compute_pmf_and_moments_ffi with one reward vector per feature instead",
-    )
+) -> Any:
+    """Per-feature PDF/PMF of reward-weighted times, upstream's sparse mode.
+
+    `times` has shape (n_times, n_features) and `rewards` (n_features, n_vertices):
+    column j of the result, shape (n_times, n_features), is the pdf (pmf when
+    `discrete`) of Y_j, the time weighted by rewards[j], at times[:, j], and 0 where
+    times[i, j] == 0 (upstream's "no observation"). One FFI call for all features;
+    differentiable in theta. `granularity` is checked and unused (our kernel is exact).
+
+    `compute_joint=True` (a joint density of the features) raises ValueError, as
+    upstream does: the joint law of several reward-weighted times is not a phase-type
+    density this kernel computes.
+    """
+    _check_granularity(granularity)
+    if compute_joint:
+        raise ValueError(
+            "compute_pmf_multivariate_ffi(compute_joint=True): a joint PDF across features "
+            "is not implemented (nor upstream); use compute_joint=False for one PDF per "
+            "feature (sparse mode)"
+        )
+    import jax.numpy as jnp
+
+    from .reward_density import reward_rows
+
+    times = ffi._as_f64(times, "times")
+    if times.ndim != 2:
+        raise ValueError(f"times must be 2-D (n_times, n_features), got shape {times.shape}")
+    if np.ndim(rewards) != 2 or np.shape(rewards)[0] != times.shape[1]:
+        raise ValueError(
+            f"rewards must have shape (n_features, n_vertices) with n_features = "
+            f"{times.shape[1]} (the columns of times), got shape {np.shape(rewards)}"
+        )
+    per_feature = reward_rows(structure_json, theta, times.T, rewards, discrete).T
+    return jnp.where(times == 0.0, 0.0, per_feature)
 
 
 def compute_sojourn_times_ffi(structure_json: Structure, theta: Any, indices: Any) -> NoReturn:

@@ -54,6 +54,7 @@ def loglik(
     theta: Any,
     observed_times: Any,
     discrete: bool = False,
+    rewards: Any = None,
 ) -> jax.Array:
     """Log-likelihood sum_i log f(observed_times[i] | theta), a float64 scalar.
 
@@ -63,6 +64,10 @@ def loglik(
         observed_times: absorption times, any shape (all are summed); whole numbers
             of steps for a discrete graph.
         discrete: True for a discrete-time graph (f is then the PMF).
+        rewards: None, or one non-negative entry per vertex (shape (V,)): f is then
+            the density of the reward-weighted time (its continuous part; see
+            `phasic.reward_density`), or rewards of shape (R, V) with observations
+            of shape (R, ...): row i of the observations under reward vector i.
 
     Returns:
         The log-likelihood; -inf only where some observation has probability exactly
@@ -74,4 +79,10 @@ def loglik(
     concrete, at run time from the kernel when they are traced).
     """
     _check_concrete_times(observed_times, discrete)
-    return jnp.sum(compute_log_pmf_ffi(structure, theta, observed_times, discrete=discrete))
+    if rewards is not None and np.ndim(rewards) == 2:
+        from .reward_density import reward_rows
+
+        return jnp.sum(reward_rows(structure, theta, observed_times, rewards, discrete, log=True))
+    return jnp.sum(
+        compute_log_pmf_ffi(structure, theta, observed_times, discrete=discrete, rewards=rewards)
+    )
