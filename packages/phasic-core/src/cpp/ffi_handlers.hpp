@@ -2,6 +2,8 @@
 #pragma once
 #include <vector>
 
+#include "xla/ffi/api/c_api.h"
+
 namespace phasic {
 
 struct FfiTarget {
@@ -10,5 +12,10 @@ struct FfiTarget {
 };
 
 const std::vector<FfiTarget>& ffi_targets();
+
+// Handlers defined in the per-family files (XLA_FFI_DEFINE_HANDLER_SYMBOL there),
+// listed in ffi_targets().
+extern "C" XLA_FFI_Error* PhasicMutationPmf(XLA_FFI_CallFrame* call_frame);     // ffi_mutation.cpp
+extern "C" XLA_FFI_Error* PhasicMutationPmfJac(XLA_FFI_CallFrame* call_frame);  // ffi_mutation.cpp
 
 }  // namespace phasic

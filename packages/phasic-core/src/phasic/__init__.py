@@ -33,6 +33,7 @@ _LAZY = {
     "set_cache_capacity": "ffi",
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
+    "compute_mutation_pmf_ffi": "mutation_ffi",
     "loglik": "likelihood",
     "svgd": "inference",
     "SVGDResult": "inference",
@@ -43,7 +44,8 @@ _LAZY = {
     "clear_caches": "upstream_svgd",
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
-               "auto_parallel", "sampling", "upstream_svgd", "serialized"}
+               "auto_parallel", "sampling", "upstream_svgd", "serialized",
+               "mutations", "mutation_ffi"}
 
 __all__ = [
     "Edge",
@@ -65,6 +67,7 @@ __all__ = [
     "compute_covariance_ffi",
     "compute_log_pmf_ffi",
     "compute_moments_ffi",
+    "compute_mutation_pmf_ffi",
     "compute_pmf_and_moments_ffi",
     "compute_pmf_ffi",
     "init_parallel",
