@@ -57,8 +57,8 @@ def _mutation_pmf_fn(text: str, kmax: int) -> Any:
                                 vmap_method="broadcast_all")
         call = _first_order_only(functools.partial(call, **attrs),
                                  "derivative of a mutation pmf")
-        value, jac = _varying_like(call(theta, rate, rewards), theta, rate, rewards, dtheta,
-                                   drate)
+        live = [t for t in (dtheta, drate) if not _is_zero(t)]
+        value, jac = _varying_like(call(theta, rate, rewards), theta, rate, rewards, *live)
         tangent = jnp.zeros(value.shape, value.dtype)
         if not _is_zero(dtheta):
             tangent = tangent + jac[..., :p] @ dtheta
