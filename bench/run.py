@@ -37,7 +37,7 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale")
+           "scale", "mutation")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 
