@@ -261,6 +261,23 @@ def test_sfs_class_counts_match_msprime() -> None:
     assert pooled_chi_square(counts[:, 0], wrong[0]) < 1e-6
 
 
+def test_limits_name_the_argument() -> None:
+    chain = Graph(1, discrete=True)  # 120 transient vertices in a row
+    vs = [chain.find_or_create_vertex((i,)) for i in range(1, 122)]
+    chain.starting_vertex().add_edge(vs[0], 1.0)
+    for a, b in zip(vs, vs[1:]):
+        a.add_edge(b, 0.5)
+    with pytest.raises(ValueError, match=r"kmax = 100000 on a discrete graph with 120 "
+                                         r"transient vertices.*smaller kmax"):
+        chain.mutation_pmf(0.1, kmax=100000)
+    assert chain.mutation_pmf(0.1, kmax=1000).shape == (1001,)
+    g = models.kingman(3)
+    with pytest.raises(ValueError, match=r"mutation_rate x rewards\[0, 1\] = .*overflows"):
+        g.mutation_pmf(1e300, np.full(g.vertices_length(), 2.0), kmax=3, theta=[1.0])
+    with pytest.raises(TypeError, match="mutation_rate must be a number"):
+        g.mutation_pmf([0.1, 0.2], kmax=3, theta=[1.0])
+
+
 def test_rewards_tangent_refused() -> None:
     g = models.kingman(3)
     r = jnp.asarray(models.kingman_total_length_rewards(g))

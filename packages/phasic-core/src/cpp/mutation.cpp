@@ -19,8 +19,11 @@
 // (1 - e_j) + e_j a_j >= 0.
 //
 // Derivatives: theta as in every kernel, and mu as one more dual direction (index P).
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,7 @@
 #include "kernels.hpp"
 #include "per_theta.hpp"
 #include "sweeps.hpp"
+#include "threads.hpp"
 
 namespace phasic {
 namespace kernel {
@@ -160,7 +164,7 @@ void mutation_pmf_row(const Structure& s, Workspace<T>& ws, const T& mu, const d
       if (k == 0) acc += ws.absv[j];
       gk[j] = acc;
     }
-    if (k % 64 == 0) poll_interrupt();
+    if (k % 64 == 0 && !omp_in_parallel()) poll_interrupt();
   }
 }
 
@@ -173,34 +177,66 @@ void check_mutation_args(const Structure& s, double mu, const double* rewards, i
     bad("mutation_rate is " + num(mu) + "; it must be finite and >= 0 (mutations per unit "
         "of reward)");
   check_reward_matrix(s, rewards, R, V);
-  if (s.discrete && static_cast<double>(s.n) * static_cast<double>(kmax + 1) > 6.7e7)
+  for (int64_t i = 0; i < R; ++i)
+    for (int32_t j = 0; j < s.n; ++j) {  // the rewards the chain uses
+      const double x = mu * rewards[i * V + s.tvert[j]];
+      if (!(x <= 1e300))
+        bad("mutation_rate x rewards[" + std::to_string(i) + ", " + std::to_string(s.tvert[j]) +
+            "] = " + num(x) + " overflows; rescale the rewards or mutation_rate");
+    }
+  if (s.discrete && static_cast<double>(s.n) * static_cast<double>(kmax + 1) > 1e7)
     bad("kmax = " + std::to_string(kmax) + " on a discrete graph with " + std::to_string(s.n) +
         " transient vertices would keep " + num(static_cast<double>(s.n) * (kmax + 1)) +
-        " values (transient vertices x (kmax + 1)), more than the 6.7e7 allowed; ask for a "
+        " values (transient vertices x (kmax + 1)), more than the 1e7 allowed; ask for a "
         "smaller kmax");
 }
 
-// out (R x (kmax + 1)) after edge_weights, mu carrying its derivative direction.
+// out[0..kmax] for one reward row (s.V entries) after edge_weights, mu carrying its
+// derivative direction.
 template <class T>
-void mutation_pmf_impl(const Structure& s, Workspace<T>& ws, const T& mu,
-                       const double* rewards, int64_t R, int64_t kmax, T* out) {
+void mutation_pmf_one(const Structure& s, Workspace<T>& ws, const T& mu, const double* rewards,
+                      int64_t kmax, T* out) {
   const int32_t n = s.n;
-  const int64_t K = kmax + 1;
-  for (int64_t q = 0; q < R * K; ++q) out[q] = 0.0;
+  for (int64_t k = 0; k <= kmax; ++k) out[k] = 0.0;
   if (n == 0) {  // every start goes straight to absorption: K = 0
-    for (int64_t i = 0; i < R; ++i) out[i * K] = ws.defect;
+    out[0] = ws.defect;
     return;
   }
-  // A closed class also has mutation exits when its rewards are positive; the plain
-  // chain's pivots find it (acyclic continuous graphs have none: edge_weights
-  // checked every exit rate).
-  if (s.discrete || !s.acyclic) factor_transient(s, ws);
   std::vector<double> r(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; ++j) r[j] = rewards[s.tvert[j]];
+  mutation_pmf_row(s, ws, mu, r.data(), kmax, out);
+  out[0] += ws.defect;
+}
+
+// A closed class also has mutation exits when its rewards are positive, so the plain
+// chain's pivots must find it, once per theta (acyclic continuous graphs have none:
+// edge_weights checked every exit rate).
+void check_closed(const Structure& s, const double* theta, int64_t theta_len) {
+  if (s.n == 0 || (!s.discrete && s.acyclic)) return;
+  Workspace<double>& ws = workspace<double>();
+  edge_weights(s, theta, theta_len, ws);
+  check_closed_classes(s, ws);
+}
+
+// Runs row(i) for i < R, on a team of threads when the rows are worth it and no team
+// runs already (an FFI batch loop runs its elements in parallel instead); each thread
+// has its own workspace. The lowest failing row's exception is rethrown.
+template <class F>
+void for_each_row(int64_t R, double work_per_row, F&& row) {
+  const int nt = static_cast<int>(get_num_threads());
+  const bool team = R > 1 && nt > 1 && !omp_in_parallel() &&
+                    static_cast<double>(R) * work_per_row > 2e4;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(R));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (team)
   for (int64_t i = 0; i < R; ++i) {
-    for (int32_t j = 0; j < n; ++j) r[j] = rewards[i * s.V + s.tvert[j]];
-    mutation_pmf_row(s, ws, mu, r.data(), kmax, out + i * K);
-    out[i * K] += ws.defect;
+    try {
+      row(i);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
   }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 // A probability (or derivative) that is not finite is an error, as for the moments.
@@ -230,32 +266,42 @@ void compute_mutation_pmf(const Structure& s, const double* theta, int64_t theta
                           double mutation_rate, const double* rewards, int64_t nr_rewards,
                           int64_t rewards_len, int64_t kmax, double* out) {
   check_mutation_args(s, mutation_rate, rewards, nr_rewards, rewards_len, kmax);
-  Workspace<double>& ws = workspace<double>();
-  edge_weights(s, theta, theta_len, ws);
-  mutation_pmf_impl(s, ws, mutation_rate, rewards, nr_rewards, kmax, out);
-  check_finite(out, nullptr, nr_rewards * (kmax + 1), 0);
+  check_closed(s, theta, theta_len);
+  const int64_t V = rewards_len, K = kmax + 1;
+  for_each_row(nr_rewards, work_estimate(s) * static_cast<double>(K), [&](int64_t i) {
+    Workspace<double>& ws = workspace<double>();
+    edge_weights(s, theta, theta_len, ws);
+    mutation_pmf_one(s, ws, mutation_rate, rewards + i * V, kmax, out + i * K);
+  });
+  check_finite(out, nullptr, nr_rewards * K, 0);
 }
 
 void compute_mutation_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
                               double mutation_rate, const double* rewards, int64_t nr_rewards,
                               int64_t rewards_len, int64_t kmax, double* out, double* jac) {
   check_mutation_args(s, mutation_rate, rewards, nr_rewards, rewards_len, kmax);
-  const int64_t P = theta_len, D = P + 1, count = nr_rewards * (kmax + 1);
-  for_each_block(D, [&](auto tag, int64_t d0) {
-    using T = decltype(tag);
-    constexpr int N = Tangents<T>::n;
-    Workspace<T>& ws = workspace<T>();
-    edge_weights(s, theta, theta_len, ws, d0);
-    T mu = mutation_rate;
-    seed(mu, static_cast<int32_t>(P), 1.0, d0);  // mu is direction P
-    std::vector<T> res(static_cast<size_t>(count));
-    mutation_pmf_impl(s, ws, mu, rewards, nr_rewards, kmax, res.data());
-    for (int64_t q = 0; q < count; ++q) {
-      out[q] = res[q].v;
-      for (int j = 0; j < N && d0 + j < D; ++j) jac[q * D + d0 + j] = res[q].d[j];
-    }
+  check_closed(s, theta, theta_len);
+  const int64_t P = theta_len, D = P + 1, V = rewards_len, K = kmax + 1;
+  const double work = work_estimate(s) * static_cast<double>(K * (D + 1));
+  for_each_row(nr_rewards, work, [&](int64_t i) {
+    double* o = out + i * K;
+    double* jc = jac + i * K * D;
+    for_each_block(D, [&](auto tag, int64_t d0) {
+      using T = decltype(tag);
+      constexpr int N = Tangents<T>::n;
+      Workspace<T>& ws = workspace<T>();
+      edge_weights(s, theta, theta_len, ws, d0);
+      T mu = mutation_rate;
+      seed(mu, static_cast<int32_t>(P), 1.0, d0);  // mu is direction P
+      std::vector<T> res(static_cast<size_t>(K));
+      mutation_pmf_one(s, ws, mu, rewards + i * V, kmax, res.data());
+      for (int64_t k = 0; k < K; ++k) {
+        o[k] = res[k].v;
+        for (int j = 0; j < N && d0 + j < D; ++j) jc[k * D + d0 + j] = res[k].d[j];
+      }
+    });
   });
-  check_finite(out, jac, count, D);
+  check_finite(out, jac, nr_rewards * K, D);
 }
 
 }  // namespace phasic
