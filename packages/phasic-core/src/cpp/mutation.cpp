@@ -19,11 +19,8 @@
 // (1 - e_j) + e_j a_j >= 0.
 //
 // Derivatives: theta as in every kernel, and mu as one more dual direction (index P).
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -31,7 +28,6 @@
 #include "kernels.hpp"
 #include "per_theta.hpp"
 #include "sweeps.hpp"
-#include "threads.hpp"
 
 namespace phasic {
 namespace kernel {
@@ -164,7 +160,7 @@ void mutation_pmf_row(const Structure& s, Workspace<T>& ws, const T& mu, const d
       if (k == 0) acc += ws.absv[j];
       gk[j] = acc;
     }
-    if (k % 64 == 0 && !omp_in_parallel()) poll_interrupt();
+    if (k % 64 == 0) poll_interrupt();
   }
 }
 
@@ -218,27 +214,6 @@ void check_closed(const Structure& s, const double* theta, int64_t theta_len) {
   check_closed_classes(s, ws);
 }
 
-// Runs row(i) for i < R, on a team of threads when the rows are worth it and no team
-// runs already (an FFI batch loop runs its elements in parallel instead); each thread
-// has its own workspace. The lowest failing row's exception is rethrown.
-template <class F>
-void for_each_row(int64_t R, double work_per_row, F&& row) {
-  const int nt = static_cast<int>(get_num_threads());
-  const bool team = R > 1 && nt > 1 && !omp_in_parallel() &&
-                    static_cast<double>(R) * work_per_row > 2e4;
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(R));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (team)
-  for (int64_t i = 0; i < R; ++i) {
-    try {
-      row(i);
-    } catch (...) {
-      errors[i] = std::current_exception();
-    }
-  }
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
 // A probability (or derivative) that is not finite is an error, as for the moments.
 void check_finite(const double* out, const double* jac, int64_t count, int64_t D) {
   for (int64_t q = 0; q < count; ++q) {
@@ -268,11 +243,10 @@ void compute_mutation_pmf(const Structure& s, const double* theta, int64_t theta
   check_mutation_args(s, mutation_rate, rewards, nr_rewards, rewards_len, kmax);
   check_closed(s, theta, theta_len);
   const int64_t V = rewards_len, K = kmax + 1;
-  for_each_row(nr_rewards, work_estimate(s) * static_cast<double>(K), [&](int64_t i) {
-    Workspace<double>& ws = workspace<double>();
-    edge_weights(s, theta, theta_len, ws);
+  Workspace<double>& ws = workspace<double>();
+  edge_weights(s, theta, theta_len, ws);
+  for (int64_t i = 0; i < nr_rewards; ++i)
     mutation_pmf_one(s, ws, mutation_rate, rewards + i * V, kmax, out + i * K);
-  });
   check_finite(out, nullptr, nr_rewards * K, 0);
 }
 
@@ -282,24 +256,21 @@ void compute_mutation_pmf_jac(const Structure& s, const double* theta, int64_t t
   check_mutation_args(s, mutation_rate, rewards, nr_rewards, rewards_len, kmax);
   check_closed(s, theta, theta_len);
   const int64_t P = theta_len, D = P + 1, V = rewards_len, K = kmax + 1;
-  const double work = work_estimate(s) * static_cast<double>(K * (D + 1));
-  for_each_row(nr_rewards, work, [&](int64_t i) {
-    double* o = out + i * K;
-    double* jc = jac + i * K * D;
-    for_each_block(D, [&](auto tag, int64_t d0) {
-      using T = decltype(tag);
-      constexpr int N = Tangents<T>::n;
-      Workspace<T>& ws = workspace<T>();
-      edge_weights(s, theta, theta_len, ws, d0);
-      T mu = mutation_rate;
-      seed(mu, static_cast<int32_t>(P), 1.0, d0);  // mu is direction P
-      std::vector<T> res(static_cast<size_t>(K));
+  for_each_block(D, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    constexpr int N = Tangents<T>::n;
+    Workspace<T>& ws = workspace<T>();
+    edge_weights(s, theta, theta_len, ws, d0);
+    T mu = mutation_rate;
+    seed(mu, static_cast<int32_t>(P), 1.0, d0);  // mu is direction P
+    std::vector<T> res(static_cast<size_t>(K));
+    for (int64_t i = 0; i < nr_rewards; ++i) {
       mutation_pmf_one(s, ws, mu, rewards + i * V, kmax, res.data());
       for (int64_t k = 0; k < K; ++k) {
-        o[k] = res[k].v;
-        for (int j = 0; j < N && d0 + j < D; ++j) jc[k * D + d0 + j] = res[k].d[j];
+        out[i * K + k] = res[k].v;
+        for (int j = 0; j < N && d0 + j < D; ++j) jac[(i * K + k) * D + d0 + j] = res[k].d[j];
       }
-    });
+    }
   });
   check_finite(out, jac, nr_rewards * K, D);
 }
