@@ -155,6 +155,14 @@ def test_zero_rate_and_zero_kmax() -> None:
     np.testing.assert_allclose(p0[:, 0], reference(g, theta, 1.3, r, 0)[:, 0], rtol=1e-12)
 
 
+def test_no_transient_vertex_means_no_mutation() -> None:
+    g = Graph(1)  # the start leads straight into an absorbing vertex: Y = 0
+    g.starting_vertex().add_edge(g.find_or_create_vertex((1,)), 1.0)
+    np.testing.assert_array_equal(g.mutation_pmf(0.5, kmax=3), [1.0, 0.0, 0.0, 0.0])
+    got = phasic.compute_mutation_pmf_ffi(g, jnp.zeros(0), 0.5, np.ones((2, 2)), 2)
+    np.testing.assert_array_equal(np.asarray(got), [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+
+
 def test_stored_theta() -> None:
     g = models.kingman(4)
     g.update_weights([1.5])
