@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from core_graphs import random_graph
-from core_reference import Dense, dense
+from core_graphs import with_defect
+from core_reference import Dense, dense, finite_difference
 
 import phasic
 from phasic import Graph, models
@@ -74,16 +74,6 @@ def reference(graph: Graph, theta: np.ndarray, mu: float, rewards: np.ndarray,
     """The expanded-chain pmf for each row of rewards, shape (R, kmax + 1)."""
     d = dense(graph, theta)
     return np.stack([expanded_chain(d, row[d.transient], mu, kmax) for row in rewards])
-
-
-def with_defect(seed: int, *, cyclic: bool, discrete: bool) -> tuple[Graph, np.ndarray]:
-    """A random graph whose start edges also lead into an absorbing vertex."""
-    case = random_graph(seed, cyclic=cyclic, discrete=discrete, n_states=int(8 + seed % 5))
-    g = case.graph
-    if dense(g, case.theta).defect == 0.0:
-        absorbing = [v for v in g.vertices()[1:] if not v.edges()]
-        g.starting_vertex().add_edge(absorbing[0], 0.4)
-    return g, case.theta
 
 
 def random_rewards(seed: int, vertices: int, rows: int = 3) -> np.ndarray:
@@ -168,15 +158,6 @@ def test_stored_theta() -> None:
     g.update_weights([1.5])
     np.testing.assert_array_equal(g.mutation_pmf(0.5, kmax=6),
                                   g.mutation_pmf(0.5, kmax=6, theta=[1.5]))
-
-
-def finite_difference(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    cols = []
-    for p in range(len(x)):
-        e = np.zeros_like(x)
-        e[p] = h * max(1.0, abs(x[p]))
-        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * e[p]))
-    return np.stack(cols, axis=-1)
 
 
 @pytest.mark.parametrize("seed,cyclic,discrete", [(4, True, False), (5, False, False),
@@ -273,7 +254,7 @@ def test_limits_name_the_argument() -> None:
     chain = Graph(1, discrete=True)  # 120 transient vertices in a row
     vs = [chain.find_or_create_vertex((i,)) for i in range(1, 122)]
     chain.starting_vertex().add_edge(vs[0], 1.0)
-    for a, b in zip(vs, vs[1:]):
+    for a, b in zip(vs[:-1], vs[1:], strict=True):
         a.add_edge(b, 0.5)
     with pytest.raises(ValueError, match=r"kmax = 100000 on a discrete graph with 120 "
                                          r"transient vertices.*smaller kmax"):

@@ -66,8 +66,6 @@ void factor_mutation(const Structure& s, Workspace<T>& ws, const T& mu, const do
   ws.vals.resize(s.tt_dst.size());
   ws.aelim.resize(static_cast<size_t>(n));
   ws.dinv.resize(static_cast<size_t>(n));
-  ws.lvals.resize(s.plan.l_col.size());
-  ws.uvals.resize(s.plan.u_col.size());
   if (s.discrete) {
     c.e.resize(static_cast<size_t>(n));
     c.poisson.resize(static_cast<size_t>(n));
@@ -97,14 +95,7 @@ void factor_mutation(const Structure& s, Workspace<T>& ws, const T& mu, const do
       ws.aelim[j] = (ws.absv[j] + mu * r[j]) * inv;
     }
   }
-  double pivot = 0.0;
-  const int32_t v = lu_factor(s.plan, s.tt_ptr.data(), s.tt_dst.data(), ws.vals.data(),
-                              ws.aelim.data(), ws.dense, ws.lvals.data(), ws.uvals.data(),
-                              ws.dinv.data(), &pivot);
-  if (v >= 0)
-    bad(s.vertex_string(s.tvert[v]) +
-        " cannot reach absorption for this theta (its probability of ever leaving its "
-        "closed class is " + num(pivot) + "); check for zero rates");
+  factor_loaded(s, ws);
 }
 
 template <class T>

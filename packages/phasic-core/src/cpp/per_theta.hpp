@@ -221,5 +221,10 @@ void check_closed_classes(const Structure& s, Workspace<double>& ws);
 template <class T>
 void factor_transient(const Structure& s, Workspace<T>& ws);
 
+// The same factorization for edge probabilities and exit probabilities already in
+// ws.vals and ws.aelim (ws.dinv sized; any chain of that shape, e.g. with extra exits).
+template <class T>
+void factor_loaded(const Structure& s, Workspace<T>& ws);
+
 }  // namespace kernel
 }  // namespace phasic
