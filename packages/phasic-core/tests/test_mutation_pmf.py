@@ -207,6 +207,27 @@ def test_jit_vmap_over_theta_rate_and_reward_batches() -> None:
     np.testing.assert_allclose(float(grads[1]), fd[0], rtol=1e-6)
 
 
+def test_shard_map_over_thetas_with_gradients() -> None:
+    from jax.sharding import Mesh, PartitionSpec
+
+    g = models.kingman(5)
+    length = models.kingman_total_length_rewards(g)
+    mesh = Mesh(np.array(jax.devices()), ("d",))
+    thetas = jnp.linspace(0.5, 2.0, 2 * len(jax.devices()))[:, None]
+
+    def pmfs(th: jax.Array, mu: jax.Array) -> jax.Array:
+        return jax.vmap(lambda t: phasic.compute_mutation_pmf_ffi(g, t, mu, length, 5))(th)
+
+    sharded = jax.shard_map(pmfs, mesh=mesh, in_specs=(PartitionSpec("d"), PartitionSpec()),
+                            out_specs=PartitionSpec("d"))
+    np.testing.assert_array_equal(np.asarray(jax.jit(sharded)(thetas, 0.7)),
+                                  np.asarray(pmfs(thetas, 0.7)))
+    loss = jax.jit(jax.grad(lambda th, mu: sharded(th, mu)[:, 2].sum(), argnums=(0, 1)))
+    want = jax.grad(lambda th, mu: pmfs(th, mu)[:, 2].sum(), argnums=(0, 1))(thetas, 0.7)
+    for got, ref in zip(loss(thetas, 0.7), want, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-13)
+
+
 def pooled_chi_square(observed: np.ndarray, pmf: np.ndarray) -> float:
     """The p-value of counts `observed` (one per draw) against `pmf` on 0..kmax, the
     bins from the right pooled until each expects >= 5 draws (the last bin holds the
