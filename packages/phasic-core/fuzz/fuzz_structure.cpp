@@ -68,6 +68,15 @@ void run_kernels(const phasic::Structure& s) {
                                    cov_jac.data());
   } catch (const std::invalid_argument&) {
   }
+  // The same rows as mutation counts (rate 0.5, counts 0..4) and their Jacobian.
+  std::vector<double> mut(10), mut_jac(static_cast<size_t>(10 * (s.P + 1)));
+  try {
+    phasic::compute_mutation_pmf(s, theta.data(), s.P, 0.5, rewards.data(), 2, s.V, 4,
+                                 mut.data());
+    phasic::compute_mutation_pmf_jac(s, theta.data(), s.P, 0.5, rewards.data(), 2, s.V, 4,
+                                     mut.data(), mut_jac.data());
+  } catch (const std::invalid_argument&) {
+  }
   // Continuous densities by uniformization take about (largest exit rate) x t steps;
   // stiff inputs (rates of 1e19 are easy to write) would only measure that cost.
   // Past 2e6 steps the kernels raise (regressions/stiff_rate_uniformization_hang.json).
