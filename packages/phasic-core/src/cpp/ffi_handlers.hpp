@@ -2,7 +2,7 @@
 #pragma once
 #include <vector>
 
-#include "xla/ffi/api/c_api.h"
+#include "xla/ffi/api/api.h"
 
 namespace phasic {
 
@@ -13,9 +13,9 @@ struct FfiTarget {
 
 const std::vector<FfiTarget>& ffi_targets();
 
-// Handlers defined in the per-family files (XLA_FFI_DEFINE_HANDLER_SYMBOL there),
-// listed in ffi_targets().
-extern "C" XLA_FFI_Error* PhasicMutationPmf(XLA_FFI_CallFrame* call_frame);     // ffi_mutation.cpp
-extern "C" XLA_FFI_Error* PhasicMutationPmfJac(XLA_FFI_CallFrame* call_frame);  // ffi_mutation.cpp
+// Handlers of the kernel families defined in their own files (ffi_<family>.cpp).
+// ffi_mutation.cpp: the pmf of mutation counts and its Jacobian.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmf);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmfJac);
 
 }  // namespace phasic
