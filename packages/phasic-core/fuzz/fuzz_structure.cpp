@@ -80,6 +80,13 @@ void run_kernels(const phasic::Structure& s, std::string_view key) {
       if (chain.draw(key, i, y, 10000) && !(y[0] >= 0.0 && y[1] >= 0.0))
         contract_broken("a draw is negative or NaN",
                         std::to_string(y[0]) + ", " + std::to_string(y[1]));
+  // The same rows as mutation counts (rate 0.5, counts 0..4) and their Jacobian.
+  std::vector<double> mut(10), mut_jac(static_cast<size_t>(10 * (s.P + 1)));
+  try {
+    phasic::compute_mutation_pmf(s, theta.data(), s.P, 0.5, rewards.data(), 2, s.V, 4,
+                                 mut.data());
+    phasic::compute_mutation_pmf_jac(s, theta.data(), s.P, 0.5, rewards.data(), 2, s.V, 4,
+                                     mut.data(), mut_jac.data());
   } catch (const std::invalid_argument&) {
   }
   // Continuous densities by uniformization take about (largest exit rate) x t steps;

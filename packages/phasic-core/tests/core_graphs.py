@@ -82,6 +82,17 @@ def random_graph(seed: int, *, cyclic: bool, discrete: bool = False,
     return RandomCase(g, theta, seed, cyclic, discrete)
 
 
+def with_defect(seed: int, *, cyclic: bool, discrete: bool) -> tuple[Graph, np.ndarray]:
+    """`random_graph(seed, ...)` whose start edges also lead into an absorbing vertex (a
+    defect), and its theta."""
+    case = random_graph(seed, cyclic=cyclic, discrete=discrete)
+    g = case.graph
+    if all(e.to().edges() for e in g.starting_vertex().edges()):
+        absorbing = [v for v in g.vertices()[1:] if not v.edges()]
+        g.starting_vertex().add_edge(absorbing[0], 0.4)
+    return g, case.theta
+
+
 @dataclass
 class ChordCycle:
     """Edges of a chord cycle: transient vertices 0..n-1, the absorbing vertex n.

@@ -215,3 +215,13 @@ def pmf(structure: Any, theta: Any, steps: Any) -> np.ndarray:
         else:
             out.append(float(d.alpha @ np.linalg.matrix_power(d.T, x - 1) @ d.exit))
     return np.array(out).reshape(k.shape)
+
+
+def finite_difference(f: Any, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """Central differences of f at x, one column per entry of x (the last axis)."""
+    cols = []
+    for p in range(len(x)):
+        e = np.zeros_like(x)
+        e[p] = h * max(1.0, abs(x[p]))
+        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * e[p]))
+    return np.stack(cols, axis=-1)

@@ -241,6 +241,31 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                                  "jnp.ones((1, k.vertices_length())), "
                                                  "compute_joint=True)", ("ValueError",),
                                           r"compute_joint=True.*not implemented"),
+    # mutation counts (compute_mutation_pmf_ffi, Graph.mutation_pmf)
+    "mutation kmax negative": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, 1.0, None, "
+                                      "-1)", ("ValueError",), r"kmax.*between 0 and 100000.*-1"),
+    "mutation kmax absurd": ("x64", "k.mutation_pmf(1.0, kmax=10**9, theta=[1.0])",
+                             ("ValueError",), r"kmax.*between 0 and 100000.*1000000000"),
+    "mutation kmax float": ("x64", "k.mutation_pmf(1.0, kmax=5.0, theta=[1.0])",
+                            ("TypeError",), r"kmax.*int"),
+    "mutation rate negative": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, -0.5, None, "
+                                      "5)", KERNEL, r"mutation_rate is -0\.5.*finite and >= 0"),
+    "mutation rate NaN": ("x64", "k.mutation_pmf(float('nan'), kmax=5, theta=[1.0])", KERNEL,
+                          r"mutation_rate is nan.*finite and >= 0"),
+    "mutation rate vector": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, "
+                                    "jnp.ones(2), None, 5)", ("ValueError",),
+                             r"mutation_rate must be a scalar.*vmap"),
+    "mutation rewards wrong length": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, 1.0, "
+                                             "jnp.ones(2), 5)", ("ValueError",),
+                                      r"rewards must have shape \(\d+,\).*got shape \(2,\)"),
+    "mutation rewards 3-d": ("x64", "k.mutation_pmf(1.0, np.ones((1, 1, 5)), kmax=5, "
+                                    "theta=[1.0])", ("ValueError",), r"rewards must have shape"),
+    "mutation reward negative": ("x64", "k.mutation_pmf(1.0, -np.ones(k.vertices_length()), "
+                                        "kmax=5, theta=[1.0])", KERNEL,
+                                 r"rewards\[0, 0\] is -1.*finite and >= 0"),
+    "mutation reward NaN (ffi)": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, 1.0, "
+                                         "jnp.full(k.vertices_length(), jnp.nan), 5)", KERNEL,
+                                  r"rewards\[0, 0\] is nan"),
 }
 
 

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from core_graphs import random_graph
-from core_reference import Dense, dense, moments
+from core_graphs import random_graph, with_defect
+from core_reference import Dense, dense, finite_difference, moments
 
 import phasic
 from phasic import Graph, models
@@ -48,16 +48,6 @@ def formula_covariance(d: Dense, rewards: np.ndarray) -> np.ndarray:
         second = second - (r * g) @ r.T
     mean = u @ d.alpha
     return second - np.outer(mean, mean)
-
-
-def with_defect(seed: int, *, cyclic: bool, discrete: bool):
-    """A random graph whose start edges also lead into an absorbing vertex (a defect)."""
-    case = random_graph(seed, cyclic=cyclic, discrete=discrete)
-    g = case.graph
-    if dense(g, case.theta).defect == 0.0:
-        absorbing = [v for v in g.vertices()[1:] if not v.edges()]
-        g.starting_vertex().add_edge(absorbing[0], 0.4)
-    return g, case.theta
 
 
 def random_rewards(seed: int, vertices: int, rows: int = 3) -> np.ndarray:
@@ -208,15 +198,6 @@ def test_kingman_sfs_covariance_matches_fu(n: int) -> None:
     sfs = np.stack([models.kingman_sfs_rewards(g, i) for i in range(1, n)])
     got = np.asarray(phasic.compute_covariance_ffi(g, jnp.array([1.0]), sfs))
     np.testing.assert_allclose(got, 4 * fu_sigma(n), rtol=1e-11, atol=1e-13)
-
-
-def finite_difference(f, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    cols = []
-    for p in range(len(theta)):
-        e = np.zeros_like(theta)
-        e[p] = h * max(1.0, abs(theta[p]))
-        cols.append((np.asarray(f(theta + e)) - np.asarray(f(theta - e))) / (2 * e[p]))
-    return np.stack(cols, axis=-1)
 
 
 @pytest.mark.parametrize("seed,cyclic,discrete", [(4, True, False), (5, False, False),

@@ -173,4 +173,11 @@ void compute_covariance_jac(const Structure& s, const double* theta, int64_t the
   check_finite(out, jac, R, P);
 }
 
+namespace kernel {
+
+void check_reward_matrix(const Structure& s, const double* rewards, int64_t R, int64_t V) {
+  check_reward_rows(s, rewards, R, V);
+}
+
+}  // namespace kernel
 }  // namespace phasic

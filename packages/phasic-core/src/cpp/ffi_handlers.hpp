@@ -20,5 +20,8 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardPmf);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardPmfJac);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardLogPmf);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardLogPmfJac);
+// ffi_mutation.cpp: the pmf of mutation counts and its Jacobian.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmf);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmfJac);
 
 }  // namespace phasic

@@ -30,6 +30,17 @@ void compute_covariance(const Structure& s, const double* theta, int64_t theta_l
                         const double* rewards, int64_t nr_rewards, int64_t rewards_len,
                         double* out);
 
+// Mutation counts: K | Y ~ Poisson(mutation_rate Y) for the reward-weighted time Y of
+// each of nr_rewards reward rows (rewards_len = s.V entries each, finite and >= 0).
+// out[i * (kmax + 1) + k] = P(K_i = k), exact per k (the tail beyond kmax is not
+// folded in). Discrete graphs: Poisson(mutation_rate r_v) mutations per visit of v.
+// 0 <= kmax <= kMaxMutationCount. (mutation.cpp)
+constexpr int64_t kMaxMutationCount = 100000;
+void check_mutation_kmax(int64_t kmax);
+void compute_mutation_pmf(const Structure& s, const double* theta, int64_t theta_len,
+                          double mutation_rate, const double* rewards, int64_t nr_rewards,
+                          int64_t rewards_len, int64_t kmax, double* out);
+
 // Continuous graphs: density and CDF at each time; discrete graphs: PMF and CDF at
 // each (integer) time. Either output may be nullptr. (densities.cpp)
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
@@ -54,6 +65,12 @@ void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_
 void compute_covariance_jac(const Structure& s, const double* theta, int64_t theta_len,
                             const double* rewards, int64_t nr_rewards, int64_t rewards_len,
                             double* out, double* jac);
+
+// Mutation pmf (as compute_mutation_pmf) and its Jacobian, shape
+// (nr_rewards, kmax + 1, theta_len + 1): the last column is d / d mutation_rate.
+void compute_mutation_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
+                              double mutation_rate, const double* rewards, int64_t nr_rewards,
+                              int64_t rewards_len, int64_t kmax, double* out, double* jac);
 
 // Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
 // uniformization truncation bounds both the values and the derivatives.

@@ -95,6 +95,15 @@ int64_t checked_budget(std::optional<int64_t> budget) {
   return *budget;
 }
 
+// The length of each of nr_rewards equal rows in the flattened rewards.
+int64_t row_length(const InArray& rewards, int64_t nr_rewards) {
+  if (nr_rewards < 1 || static_cast<int64_t>(rewards.shape(0)) % nr_rewards != 0)
+    throw std::invalid_argument("rewards (flattened) has " + std::to_string(rewards.shape(0)) +
+                                " entries, which is not nr_rewards = " +
+                                std::to_string(nr_rewards) + " rows of equal length");
+  return static_cast<int64_t>(rewards.shape(0)) / nr_rewards;
+}
+
 // Python-facing handle on an immutable, shareable Structure.
 struct PyStructure {
   std::shared_ptr<const Structure> s;
@@ -213,12 +222,7 @@ NB_MODULE(_core, m) {
           [](const PyStructure& p, nb::handle theta, nb::handle rewards, int64_t nr_rewards) {
             InArray th = as_f64(theta, "theta");
             InArray rw = as_f64(rewards, "rewards");
-            if (nr_rewards < 1 || static_cast<int64_t>(rw.shape(0)) % nr_rewards != 0)
-              throw std::invalid_argument(
-                  "rewards (flattened) has " + std::to_string(rw.shape(0)) +
-                  " entries, which is not nr_rewards = " + std::to_string(nr_rewards) +
-                  " rows of equal length");
-            const int64_t R = nr_rewards, V = static_cast<int64_t>(rw.shape(0)) / R;
+            const int64_t R = nr_rewards, V = row_length(rw, R);
             std::vector<double> out(static_cast<size_t>(R * R));
             {
               KernelCall call;
@@ -248,6 +252,32 @@ NB_MODULE(_core, m) {
           "theta"_a, "rewards"_a = nb::none(),
           "E[Y | start at v] for every vertex v (the time without rewards), from the "
           "moments' factorization")
+          "mutation_pmf",
+          [](const PyStructure& p, nb::handle theta, double mutation_rate, nb::handle rewards,
+             int64_t nr_rewards, int64_t kmax, bool grad) {
+            InArray th = as_f64(theta, "theta");
+            InArray rw = as_f64(rewards, "rewards");
+            check_mutation_kmax(kmax);
+            const int64_t R = nr_rewards, V = row_length(rw, R);
+            const int64_t P = static_cast<int64_t>(th.shape(0));
+            const size_t count = static_cast<size_t>(R * (kmax + 1));
+            std::vector<double> out(count), jac(grad ? count * static_cast<size_t>(P + 1) : 0);
+            {
+              KernelCall call;
+              if (grad)
+                compute_mutation_pmf_jac(*p.s, th.data(), P, mutation_rate, rw.data(), R, V,
+                                         kmax, out.data(), jac.data());
+              else
+                compute_mutation_pmf(*p.s, th.data(), P, mutation_rate, rw.data(), R, V, kmax,
+                                     out.data());
+            }
+            return std::make_tuple(to_numpy(std::move(out)), to_numpy(std::move(jac)));
+          },
+          "theta"_a, "mutation_rate"_a, "rewards"_a, "nr_rewards"_a, "kmax"_a,
+          "grad"_a = false,
+          "(P(K_i = k) flattened (nr_rewards, kmax + 1), and with grad its Jacobian "
+          "flattened (nr_rewards, kmax + 1, param_length + 1), the last column d/d "
+          "mutation_rate; else empty)")
       .def(
           "pdf",
           [](const PyStructure& p, nb::handle theta, nb::handle times) {
@@ -328,6 +358,7 @@ NB_MODULE(_core, m) {
     return d;
   });
   m.attr("max_moments") = kMaxMoments;
+  m.attr("max_mutation_count") = kMaxMutationCount;
   m.def("cache_stats", &cache_stats);
   m.def(
       "sweep_counts",

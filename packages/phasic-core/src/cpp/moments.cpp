@@ -35,16 +35,7 @@ void factor(const Structure& s, Workspace<T>& ws) {
       ws.aelim[j] = ws.absv[j] / ws.lam[j];
     }
   }
-  ws.lvals.resize(s.plan.l_col.size());
-  ws.uvals.resize(s.plan.u_col.size());
-  double pivot = 0.0;
-  const int32_t v = lu_factor(s.plan, s.tt_ptr.data(), s.tt_dst.data(), ws.vals.data(),
-                              ws.aelim.data(), ws.dense, ws.lvals.data(), ws.uvals.data(),
-                              ws.dinv.data(), &pivot);
-  if (v >= 0)
-    bad(s.vertex_string(s.tvert[v]) +
-        " cannot reach absorption for this theta (its probability of ever leaving its "
-        "closed class is " + num(pivot) + "); check for zero rates");
+  factor_loaded(s, ws);
 }
 
 // Solves (I - P) x = b in place using the factorization in ws.
@@ -236,8 +227,23 @@ template <class T>
 void factor_transient(const Structure& s, Workspace<T>& ws) {
   factor(s, ws);
 }
-#define PHASIC_FACTOR_TRANSIENT(T) \
-  template void factor_transient<T>(const Structure&, Workspace<T>&);
+
+template <class T>
+void factor_loaded(const Structure& s, Workspace<T>& ws) {
+  ws.lvals.resize(s.plan.l_col.size());
+  ws.uvals.resize(s.plan.u_col.size());
+  double pivot = 0.0;
+  const int32_t v = lu_factor(s.plan, s.tt_ptr.data(), s.tt_dst.data(), ws.vals.data(),
+                              ws.aelim.data(), ws.dense, ws.lvals.data(), ws.uvals.data(),
+                              ws.dinv.data(), &pivot);
+  if (v >= 0)
+    bad(s.vertex_string(s.tvert[v]) +
+        " cannot reach absorption for this theta (its probability of ever leaving its "
+        "closed class is " + num(pivot) + "); check for zero rates");
+}
+#define PHASIC_FACTOR_TRANSIENT(T)                                      \
+  template void factor_transient<T>(const Structure&, Workspace<T>&); \
+  template void factor_loaded<T>(const Structure&, Workspace<T>&);
 PHASIC_EACH_SCALAR(PHASIC_FACTOR_TRANSIENT)
 #undef PHASIC_FACTOR_TRANSIENT
 

@@ -221,6 +221,9 @@ void for_each_block(int64_t P, F&& fn) {
 // Each time finite and >= 0; a discrete graph's times whole numbers of steps.
 void check_times(const Structure& s, const double* times, int64_t n_times);
 
+// Each of the R rows of V rewards finite and >= 0, V = s.V (covariance.cpp).
+void check_reward_matrix(const Structure& s, const double* rewards, int64_t R, int64_t V);
+
 // Replays the elimination for this theta: its pivots detect closed classes (moments.cpp).
 void check_closed_classes(const Structure& s, Workspace<double>& ws);
 
@@ -229,6 +232,11 @@ void check_closed_classes(const Structure& s, Workspace<double>& ws);
 // (moments.cpp, instantiated for every scalar type).
 template <class T>
 void factor_transient(const Structure& s, Workspace<T>& ws);
+
+// The same factorization for edge probabilities and exit probabilities already in
+// ws.vals and ws.aelim (ws.dinv sized; any chain of that shape, e.g. with extra exits).
+template <class T>
+void factor_loaded(const Structure& s, Workspace<T>& ws);
 
 }  // namespace kernel
 }  // namespace phasic

@@ -61,6 +61,7 @@ std::shared_ptr<const Structure> cached_structure(std::string_view digest) {
   if (it != c.by_digest.end()) {
     c.lru.splice(c.lru.begin(), c.lru, it->second);
     ++g_hits;
+    c.trim();  // a capacity lowered since the last miss applies to this thread now
     return it->second->structure;
   }
   auto parsed = registered_structure(digest);

@@ -33,6 +33,7 @@ _LAZY = {
     "set_cache_capacity": "ffi",
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
+    "compute_mutation_pmf_ffi": "mutation_ffi",
     "loglik": "likelihood",
     "sample": "jax_sampler",
     "svgd": "inference",
@@ -45,7 +46,7 @@ _LAZY = {
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
-               "transforms", "jax_sampler", "reward_density"}
+               "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi"}
 
 __all__ = [
     "Edge",
@@ -67,6 +68,7 @@ __all__ = [
     "compute_covariance_ffi",
     "compute_log_pmf_ffi",
     "compute_moments_ffi",
+    "compute_mutation_pmf_ffi",
     "compute_pmf_and_moments_ffi",
     "compute_pmf_ffi",
     "init_parallel",

@@ -461,6 +461,17 @@ class Graph(Transforms, Distributions):
 
         return sample_graph(self, n, theta, rewards, seed, validate_rewards)
 
+    def mutation_pmf(self, mutation_rate: float, rewards: Any = None, *, kmax: int,
+                     theta: Any = None) -> np.ndarray:
+        """P(K = k), k = 0..kmax, for K | Y ~ Poisson(mutation_rate · Y): the number of
+        mutations when they fall at `mutation_rate` per unit of reward (see
+        `phasic.mutations`). rewards: (V,) or (R, V) rows (None: the time itself),
+        giving shape (kmax + 1,) or (R, kmax + 1). Exact per k, not renormalized.
+        """
+        from .mutations import graph_mutation_pmf
+
+        return graph_mutation_pmf(self, mutation_rate, rewards, kmax, theta)
+
     def compute_trace(self, *args: Any, **kwargs: Any) -> None:
         """Upstream records an elimination trace here; we have none (our kernels work on
         the compiled structure), so this only checks that the graph compiles and
