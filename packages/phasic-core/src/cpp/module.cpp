@@ -252,6 +252,7 @@ NB_MODULE(_core, m) {
           "theta"_a, "rewards"_a = nb::none(),
           "E[Y | start at v] for every vertex v (the time without rewards), from the "
           "moments' factorization")
+      .def(
           "mutation_pmf",
           [](const PyStructure& p, nb::handle theta, double mutation_rate, nb::handle rewards,
              int64_t nr_rewards, int64_t kmax, bool grad) {
