@@ -80,6 +80,8 @@ void run_kernels(const phasic::Structure& s, std::string_view key) {
       if (chain.draw(key, i, y, 10000) && !(y[0] >= 0.0 && y[1] >= 0.0))
         contract_broken("a draw is negative or NaN",
                         std::to_string(y[0]) + ", " + std::to_string(y[1]));
+  } catch (const std::invalid_argument&) {
+  }
   // The same rows as mutation counts (rate 0.5, counts 0..4) and their Jacobian.
   std::vector<double> mut(10), mut_jac(static_cast<size_t>(10 * (s.P + 1)));
   try {
