@@ -158,6 +158,23 @@ def test_kingman_sfs_covariance(n: int) -> None:
                                rtol=1e-13)
 
 
+@pytest.mark.parametrize("n", [2, 5, 12])
+def test_kingman_tmrca_and_total_length_covariance(n: int) -> None:
+    # With k lineages for an Exp(k(k-1)/2) time T_k (one unit per pair), T_MRCA = sum T_k
+    # and L = sum k T_k, so Cov(T_MRCA, L) = sum_k k Var(T_k) = sum_{k=2}^n 4 / (k (k-1)^2),
+    # Var(T_MRCA) = sum 4 / (k (k-1))^2 and Var(L) = sum 4 / (k-1)^2.
+    g = models.kingman(n)
+    rows = np.stack([np.ones(g.vertices_length()), models.kingman_total_length_rewards(g)])
+    got = np.asarray(phasic.compute_covariance_ffi(g, jnp.array([1.0]), rows))
+    ks = range(2, n + 1)
+    want = np.array([
+        [math.fsum(4 / (k * (k - 1)) ** 2 for k in ks), math.fsum(4 / (k * (k - 1) ** 2) for k in ks)],
+        [math.fsum(4 / (k * (k - 1) ** 2) for k in ks), math.fsum(4 / (k - 1) ** 2 for k in ks)],
+    ])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert g.covariance(rows[0], rows[1], theta=[1.0]) == pytest.approx(want[0, 1], rel=1e-12)
+
+
 def fu_sigma(n: int) -> np.ndarray:
     """Fu's (1995) closed form sigma_ij of the SFS counts, i, j = 1..n-1.
 
