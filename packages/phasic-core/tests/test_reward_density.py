@@ -350,6 +350,33 @@ def test_loglik_with_reward_matrix_sums_rows() -> None:
     assert math.isclose(got, want, rel_tol=1e-10)
 
 
+def test_shard_map_loglik_with_zero_rewards_and_gradients() -> None:
+    # One θ per device (and a second per device), the singleton-class rewards with zeros:
+    # the sharded values and gradients equal the unsharded ones bit for bit.
+    from jax.sharding import Mesh, PartitionSpec
+
+    g = models.kingman(6)
+    singletons = models.kingman_sfs_rewards(g, 1)
+    observed = jnp.array([0.3, 1.1, 2.5, 4.0])
+    mesh = Mesh(np.array(jax.devices()), ("d",))
+    thetas = jnp.linspace(0.5, 2.0, 2 * len(jax.devices()))[:, None]
+
+    def logliks(th: jax.Array) -> jax.Array:
+        return jax.vmap(lambda t: phasic.loglik(g, t, observed, rewards=singletons))(th)
+
+    sharded = jax.shard_map(logliks, mesh=mesh, in_specs=PartitionSpec("d"),
+                            out_specs=PartitionSpec("d"))
+    np.testing.assert_array_equal(np.asarray(jax.jit(sharded)(thetas)),
+                                  np.asarray(logliks(thetas)))
+    got = jax.jit(jax.grad(lambda th: sharded(th).sum()))(thetas)
+    want = jax.grad(lambda th: logliks(th).sum())(thetas)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    fd = central_difference(
+        lambda t: float(phasic.loglik(g, jnp.asarray(t), observed, rewards=singletons)),
+        np.asarray(thetas[1]))
+    np.testing.assert_allclose(np.asarray(got[1]), fd, rtol=1e-6)
+
+
 def test_multivariate_ffi_as_upstream_documents() -> None:
     """times (n_times, n_features), rewards (n_features, V); zero times mean missing."""
     g = models.kingman(4)
