@@ -14,7 +14,6 @@ Writes bench/results/batching.json and batching.png.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any
@@ -24,7 +23,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-from common import BENCH, figure, load, nice_env, run_json, save_figure, timeit, write_json  # noqa: E402
+from common import BENCH, cli, figure, finish, load, nice_env, run_json, save_figure, timeit  # noqa: E402
 
 import phasic  # noqa: E402
 from phasic import models  # noqa: E402
@@ -145,17 +144,9 @@ def run(quick: bool) -> dict[str, Any]:
         "sharding_batch": sharding_batch,
         "sharding": bench_sharding(n, [1, 8] if quick else [1, 2, 4, 8], sharding_batch),
     }
-    path = write_json("batching", quick, results, start_load)
-    plot(results, quick)
-    print(f"  wrote {path} and {path.with_suffix('.png')}")
+    finish("batching", quick, results, start_load, plot=lambda: plot(results, quick))
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small batches, seconds")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    cli(run, "small batches, seconds")

@@ -10,6 +10,8 @@ together with the load average at the start and end of each module.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -213,6 +215,57 @@ def save_figure(fig, name: str, quick: bool) -> pathlib.Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def finish(name: str, quick: bool, result: dict[str, Any], load_start: list[float],
+           plot: Callable[[], object] | None = None) -> pathlib.Path:
+    """The end of every module's run(): write the JSON, draw the figure, say where both went.
+
+    `plot` (when given) saves bench/results/<name>[-quick].png; `result` is what the
+    JSON holds besides the environment and load averages.
+    """
+    path = write_json(name, quick, result, load_start)
+    if plot is None:
+        print(f"  wrote {path}")
+    else:
+        plot()
+        print(f"  wrote {path} and {path.with_suffix('.png')}")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A boolean command-line flag handed to run() as keyword `keyword`, through `value`."""
+
+    name: str
+    keyword: str
+    help: str
+    value: Callable[[bool], Any] = bool
+
+
+def cli(run: Callable[..., dict[str, Any]], quick_help: str, *, flags: Sequence[Flag] = (),
+        worker: Callable[[list[str]], None] | None = None,
+        failed: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """The command line of a benchmark module: `python bench/<module>.py [--quick] ...`.
+
+    The description is the first line of run's module docstring. `worker` (when given)
+    adds the hidden `--worker ARG...` that a module's own child processes are started
+    with; `failed(result)` true makes the exit status 1 (a measurement went missing).
+    """
+    doc = sys.modules[run.__module__].__doc__ or ""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    for flag in flags:
+        parser.add_argument(flag.name, action="store_true", dest=flag.keyword, help=flag.help)
+    if worker is not None:
+        parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if worker is not None and args.worker:
+        worker(args.worker)
+        return
+    result = run(args.quick, **{f.keyword: f.value(getattr(args, f.keyword)) for f in flags})
+    if failed is not None:
+        sys.exit(1 if failed(result) else 0)
 
 
 # --------------------------------------------------------------------------- subprocesses

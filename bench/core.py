@@ -14,7 +14,6 @@ Writes bench/results/core.json and core.png.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from typing import Any
@@ -29,7 +28,9 @@ import scipy.linalg  # noqa: E402
 import scipy.sparse.linalg  # noqa: E402
 from common import (  # noqa: E402
     PDF_TIMES,
+    cli,
     figure,
+    finish,
     kingman_mean_var,
     load,
     max_rel_error,
@@ -37,7 +38,6 @@ from common import (  # noqa: E402
     sub_intensity,
     time_once,
     timeit,
-    write_json,
 )
 
 import phasic  # noqa: E402
@@ -310,9 +310,7 @@ def run(quick: bool) -> dict[str, Any]:
     results["vmap"] = bench_vmap(20, 64, 6)
     results["build"] = bench_build(30 if quick else 50)
     results["callback_build"] = bench_callback_build([20, 25])
-    path = write_json("core", quick, results, start_load)
-    plot(results, quick)
-    print(f"  wrote {path} and {path.with_suffix('.png')}")
+    finish("core", quick, results, start_load, plot=lambda: plot(results, quick))
     return results
 
 
@@ -335,11 +333,5 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
              "met": v <= lim} for t, v, lim, u in rows]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    cli(run, "small sizes, seconds")

@@ -21,7 +21,6 @@ bench/results/elimination[-quick].json and .png.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
@@ -121,24 +120,11 @@ def run(quick: bool) -> dict[str, Any]:
               f"{r['memory_ratio']:.2f}, L+U nonzeros {r['nonzeros_ratio']:.2f}; "
               f"moments differ by {rel:.1e}")
     result = {"sizes": list(sizes), "theta": THETA, "rows": rows, "ratios": ratios}
-    path = common.write_json("elimination", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("elimination", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
-    parser.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.worker[0], int(args.worker[1]))
-        return
-    result = run(args.quick)
-    missing = [r for r in result["rows"] if "error" in r]
-    sys.exit(1 if missing else 0)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "small sizes only (seconds)",
+               worker=lambda args: worker(args[0], int(args[1])),  # --worker KIND N
+               failed=lambda result: any("error" in r for r in result["rows"]))

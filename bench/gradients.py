@@ -13,7 +13,6 @@ The value-and-gradient call runs the C++ kernels once with forward-mode dual num
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import PDF_TIMES, figure, load, save_figure, timeit, write_json  # noqa: E402
+from common import PDF_TIMES, cli, figure, finish, load, save_figure, timeit  # noqa: E402
 
 import phasic  # noqa: E402
 from phasic import (  # noqa: E402
@@ -112,7 +111,12 @@ def run(quick: bool) -> dict[str, Any]:
     within = all(r["ratio"] <= r["bound"] for r in rows)
     print(f"  every ratio within param_length + 2: {within} (closest: {worst['model']} "
           f"{worst['function']}, {worst['ratio']:.2f} of {worst['bound']})")
+    finish("gradients", quick, {"rows": rows, "all_within_bound": within, "closest": worst},
+           load_start, plot=lambda: plot(rows, quick))
+    return {"rows": rows, "all_within_bound": within}
 
+
+def plot(rows: list[dict[str, Any]], quick: bool) -> None:
     fig, (ax,) = figure(width=7.5, height=4.5)
     names = ["pdf", "moments", "pdf_and_moments", "loglik"]
     labels = sorted({(r["model"], r["param_length"]) for r in rows},
@@ -129,17 +133,7 @@ def run(quick: bool) -> dict[str, Any]:
     ax.set_title("Cost of exact gradients (one run, side by side)")
     ax.legend(fontsize=8)
     save_figure(fig, "gradients", quick)
-    path = write_json("gradients", quick,
-                      {"rows": rows, "all_within_bound": within, "closest": worst}, load_start)
-    print(f"  wrote {path}")
-    return {"rows": rows, "all_within_bound": within}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    run(parser.parse_args().quick)
 
 
 if __name__ == "__main__":
-    main()
+    cli(run, "small sizes (about a minute)")

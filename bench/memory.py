@@ -23,7 +23,6 @@ Writes bench/results/memory[-quick].json and memory[-quick].png (RSS over calls)
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import sys
@@ -217,8 +216,7 @@ def run(quick: bool) -> dict[str, Any]:
               "growth_limit_mib": GROWTH_LIMIT_MIB}
     result["ok"] = bool(result["structures"]["ok"] and result["calls"]["jit"]["ok"]
                         and result["calls"]["eager"]["ok"])
-    path = common.write_json("memory", quick, result, load_start)
-    plot(result, quick)
+    common.finish("memory", quick, result, load_start, plot=lambda: plot(result, quick))
     st, cj, ce = result["structures"], result["calls"]["jit"], result["calls"]["eager"]
     print(f"structures: {st['structures']} distinct in {st['seconds']:.0f} s; C++ cache entries "
           f"max {st['max_entries']} (capacity {st['cache_capacity']}), RSS after clearing JAX "
@@ -228,17 +226,9 @@ def run(quick: bool) -> dict[str, Any]:
         print(f"calls ({name}): {c['calls']} in {c['seconds']:.1f} s ({c['us_per_call']:.0f} us), "
               f"RSS {c['rss_mib'][0]:.0f} -> {c['rss_mib'][-1]:.0f} MiB, slope "
               f"{c['bytes_per_call']:.3f} B/call = {c['growth_mib']:.3f} MiB after warm-up")
-    print(f"{'OK' if result['ok'] else 'FAILED'}; wrote {path}")
+    print("OK" if result["ok"] else "FAILED")
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    args = parser.parse_args()
-    result = run(args.quick)
-    sys.exit(0 if result["ok"] else 1)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "small sizes (about a minute)", failed=lambda result: not result["ok"])

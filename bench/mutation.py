@@ -17,7 +17,6 @@ and .png.
 
 from __future__ import annotations
 
-import argparse
 import math
 import pathlib
 import sys
@@ -97,17 +96,9 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = (10, 15, 20) if quick else (10, 15, 20, 25, 30)
     rows = [measure(n) for n in sizes]
     result = {"kmax": KMAX, "mutation_rate": MU, "times": TIMES.tolist(), "rows": rows}
-    path = common.write_json("mutation", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("mutation", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 10, 15, 20 only (seconds)")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "n = 10, 15, 20 only (seconds)")

@@ -19,11 +19,9 @@ and the pdf's error against the exact density. Writes bench/results/previous.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
-import sys
 import venv
 from typing import Any
 
@@ -37,14 +35,16 @@ from common import (  # noqa: E402
     BENCH,
     PDF_TIMES,
     RESULTS,
+    Flag,
+    cli,
     figure,
+    finish,
     kingman_mean_var,
     load,
     max_rel_error,
     run_json,
     save_figure,
     timeit,
-    write_json,
 )
 
 from phasic import models  # noqa: E402
@@ -157,10 +157,8 @@ def run(quick: bool, setup: bool | None = None) -> dict[str, Any]:
     if problem:
         results["skipped"] = problem
         print(f"  previous phasic NOT measured: {problem}")
-    path = write_json("previous", quick, results, start_load)
-    if results["rows"]:
-        plot(results, quick)
-    print(f"  wrote {path}")
+    finish("previous", quick, results, start_load,
+           plot=(lambda: plot(results, quick)) if results["rows"] else None)
     return results
 
 
@@ -218,14 +216,8 @@ def plot(results: dict[str, Any], quick: bool) -> None:
     save_figure(fig, "previous", quick)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 10 only; no install")
-    parser.add_argument("--setup", action="store_true",
-                        help="create bench/.venv-previous even with --quick")
-    args = parser.parse_args()
-    run(args.quick, setup=True if args.setup else None)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # Without --setup, run() decides (it creates the venv on a full run only).
+    cli(run, "n = 10 only; no install",
+        flags=[Flag("--setup", "setup", "create bench/.venv-previous even with --quick",
+                    lambda on: True if on else None)])

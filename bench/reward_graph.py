@@ -19,7 +19,6 @@ Writes bench/results/reward_graph[-quick].json and .png.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import warnings
@@ -92,17 +91,9 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = (5, 10, 15) if quick else (10, 15, 20, 25)
     rows = [measure(n) for n in sizes]
     result = {"sizes": list(sizes), "theta": THETA, "rows": rows}
-    path = common.write_json("reward_graph", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("reward_graph", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "small sizes only (seconds)")

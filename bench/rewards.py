@@ -17,7 +17,6 @@ bench/results/rewards[-quick].json and .png.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
@@ -80,8 +79,12 @@ def run(quick: bool) -> dict[str, Any]:
               f"{row['singleton_s'] * 1e3:8.3f} ms (x{row['singleton_ratio']:.2f}); grads "
               f"{row['length_grad_s'] * 1e3:.3f} / {row['singleton_grad_s'] * 1e3:.3f} ms; "
               f"length error {row['length_max_rel_error']:.1e}")
-    path = common.write_json("rewards", quick, {"rows": rows, "times": list(common.PDF_TIMES)},
-                             start)
+    common.finish("rewards", quick, {"rows": rows, "times": list(common.PDF_TIMES)}, start,
+                  plot=lambda: plot(rows, quick))
+    return {"rows": rows}
+
+
+def plot(rows: list[dict[str, Any]], quick: bool) -> None:
     fig, (ax,) = common.figure()
     ns = [r["n"] for r in rows]
     for key, label in (("plain_s", "plain pdf"), ("length_s", "total length (positive)"),
@@ -92,11 +95,7 @@ def run(quick: bool) -> dict[str, Any]:
     common.log_log_axes([ax], "Kingman n", ["ms per theta (7 times)"],
                         ["reward-weighted densities"])
     common.save_figure(fig, "rewards", quick)
-    print(f"  wrote {path}")
-    return {"rows": rows}
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
+    common.cli(run, "small sizes (seconds)")

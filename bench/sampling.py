@@ -14,7 +14,6 @@ asserted. Writes bench/results/sampling[-quick].json and .png.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
@@ -91,9 +90,7 @@ def run(quick: bool) -> dict[str, Any]:
           f"numpy Graph.sample is {one_core / rows[-1]['draws_per_s']:,.0f}x slower")
     result = {"kingman_n": N_SAMPLES, "target_draws_per_s": TARGET, "rows": rows,
               "kernel_over_numpy": one_core / rows[-1]["draws_per_s"]}
-    path = common.write_json("sampling", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("sampling", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
@@ -107,11 +104,5 @@ def plot(rows: list[dict[str, Any]], quick: bool) -> None:
     common.save_figure(fig, "sampling", quick)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer draws per call (seconds)")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "fewer draws per call (seconds)")

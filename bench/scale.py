@@ -22,7 +22,6 @@ bench/results/scale[-quick].json and .png.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
@@ -97,23 +96,11 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = (10, 20, 30) if quick else (20, 30, 40, 45, 50)
     rows = [measure(n) for n in sizes]
     result = {"sizes": list(sizes), "theta": THETA, "rows": rows}
-    path = common.write_json("scale", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("scale", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
-    parser.add_argument("--worker", type=int, metavar="N", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        worker(args.worker)
-        return
-    result = run(args.quick)
-    sys.exit(1 if any("error" in r for r in result["rows"]) else 0)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "small sizes only (seconds)",
+               worker=lambda args: worker(int(args[0])),  # --worker N
+               failed=lambda result: any("error" in r for r in result["rows"]))

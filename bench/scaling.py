@@ -17,7 +17,6 @@ Writes bench/results/scaling.json and scaling.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -27,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from common import BENCH, ROOT, figure, load, nice_env, save_figure, write_json
+from common import BENCH, ROOT, Flag, cli, figure, finish, load, nice_env, save_figure
 
 WORKER = BENCH / "_scaling_worker.py"
 RESULT_LINE = re.compile(r"^(?:\[rank (\d+)\] |(\d+): )?RESULT (.*)$")
@@ -205,19 +204,10 @@ def run(quick: bool, slurm: bool = True) -> dict[str, Any]:
     for key in ("launcher", "slurm"):
         if isinstance(results[key], str):
             print(f"  {key}: not measured: {results[key]}")
-    path = write_json("scaling", quick, results, start_load)
-    plot(results, quick)
-    print(f"  wrote {path} and {path.with_suffix('.png')}")
+    finish("scaling", quick, results, start_load, plot=lambda: plot(results, quick))
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small work, seconds")
-    parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm runs")
-    args = parser.parse_args()
-    run(args.quick, slurm=not args.no_slurm)
-
-
 if __name__ == "__main__":
-    main()
+    cli(run, "small work, seconds",
+        flags=[Flag("--no-slurm", "slurm", "skip the Slurm runs", lambda no_slurm: not no_slurm)])

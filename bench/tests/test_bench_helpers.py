@@ -6,8 +6,13 @@ import json
 import math
 import sys
 
+import common
 import numpy as np
+import pytest
 from common import (
+    Flag,
+    cli,
+    finish,
     kingman_mean_var,
     run_json,
     sub_intensity,
@@ -83,3 +88,55 @@ def test_parse_ranks_reads_launcher_and_srun_prefixes() -> None:
         "RESULT " + json.dumps({"rank": 2}),
     ])
     assert [r["rank"] for r in parse_ranks(out)] == [0, 1, 2]
+
+
+def test_finish_writes_the_json_draws_the_figure_and_says_so(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    drawn = []
+    path = finish("demo", True, {"rows": [1, 2]}, [0.5, 0.5, 0.5], plot=lambda: drawn.append(1))
+    data = json.loads(path.read_text())
+    assert path == tmp_path / "demo-quick.json" and drawn == [1]
+    assert data["benchmark"] == "demo" and data["quick"] is True and data["rows"] == [1, 2]
+    assert data["load_average"]["start"] == [0.5, 0.5, 0.5]
+    assert capsys.readouterr().out == f"  wrote {path} and {tmp_path / 'demo-quick.png'}\n"
+    path = finish("demo", False, {}, [0.0, 0.0, 0.0])
+    assert capsys.readouterr().out == f"  wrote {tmp_path / 'demo.json'}\n"
+
+
+def _run(quick: bool, **kwargs: object) -> dict:
+    """Stands in for a module's run(): records what the command line gave it."""
+    _run.calls.append((quick, kwargs))
+    return {"ok": quick}
+
+
+def test_cli_passes_quick_and_flags_to_run(monkeypatch) -> None:
+    _run.calls = []
+    flags = [Flag("--no-slurm", "slurm", "skip", lambda on: not on)]
+    monkeypatch.setattr(sys, "argv", ["x.py", "--quick", "--no-slurm"])
+    cli(_run, "small", flags=flags)
+    monkeypatch.setattr(sys, "argv", ["x.py"])
+    cli(_run, "small", flags=flags)
+    assert _run.calls == [(True, {"slurm": False}), (False, {"slurm": True})]
+
+
+def test_cli_runs_the_hidden_worker_instead_of_run(monkeypatch) -> None:
+    _run.calls, got = [], []
+    monkeypatch.setattr(sys, "argv", ["x.py", "--worker", "splu", "500"])
+    cli(_run, "small", worker=got.append)
+    assert got == [["splu", "500"]] and _run.calls == []
+
+
+def test_cli_exit_status_follows_failed(monkeypatch) -> None:
+    _run.calls = []
+    for argv, code in ((["x.py", "--quick"], 0), (["x.py"], 1)):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            cli(_run, "small", failed=lambda result: not result["ok"])
+        assert exit_info.value.code == code
+
+
+def test_cli_rejects_an_unknown_flag_with_a_usage_message(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["x.py", "--quik"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli(_run, "small")
+    assert exit_info.value.code == 2 and "unrecognized arguments: --quik" in capsys.readouterr().err

@@ -94,15 +94,12 @@ void covariance_impl(const Structure& s, Workspace<T>& ws, const double* rewards
 
 // An entry (or a derivative of one) that overflows is an error, as for the moments.
 void check_finite(const double* out, const double* jac, int64_t R, int64_t P) {
-  for (int64_t k = 0; k < R * R; ++k) {
-    bool ok = std::isfinite(out[k]);
-    for (int64_t p = 0; ok && jac != nullptr && p < P; ++p) ok = std::isfinite(jac[k * P + p]);
-    if (!ok)
-      bad("covariance entry (" + std::to_string(k / R) + ", " + std::to_string(k % R) +
-          ") overflows a double (its value is " + num(out[k]) +
-          (jac != nullptr ? " or a derivative is not finite" : "") +
-          "); rescale the rewards or time (theta)");
-  }
+  const int64_t k = first_not_finite(out, jac, R * R, P);
+  if (k >= 0)
+    bad("covariance entry (" + std::to_string(k / R) + ", " + std::to_string(k % R) +
+        ") overflows a double (its value is " + num(out[k]) +
+        (jac != nullptr ? " or a derivative is not finite" : "") +
+        "); rescale the rewards or time (theta)");
 }
 
 }  // namespace

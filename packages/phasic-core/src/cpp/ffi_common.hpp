@@ -78,17 +78,24 @@ class Preamble {
     return d.back();
   }
 
-  // `name` must have theta's batch dimensions followed by two more (rows, columns);
-  // returns those two.
-  std::pair<int64_t, int64_t> matrix_input(const char* name, const In& buffer) {
+  // `name` must have theta's batch dimensions followed by two more (named `axes` in
+  // the message); returns those two.
+  std::pair<int64_t, int64_t> matrix_input(const char* name, const In& buffer,
+                                           const char* axes = "rows, columns") {
     if (!ok()) return {0, 0};
     const Dims d = dims(buffer);
     if (d.size() != batch.size() + 2 || Dims(d.begin(), d.end() - 2) != batch) {
       err_ = std::string(name) + " has shape " + shape_string(d) + " but theta has batch shape " +
-             shape_string(batch) + "; it needs the batch dimensions followed by (rows, columns)";
+             shape_string(batch) + "; it needs the batch dimensions followed by (" + axes + ")";
       return {0, 0};
     }
     return {d[d.size() - 2], d.back()};
+  }
+
+  // A check of the handler's own: when `bad` (and nothing failed before), `message`
+  // becomes the error.
+  void require(bool good, const std::string& message) {
+    if (ok() && !good) err_ = message;
   }
 
   // 0 <= nr_moments <= kMaxMoments (checked before any output is allocated).
@@ -110,9 +117,9 @@ class Preamble {
 
   // Output `name` must have shape `want`.
   void output(const char* name, Out& buffer, const Dims& want) {
-    if (ok() && dims(*buffer) != want)
-      err_ = std::string(name) + " output shape " + shape_string(dims(*buffer)) + " should be " +
-             shape_string(want);
+    require(dims(*buffer) == want, std::string(name) + " output shape " +
+                                       shape_string(dims(*buffer)) + " should be " +
+                                       shape_string(want));
   }
 
   // The structure from the per-thread cache; `discrete` (when given) must match it.
@@ -145,16 +152,17 @@ class Preamble {
   std::shared_ptr<const Structure> s_;
 };
 
-// Runs fn(b) for every batch element, in parallel when worth it; an exception in
-// any element is caught inside the loop, and the lowest failing index is reported.
-template <class F>
-ffi::Error run_batch(int64_t B, double work_per_element, F&& fn) {
+// Runs fn(i) for every item i < n, in parallel when worth it; an exception in any
+// item is caught inside the loop, and the lowest failing item's message is returned
+// after label(i) (which says where it is, e.g. "batch element 3 of 8: ").
+template <class F, class Label>
+ffi::Error run_items(int64_t n, double work_per_item, F&& fn, Label&& label) {
   int64_t first_bad = -1;
   std::string message;
   const int nt = static_cast<int>(get_num_threads());
-  const bool parallel = B > 1 && nt > 1 && static_cast<double>(B) * work_per_element > 2e4;
+  const bool parallel = n > 1 && nt > 1 && static_cast<double>(n) * work_per_item > 2e4;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (parallel)
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b = 0; b < n; ++b) {
     std::string err;
     try {
       fn(b);
@@ -175,10 +183,16 @@ ffi::Error run_batch(int64_t B, double work_per_element, F&& fn) {
     }
   }
   if (first_bad < 0) return ffi::Error::Success();
-  if (B > 1)
-    message = "batch element " + std::to_string(first_bad) + " of " + std::to_string(B) + ": " +
-              message;
-  return ffi::Error::InvalidArgument(message);
+  return ffi::Error::InvalidArgument(label(first_bad) + message);
+}
+
+// run_items over the B batch elements, labelled "batch element b of B: " when B > 1.
+template <class F>
+ffi::Error run_batch(int64_t B, double work_per_element, F&& fn) {
+  return run_items(B, work_per_element, std::forward<F>(fn), [B](int64_t b) {
+    return B > 1 ? "batch element " + std::to_string(b) + " of " + std::to_string(B) + ": "
+                 : std::string();
+  });
 }
 
 // A binding's first part: n >= 1 float64 arguments (theta first), then n >= 1 float64

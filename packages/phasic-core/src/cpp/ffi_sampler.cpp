@@ -6,95 +6,49 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "ffi_common.hpp"
 #include "ffi_handlers.hpp"
-#include "kernels.hpp"
-#include "structure_cache.hpp"
-#include "threads.hpp"
-#include "xla/ffi/api/ffi.h"
-
-namespace ffi = xla::ffi;
 
 namespace phasic {
 namespace {
 
-using Dims = std::vector<int64_t>;
-
-template <class Buf>
-Dims shape_of(const Buf& b) {
-  auto d = b.dimensions();
-  return Dims(d.begin(), d.end());
-}
-
-std::string show(const Dims& d) {
-  std::string s = "(";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
-  return s + (d.size() == 1 ? ",)" : ")");
-}
-
-// Leading `batch` dimensions followed by `tail`.
-Dims with_tail(const Dims& batch, std::initializer_list<int64_t> tail) {
-  Dims d = batch;
-  d.insert(d.end(), tail);
-  return d;
-}
-
-// The shape checks, in argument order: an empty string when every shape fits.
-// theta is (batch..., P), key (batch..., 2), rewards (batch..., R, V) and the draws
-// (batch..., N, R).
-std::string check_shapes(const Dims& theta, const Dims& key, const Dims& rewards,
-                         const Dims& draws) {
-  if (theta.empty()) return "theta must have at least one dimension";
-  const Dims batch(theta.begin(), theta.end() - 1);
-  if (key != with_tail(batch, {2}))
-    return "key has shape " + show(key) + " but should be " + show(with_tail(batch, {2})) +
-           " (two uint32 words per theta)";
-  if (rewards.size() != batch.size() + 2 || Dims(rewards.begin(), rewards.end() - 2) != batch)
-    return "rewards has shape " + show(rewards) + " but theta has batch shape " + show(batch) +
-           "; it needs the batch dimensions followed by (rows, vertices)";
-  const int64_t R = rewards[rewards.size() - 2];
-  if (draws.size() != batch.size() + 2 || Dims(draws.begin(), draws.end() - 2) != batch ||
-      draws.back() != R)
-    return "draws output shape " + show(draws) + " should be the batch shape " + show(batch) +
-           " followed by (draws, " + std::to_string(R) + ")";
-  return "";
-}
+using namespace ffi_common;
 
 // phasic_sample: out[b, i, :] = the reward totals of draw i of key[b] at theta[b].
-ffi::Error Sample(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::U32> key,
-                  ffi::Buffer<ffi::F64> rewards, ffi::ResultBuffer<ffi::F64> out,
+// theta is (batch..., P), key (batch..., 2), rewards (batch..., R, V) and the draws
+// (batch..., N, R); the shapes are checked in argument order.
+ffi::Error Sample(In theta, ffi::Buffer<ffi::U32> key, In rewards, Out out,
                   std::string_view digest, bool discrete) {
-  const Dims td = shape_of(theta), rd = shape_of(rewards);
-  const std::string shape_error = check_shapes(td, shape_of(key), rd, shape_of(*out));
-  if (!shape_error.empty()) return ffi::Error::InvalidArgument(shape_error);
-  std::shared_ptr<const Structure> s;
-  try {
-    s = cached_structure(digest);
-  } catch (const std::exception& e) {
-    return ffi::Error::InvalidArgument(std::string("structure: ") + e.what());
-  }
-  if (s->discrete != discrete)
-    return ffi::Error::InvalidArgument(
-        s->discrete ? "the graph is discrete but discrete=False was passed; pass discrete=True"
-                    : "the graph is continuous but discrete=True was passed; pass discrete=False");
-  const int64_t P = td.back(), R = rd[rd.size() - 2], V = rd.back();
-  const int64_t N = shape_of(*out)[rd.size() - 2];
-  int64_t B = 1;
-  for (size_t i = 0; i + 1 < td.size(); ++i) B *= td[i];
+  Preamble pre(theta);
+  const Dims want_key = pre.batch_and({2});
+  pre.require(dims(key) == want_key, "key has shape " + shape_string(dims(key)) +
+                                         " but should be " + shape_string(want_key) +
+                                         " (two uint32 words per theta)");
+  int64_t R, V;  // not a structured binding: the lambda below captures them (C++17)
+  std::tie(R, V) = pre.matrix_input("rewards", rewards, "rows, vertices");
+  const Dims draws = dims(*out);
+  const Dims& batch = pre.batch;
+  pre.require(draws.size() == batch.size() + 2 &&
+                  Dims(draws.begin(), draws.end() - 2) == batch && draws.back() == R,
+              "draws output shape " + shape_string(draws) + " should be the batch shape " +
+                  shape_string(batch) + " followed by (draws, " + std::to_string(R) + ")");
+  pre.structure(digest, &discrete);
+  if (!pre.ok()) return pre.error();
+  const Structure& s = pre.s();
+  const int64_t P = pre.P, B = pre.B;
+  const int64_t N = draws[draws.size() - 2];
 
-  // One jump chain per batch element; the lowest failing element is reported.
+  // One jump chain per batch element, built one after another (no work estimate, so
+  // run_batch stays serial); the lowest failing element is reported.
   std::vector<std::unique_ptr<JumpChain>> chains(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) {
-    try {
-      chains[b] = std::make_unique<JumpChain>(*s, theta.typed_data() + b * P, P,
-                                              rewards.typed_data() + b * R * V, R, V);
-    } catch (const std::exception& e) {
-      return ffi::Error::InvalidArgument(
-          (B > 1 ? "batch element " + std::to_string(b) + " of " + std::to_string(B) + ": "
-                 : std::string()) + e.what());
-    }
-  }
+  ffi::Error built = run_batch(B, 0.0, [&](int64_t b) {
+    chains[b] = std::make_unique<JumpChain>(s, theta.typed_data() + b * P, P,
+                                            rewards.typed_data() + b * R * V, R, V);
+  });
+  if (built.failure()) return built;
 
   // Every draw depends on (key, draw index) alone, so any split over threads gives
   // the same numbers.
@@ -124,10 +78,10 @@ ffi::Error Sample(ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::U32> key,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicSample, Sample,
                               ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Arg<In>()
                                   .Arg<ffi::Buffer<ffi::U32>>()
-                                  .Arg<ffi::Buffer<ffi::F64>>()
-                                  .Ret<ffi::Buffer<ffi::F64>>()
+                                  .Arg<In>()
+                                  .Ret<In>()
                                   .Attr<std::string_view>("digest")
                                   .Attr<bool>("discrete"));
 

@@ -252,10 +252,9 @@ PHASIC_EACH_SCALAR(PHASIC_FACTOR_TRANSIENT)
 using namespace kernel;
 
 void check_nr_moments(int64_t nr_moments) {
-  if (nr_moments < 0 || nr_moments > kMaxMoments)
-    bad("nr_moments must be between 0 and " + std::to_string(kMaxMoments) + ", got " +
-        std::to_string(nr_moments) + " (moment k of a continuous graph carries a factor k!, "
-        "which overflows a double past k = 170)");
+  check_range("nr_moments", nr_moments, kMaxMoments,
+              "moment k of a continuous graph carries a factor k!, which overflows a double "
+              "past k = 170");
 }
 
 namespace {
@@ -263,15 +262,12 @@ namespace {
 // A moment (or a derivative of one) that overflows is an error: returned as inf, its
 // reverse-mode gradient would silently become NaN.
 void check_finite(const double* out, const double* jac, int64_t nr_moments, int64_t P) {
-  for (int64_t i = 0; i < nr_moments; ++i) {
-    bool ok = std::isfinite(out[i]);
-    for (int64_t p = 0; ok && jac != nullptr && p < P; ++p) ok = std::isfinite(jac[i * P + p]);
-    if (!ok)
-      bad("moment " + std::to_string(i + 1) + " overflows a double (its value is " +
-          num(out[i]) + (jac != nullptr ? " or a derivative is not finite" : "") +
-          "); ask for at most " + std::to_string(i) +
-          " moments, or rescale time (theta) so that the moments stay below 1.8e308");
-  }
+  const int64_t i = first_not_finite(out, jac, nr_moments, P);
+  if (i >= 0)
+    bad("moment " + std::to_string(i + 1) + " overflows a double (its value is " +
+        num(out[i]) + (jac != nullptr ? " or a derivative is not finite" : "") +
+        "); ask for at most " + std::to_string(i) +
+        " moments, or rescale time (theta) so that the moments stay below 1.8e308");
 }
 
 }  // namespace

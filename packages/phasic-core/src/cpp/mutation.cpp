@@ -207,13 +207,10 @@ void check_closed(const Structure& s, const double* theta, int64_t theta_len) {
 
 // A probability (or derivative) that is not finite is an error, as for the moments.
 void check_finite(const double* out, const double* jac, int64_t count, int64_t D) {
-  for (int64_t q = 0; q < count; ++q) {
-    bool ok = std::isfinite(out[q]);
-    for (int64_t p = 0; ok && jac != nullptr && p < D; ++p) ok = std::isfinite(jac[q * D + p]);
-    if (!ok)
-      bad("P(K = " + std::to_string(q) + ") (flattened index) is not finite (value " +
-          num(out[q]) + "); rescale the rewards, mutation_rate or time (theta)");
-  }
+  const int64_t q = first_not_finite(out, jac, count, D);
+  if (q >= 0)
+    bad("P(K = " + std::to_string(q) + ") (flattened index) is not finite (value " +
+        num(out[q]) + "); rescale the rewards, mutation_rate or time (theta)");
 }
 
 }  // namespace
@@ -222,10 +219,8 @@ void check_finite(const double* out, const double* jac, int64_t count, int64_t D
 using namespace kernel;
 
 void check_mutation_kmax(int64_t kmax) {
-  if (kmax < 0 || kmax > kMaxMutationCount)
-    bad("kmax must be between 0 and " + std::to_string(kMaxMutationCount) + ", got " +
-        std::to_string(kmax) + " (the pmf is computed for every count 0..kmax, one solve "
-        "each)");
+  check_range("kmax", kmax, kMaxMutationCount,
+              "the pmf is computed for every count 0..kmax, one solve each");
 }
 
 void compute_mutation_pmf(const Structure& s, const double* theta, int64_t theta_len,

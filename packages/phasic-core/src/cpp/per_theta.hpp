@@ -22,6 +22,26 @@ namespace kernel {
 // x with 17 significant digits (every double reads back exactly).
 std::string num(double x);
 
+// 0 <= value <= most, or the error naming `name`, the range, the value and `why`
+// the limit exists (check_nr_moments, check_mutation_kmax).
+inline void check_range(const char* name, int64_t value, int64_t most, const char* why) {
+  if (value < 0 || value > most)
+    bad(std::string(name) + " must be between 0 and " + std::to_string(most) + ", got " +
+        std::to_string(value) + " (" + why + ")");
+}
+
+// The index of the first of `count` values that is not finite, or whose D derivatives
+// (row q of jac, when jac is given) are not all finite; -1 when every one is. The
+// kernels' overflow checks word their own messages around it.
+inline int64_t first_not_finite(const double* out, const double* jac, int64_t count, int64_t D) {
+  for (int64_t q = 0; q < count; ++q) {
+    bool ok = std::isfinite(out[q]);
+    for (int64_t p = 0; ok && jac != nullptr && p < D; ++p) ok = std::isfinite(jac[q * D + p]);
+    if (!ok) return q;
+  }
+  return -1;
+}
+
 // Uniformization takes about (largest exit rate) x t steps (fewer when the mass
 // empties early). A sweep that passes kMaxSteps steps stops with this error instead
 // of running for hours (a fuzzed rate of 1.9e19 at t = 1 never finished).
