@@ -1,5 +1,6 @@
 #include "per_theta.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -14,8 +15,16 @@ namespace {
 thread_local void (*t_interrupt_poll)() = nullptr;
 }  // namespace
 
+// The installed poll takes the GIL; kernels call this every few thousand steps. Taking
+// the GIL that often (every millisecond or so) starves a Python thread waiting for it on
+// a loaded machine, so the poll runs at most every 20 ms of wall time.
 void poll_interrupt() {
-  if (t_interrupt_poll != nullptr) t_interrupt_poll();
+  if (t_interrupt_poll == nullptr) return;
+  thread_local auto last = std::chrono::steady_clock::time_point{};
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last < std::chrono::milliseconds(20)) return;
+  last = now;
+  t_interrupt_poll();
 }
 
 std::string num(double x) {
