@@ -83,20 +83,28 @@ def case(seed: int, cyclic: bool, defect: bool, discrete: bool) -> tuple[Graph, 
     return c.graph, c.theta
 
 
+def check_case(g: Graph, theta: np.ndarray, times: np.ndarray, rtol: float, cdf_rtol: float,
+               ) -> np.ndarray:
+    """Both outputs against the dense reference, rows summing to 1, vertex 0 empty and the
+    absorbed mass equal to the cdf kernel's (its own tolerance, cdf_rtol); returns acc."""
+    prob = np.asarray(phasic.compute_state_probabilities_ffi(g, theta, times))
+    acc = np.asarray(phasic.compute_accumulated_visiting_time_ffi(g, theta, times))
+    ref_p, ref_a = reference(g, theta, times)
+    np.testing.assert_allclose(prob, ref_p, rtol=rtol, atol=1e-14)
+    np.testing.assert_allclose(acc, ref_a, rtol=rtol, atol=1e-14)
+    np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=1e-13)
+    assert np.all(prob[:, 0] == 0.0)
+    _, _, absorbing = full_chain(g, theta)
+    np.testing.assert_allclose(prob[:, absorbing].sum(axis=1), g.cdf(times, theta=theta),
+                               rtol=cdf_rtol, atol=1e-14)
+    return acc
+
+
 @pytest.mark.parametrize("seed,cyclic,defect", CASES)
 def test_continuous_against_expm(seed: int, cyclic: bool, defect: bool) -> None:
     g, theta = case(seed, cyclic, defect, discrete=False)
     times = np.array([0.0, 0.05, 0.7, 2.5])
-    prob = np.asarray(phasic.compute_state_probabilities_ffi(g, theta, times))
-    acc = np.asarray(phasic.compute_accumulated_visiting_time_ffi(g, theta, times))
-    ref_p, ref_a = reference(g, theta, times)
-    np.testing.assert_allclose(prob, ref_p, rtol=1e-9, atol=1e-13)
-    np.testing.assert_allclose(acc, ref_a, rtol=1e-9, atol=1e-13)
-    np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=1e-13)
-    assert np.all(prob[:, 0] == 0.0)
-    _, _, absorbing = full_chain(g, theta)
-    cdf = np.asarray(g.cdf(times, theta=theta))
-    np.testing.assert_allclose(prob[:, absorbing].sum(axis=1), cdf, rtol=1e-9, atol=1e-13)
+    acc = check_case(g, theta, times, rtol=1e-11, cdf_rtol=1e-9)
     # Sum over vertices of the accumulated time = E[min(T, t)] = int_0^t (1 - cdf).
     for t, row in zip(times, acc, strict=True):
         quad = scipy.integrate.quad(lambda s: 1.0 - float(g.cdf(s, theta=theta)), 0.0, t,
@@ -107,16 +115,15 @@ def test_continuous_against_expm(seed: int, cyclic: bool, defect: bool) -> None:
 @pytest.mark.parametrize("seed,cyclic,defect", CASES)
 def test_discrete_against_matrix_powers(seed: int, cyclic: bool, defect: bool) -> None:
     g, theta = case(seed, cyclic, defect, discrete=True)
-    times = np.array([0.0, 1.0, 4.0, 9.0])
-    prob = np.asarray(phasic.compute_state_probabilities_ffi(g, theta, times))
-    acc = np.asarray(phasic.compute_accumulated_visiting_time_ffi(g, theta, times))
-    ref_p, ref_a = reference(g, theta, times)
-    np.testing.assert_allclose(prob, ref_p, rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(acc, ref_a, rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=1e-13)
-    _, _, absorbing = full_chain(g, theta)
-    np.testing.assert_allclose(prob[:, absorbing].sum(axis=1), g.cdf(times, theta=theta),
-                               rtol=1e-11, atol=1e-14)
+    check_case(g, theta, np.array([0.0, 1.0, 4.0, 9.0]), rtol=1e-11, cdf_rtol=1e-11)
+
+
+def test_many_uniformization_steps_against_expm() -> None:
+    # lambda t up to ~8e4: the Poisson weights start below 1e-300 and the cut comes
+    # tens of thousands of steps in.
+    g, theta = with_defect(4, cyclic=True, discrete=False)
+    times = np.array([0.0, 40.0, 400.0]) / max(1.0, float(np.max(theta)))
+    check_case(g, theta * 50.0, times, rtol=1e-10, cdf_rtol=1e-9)
 
 
 @pytest.mark.parametrize("discrete", [False, True])
