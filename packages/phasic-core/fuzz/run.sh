@@ -60,7 +60,7 @@ if ! echo '#include <omp.h>' | "$CXX" -fopenmp -x c++ -fsyntax-only - 2>/dev/nul
 fi
 
 # The numeric kernels, one file per algorithm family (src/cpp/README.md).
-KERNEL_SOURCES=(per_theta.cpp moments.cpp covariance.cpp sampler.cpp mutation.cpp uniformization.cpp piecewise.cpp discrete.cpp densities.cpp reward_density.cpp)
+KERNEL_SOURCES=(per_theta.cpp moments.cpp covariance.cpp sampler.cpp mutation.cpp uniformization.cpp piecewise.cpp discrete.cpp densities.cpp reward_density.cpp state_at_time.cpp)
 
 mkdir -p "$WORKDIR/corpus" "$WORKDIR/artifacts"
 BIN="$WORKDIR/fuzz_structure"

@@ -266,6 +266,16 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "mutation reward NaN (ffi)": ("x64", f"phasic.compute_mutation_pmf_ffi({K}, {TH}, 1.0, "
                                          "jnp.full(k.vertices_length(), jnp.nan), 5)", KERNEL,
                                   r"rewards\[0, 0\] is nan"),
+    # the state at a time (compute_state_probabilities_ffi, accumulated_visiting_time)
+    "state time negative": ("x64", f"phasic.compute_state_probabilities_ffi({K}, {TH}, [-1.0])",
+                            KERNEL, r"time.*-1.*>= 0"),
+    "state time NaN": ("x64", "k.accumulated_visiting_time([float('nan')], theta=[1.0])",
+                       KERNEL, r"time.*nan"),
+    "state theta wrong length": ("x64", f"phasic.compute_state_probabilities_ffi({K}, "
+                                        "jnp.ones(2), [1.0])", ("ValueError",),
+                                 r"theta.*length"),
+    "state times 2-d": ("x64", "k.state_probabilities(np.ones((2, 2)), theta=[1.0])",
+                        ("ValueError",), r"times must be a scalar or 1-D"),
 }
 
 

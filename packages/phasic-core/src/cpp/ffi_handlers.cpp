@@ -274,6 +274,8 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_reward_log_pmf_jac", encapsulate<PhasicRewardLogPmfJac>()},
       {"phasic_mutation_pmf", encapsulate<PhasicMutationPmf>()},
       {"phasic_mutation_pmf_jac", encapsulate<PhasicMutationPmfJac>()},
+      {"phasic_state_at_time", encapsulate<PhasicStateAtTime>()},
+      {"phasic_state_at_time_jac", encapsulate<PhasicStateAtTimeJac>()},
   };
   return targets;
 }

@@ -23,5 +23,8 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicRewardLogPmfJac);
 // ffi_mutation.cpp: the pmf of mutation counts and its Jacobian.
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmf);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmfJac);
+// ffi_state.cpp: the state probabilities and accumulated times, with Jacobians.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicStateAtTime);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicStateAtTimeJac);
 
 }  // namespace phasic

@@ -46,6 +46,13 @@ void compute_mutation_pmf(const Structure& s, const double* theta, int64_t theta
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf);
 
+// The state at each time: prob[i * s.V + v] = P(X_t = v) (vertex 0: 0; an absorbing
+// vertex: the probability of absorption there by t, a defect included) and
+// acc[i * s.V + v] = E[time in transient v during [0, t]] (discrete: visits in steps
+// 0..t-1; absorbing vertices and vertex 0: 0). Either may be nullptr. (state_at_time.cpp)
+void compute_state_at_time(const Structure& s, const double* theta, int64_t theta_len,
+                           const double* times, int64_t n_times, double* prob, double* acc);
+
 // E[Y | start at v] for every vertex v (rewards == nullptr: the time, r = 1): U r on the
 // transient vertices, 0 on absorbing ones, and alpha . (U r) at the starting vertex 0.
 // out has s.V entries. (covariance.cpp, which shares the solve)
@@ -71,6 +78,12 @@ void compute_covariance_jac(const Structure& s, const double* theta, int64_t the
 void compute_mutation_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
                               double mutation_rate, const double* rewards, int64_t nr_rewards,
                               int64_t rewards_len, int64_t kmax, double* out, double* jac);
+
+// The state at each time (as compute_state_at_time, both outputs required) and the
+// Jacobians of both, shape (n_times, s.V, theta_len).
+void compute_state_at_time_jac(const Structure& s, const double* theta, int64_t theta_len,
+                               const double* times, int64_t n_times, double* prob, double* acc,
+                               double* prob_jac, double* acc_jac);
 
 // Density / PMF at each time and its Jacobian, shape (n_times, theta_len). The
 // uniformization truncation bounds both the values and the derivatives.

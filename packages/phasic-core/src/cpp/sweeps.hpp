@@ -51,5 +51,12 @@ void scaled_sweep(const Structure& s, const Workspace<T>& ws, const double* time
 void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
                  int64_t n_times, double* pdf, double* cdf);
 
+// state_at_time.cpp: from `start` (s.V entries: mass per vertex, transient and
+// absorbing) the state at each time, prob and acc (n_times x s.V, either may be
+// nullptr) as compute_state_at_time. Epochs chain these sweeps.
+template <class T>
+void state_sweep(const Structure& s, const Workspace<T>& ws, const T* start,
+                 const double* times, int64_t n_times, T* prob, T* acc);
+
 }  // namespace kernel
 }  // namespace phasic

@@ -34,6 +34,8 @@ _LAZY = {
     "structure_key": "ffi",
     "compute_log_pmf_ffi": "ffi",
     "compute_mutation_pmf_ffi": "mutation_ffi",
+    "compute_state_probabilities_ffi": "state_ffi",
+    "compute_accumulated_visiting_time_ffi": "state_ffi",
     "loglik": "likelihood",
     "sample": "jax_sampler",
     "svgd": "inference",
@@ -46,7 +48,8 @@ _LAZY = {
 }
 _SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
-               "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi"}
+               "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi",
+               "state_ffi", "states"}
 
 __all__ = [
     "Edge",
@@ -65,12 +68,14 @@ __all__ = [
     "cache_stats",
     "callback",
     "clear_caches",
+    "compute_accumulated_visiting_time_ffi",
     "compute_covariance_ffi",
     "compute_log_pmf_ffi",
     "compute_moments_ffi",
     "compute_mutation_pmf_ffi",
     "compute_pmf_and_moments_ffi",
     "compute_pmf_ffi",
+    "compute_state_probabilities_ffi",
     "init_parallel",
     "loglik",
     "models",

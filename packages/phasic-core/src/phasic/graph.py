@@ -23,6 +23,7 @@ from ._ext import core
 from .distributions import Distributions
 from .matrices import MatrixRepresentation, graph_from_matrices
 from .serialized import from_upstream, to_upstream
+from .states import StatesAtTime
 from .transforms import Transforms
 from .vertices import Vertex, Weight, _as_state, _split_weight
 
@@ -37,7 +38,7 @@ def _no_callback_arguments(ipv: Any, kwargs: dict[str, Any], what: str) -> None:
         )
 
 
-class Graph(Transforms, Distributions):
+class Graph(Transforms, Distributions, StatesAtTime):
     """A phase-type distribution described as a graph of states.
 
     `Graph(state_length, discrete=False)` makes an empty graph holding only the
