@@ -43,15 +43,6 @@ THETA = 1.0
 TIMEOUT = 1200.0
 
 
-def rss_mib() -> float:
-    """This process's resident set now (VmRSS), in MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return float(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
-
-
 def worker(n: int) -> None:
     """One Kingman size in this (child) process; prints RESULT <json>."""
     import jax
@@ -63,7 +54,7 @@ def worker(n: int) -> None:
     from phasic._ext import core
     from phasic.reference import kingman_tmrca
 
-    baseline = rss_mib()
+    baseline = common.rss_mib()
     peaks: dict[str, float] = {}
 
     def step(name: str, fn: Any) -> tuple[float, Any]:
@@ -73,9 +64,9 @@ def worker(n: int) -> None:
 
     build_s, g = step("build", lambda: models.kingman(n))
     to_json_s, text = step("to_json", g.to_json)
-    held = rss_mib()
+    held = common.rss_mib()
     parse_s, parsed = step("parse", lambda: core().Structure.from_json(text))
-    structure_mib = rss_mib() - held
+    structure_mib = common.rss_mib() - held
     del parsed
     theta = jnp.array([THETA])
     times = jnp.array(common.PDF_TIMES)
