@@ -1,4 +1,4 @@
-"""Scale: a large structure end to end, Kingman n up to 60 (966,467 vertices).
+"""Scale: a large structure end to end, Kingman n up to 60 (966,468 vertices).
 
     python bench/scale.py           # n = 20, 30, 40, 45, 50, 55, 60
     python bench/scale.py --quick   # n = 10, 20, 30 (seconds)

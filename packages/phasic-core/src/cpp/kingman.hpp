@@ -11,7 +11,7 @@ namespace phasic {
 GraphBuilder kingman(int64_t n);
 
 // The state space grows as the partitions of n, about 2.1x per 5 samples: n = 50 has
-// 204,227 vertices, n = 60 966,467 vertices and ~17 million edges, n = 200 ~4e12. The
+// 204,227 vertices, n = 60 966,468 vertices and ~17 million edges, n = 200 ~4e12. The
 // bound is the largest size run end to end (build, compile, moments, pdf, gradient) on a
 // 2-core, 24 GB machine (bench/scale.py); n = 70 would need ~4x that memory. Larger n is
 // refused with the count and the fix.
