@@ -271,14 +271,24 @@ def cli(run: Callable[..., dict[str, Any]], quick_help: str, *, flags: Sequence[
 # --------------------------------------------------------------------------- subprocesses
 
 
+def _status_mib(field: str) -> float:
+    """One memory field of /proc/self/status (e.g. VmHWM), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
+
+
 def peak_mib() -> float:
     """This process's RSS high-water mark: VmHWM, which starts afresh at exec (getrusage's
     ru_maxrss keeps the forking parent's, e.g. bench/run.py's with JAX loaded)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+    return _status_mib("VmHWM")
+
+
+def rss_mib() -> float:
+    """This process's resident set now (VmRSS), in MiB."""
+    return _status_mib("VmRSS")
 
 
 def log_log_axes(axes: Sequence[Any], xlabel: str, ylabels: Sequence[str],

@@ -15,8 +15,8 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   memory    bench/memory.py, likewise
   elimination  compile + moments on chord cycles (large elimination fill) against
             scipy's splu: time and peak RSS of child processes
-  scale     Kingman n up to 50: build, to_json, parse, first and warm jitted call,
-            lowered program size and peak RSS (the call carries only a digest)
+  scale     Kingman n up to 60: build, to_json, parse, first and warm jitted call,
+            pdf and log-likelihood gradient, lowered program size and peak RSS
   reward_graph  Graph.reward_transform (positive and zero rewards) and discretize on
             Kingman n, and the pdf of the transformed graphs next to the plain pdf
   rewards   reward-weighted pdf (positive rewards; SFS-class rewards with zeros) and its

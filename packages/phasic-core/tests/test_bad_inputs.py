@@ -88,7 +88,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                                      "jnp.zeros(0), jnp.array([1e9]), "
                                                      "discrete=True)", KERNEL, r"2e6 allowed"),
     "kingman too large": ("x64", "models.kingman(61)", ("ValueError",),
-                          r"1121506 states.*n <= 50"),
+                          r"1121506 states.*n <= 60"),
     "JSON with a byte-order mark": ("x64", "phasic.Graph.from_json('\\ufeff' + kjs)",
                                     ("ValueError",), r"byte-order mark"),
     "JSON non-ASCII before the object": ("x64", "phasic.Graph.from_json('\\u00e9' + kjs)",

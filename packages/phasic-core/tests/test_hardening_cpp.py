@@ -354,9 +354,9 @@ def test_length_limits_agree_between_builder_and_reader() -> None:
         _core.GraphBuilder.from_json(json.dumps(doc))
 
 
-@pytest.mark.parametrize(("n", "states"), [(51, "239944"), (200, "3972999029389")])
+@pytest.mark.parametrize(("n", "states"), [(61, "1121506"), (200, "3972999029389")])
 def test_kingman_size_is_bounded(n: int, states: str) -> None:
     with pytest.raises(ValueError, match=rf"n = {n} samples would have {states} states.*"
-                                         r"n <= 50"):
+                                         r"n <= 60"):
         models.kingman(n)
     assert models.kingman(20).vertices_length() == 628  # p(20) + 1

@@ -137,3 +137,15 @@ def test_structure_key_is_the_sha256_of_the_text() -> None:
     assert phasic.structure_key(text) == hashlib.sha256(text.encode()).hexdigest()
     with pytest.raises(ValueError, match="version"):
         phasic.structure_key(text.replace('"version": 1', '"version": 7'))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 22])
+def test_text_digest_in_chunks_is_the_sha256_of_the_whole_text(chunk: int) -> None:
+    import hashlib
+
+    from phasic.ffi import text_digest
+
+    # Multi-byte characters at every chunk boundary: each chunk encodes whole characters.
+    text = '{"name": "\u00e9\u4e2d\U0001f600x", "v": 1}' * 5
+    assert text_digest(text, chunk) == hashlib.sha256(text.encode()).hexdigest()
+    assert text_digest("", chunk) == hashlib.sha256(b"").hexdigest()

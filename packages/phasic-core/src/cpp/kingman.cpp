@@ -28,7 +28,7 @@ GraphBuilder kingman(int64_t n) {
         "kingman(n) with n = " + std::to_string(n) + " samples would have " + count +
         " states (one per integer partition of n; n = " + std::to_string(kKingmanMaxSamples) +
         " already has " + std::to_string(kingman_vertices(kKingmanMaxSamples)) +
-        ", ~3 million edges and ~0.3 GB); use n <= " + std::to_string(kKingmanMaxSamples) +
+        " and ~17 million edges); use n <= " + std::to_string(kKingmanMaxSamples) +
         ", or a model that lumps lineage counts");
   }
   const int64_t len = n - 1;

@@ -69,15 +69,27 @@ class _StructureInfo:
     __slots__ = ("digest", "param_length", "vertices_length", "discrete")
 
     def __init__(self, text: str) -> None:
+        # The program holds only this digest, so it must identify the text without a
+        # check against it: a collision-resistant hash (SHA-256; the 64-bit key it
+        # replaces was only safe next to a text comparison).
+        self.digest = text_digest(text)
         parsed = core().Structure.from_json(text)  # validates; ValueError names the field
         self.param_length = int(parsed.param_length)
         self.vertices_length = int(parsed.vertices_length)
         self.discrete = bool(parsed.discrete)
-        # The program holds only this digest, so it must identify the text without a
-        # check against it: a collision-resistant hash (SHA-256; the 64-bit key it
-        # replaces was only safe next to a text comparison).
-        self.digest = hashlib.sha256(text.encode()).hexdigest()
         core().register_structure(self.digest, text, parsed)  # the first call reuses it
+
+
+def text_digest(text: str, chunk: int = 1 << 22) -> str:
+    """SHA-256 (hex) of `text` in UTF-8, encoded `chunk` characters at a time.
+
+    Equal to hashlib.sha256(text.encode()).hexdigest(), without a second copy of the
+    whole text in memory (at Kingman n = 60 the JSON is ~0.6 GB).
+    """
+    digest = hashlib.sha256()
+    for start in range(0, len(text), chunk):
+        digest.update(text[start:start + chunk].encode())
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=64)
