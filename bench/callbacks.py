@@ -141,13 +141,9 @@ def plot(results: dict[str, Any], quick: bool) -> None:
         if pts:
             ax.plot(*zip(*pts, strict=True), style, label=label)
     ax.axhline(10.0, color="grey", lw=0.8, ls="--", label="10 us/vertex")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("vertices (Kingman n = 20 ... 50)")
-    ax.set_ylabel("microseconds per vertex")
-    ax.set_title("building from a callback")
+    common.log_log_axes([ax], "vertices (Kingman n = 20 ... 50)", ["microseconds per vertex"],
+                        ["building from a callback"])
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
     common.save_figure(fig, "callbacks", quick)
 
 

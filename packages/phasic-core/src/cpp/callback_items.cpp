@@ -12,6 +12,7 @@
 
 #include <nanobind/ndarray.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -135,10 +136,58 @@ bool read_items(PyObject* items, int64_t L, const int32_t* self, Parsed& p) {
     PyObject** pair = PySequence_Fast_ITEMS(item);
     if (!read_state(pair[0], L, p.states) || !read_weight(pair[1], p)) return false;
     const int32_t* s = p.states.data() + static_cast<size_t>(i) * L;
-    if (L > 0 && std::memcmp(s, self, sizeof(int32_t) * L) == 0) return false;
-    if (L == 0) return false;  // a zero-length state equals the source's
+    if (L == 0 || std::memcmp(s, self, sizeof(int32_t) * L) == 0) return false;  // itself
   }
   return true;
+}
+
+// Scratch space reused from call to call (the GIL serializes the calls): a vertex's
+// transitions then cost no allocation once the buffers have grown.
+struct Scratch {
+  Parsed p;
+  std::vector<int64_t> table, group, first, coef_len;
+  std::vector<double> base, coefs;  // per merged next state; coefs row-padded
+};
+
+// Sums the transitions of `p` per next state (first occurrence order) into s.first,
+// s.base and, per group g, coefs[g * width, g * width + coef_len[g]); returns width.
+size_t merge(Scratch& s, int64_t L) {
+  const Parsed& p = s.p;
+  const size_t n = p.size();
+  size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  s.table.assign(cap, -1);
+  s.group.resize(n);
+  s.first.clear();
+  size_t width = 0;
+  for (size_t i = 0; i < n; ++i) {
+    width = std::max(width, p.coef_begin[i + 1] - p.coef_begin[i]);
+    const int32_t* st = p.states.data() + i * L;
+    for (uint64_t h = hash_state(st, L) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+      const int64_t g = s.table[h];
+      if (g < 0) {
+        s.table[h] = s.group[i] = static_cast<int64_t>(s.first.size());
+        s.first.push_back(static_cast<int64_t>(i));
+        break;
+      }
+      if (std::memcmp(p.states.data() + s.first[g] * L, st, sizeof(int32_t) * L) == 0) {
+        s.group[i] = g;
+        break;
+      }
+    }
+  }
+  const size_t groups = s.first.size();
+  s.base.assign(groups, 0.0);
+  s.coef_len.assign(groups, 0);
+  s.coefs.assign(groups * width, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t g = s.group[i];
+    const size_t k0 = p.coef_begin[i], k1 = p.coef_begin[i + 1];
+    s.base[g] += p.base[i];
+    s.coef_len[g] = std::max<int64_t>(s.coef_len[g], static_cast<int64_t>(k1 - k0));
+    for (size_t k = k0; k < k1; ++k) s.coefs[g * width + (k - k0)] += p.coefs[k];
+  }
+  return width;
 }
 
 }  // namespace
@@ -146,48 +195,21 @@ bool read_items(PyObject* items, int64_t L, const int32_t* self, Parsed& p) {
 int64_t add_plain_transitions(GraphBuilder& builder, int64_t src, nb::handle items) {
   const int64_t L = builder.state_length();
   if (src < 1 || src >= builder.vertices_length()) return -1;
-  const std::vector<int32_t> self = builder.vertex_state(src);
-  Parsed p;
-  if (!read_items(items.ptr(), L, self.data(), p)) return -1;
-  const size_t n = p.size();
-
-  // Transitions to the same next state are summed into the first one's slot; a
-  // small hash table of merged slots keeps this O(1) per transition.
-  std::vector<int64_t> group(n), first;
-  size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
-  std::vector<int64_t> table(cap, -1);
-  for (size_t i = 0; i < n; ++i) {
-    const int32_t* s = p.states.data() + i * L;
-    uint64_t h = hash_state(s, L) & (cap - 1);
-    for (;; h = (h + 1) & (cap - 1)) {
-      const int64_t g = table[h];
-      if (g < 0) {
-        table[h] = static_cast<int64_t>(first.size());
-        group[i] = static_cast<int64_t>(first.size());
-        first.push_back(static_cast<int64_t>(i));
-        break;
-      }
-      if (std::memcmp(p.states.data() + first[g] * L, s, sizeof(int32_t) * L) == 0) {
-        group[i] = g;
-        break;
-      }
-    }
+  static Scratch s;
+  Parsed& p = s.p;
+  p.states.clear();
+  p.base.clear();
+  p.coefs.clear();
+  p.coef_begin.assign(1, 0);
+  const int32_t* self = builder.data().states.data() + src * L;  // read before any insertion
+  if (!read_items(items.ptr(), L, self, p)) return -1;
+  const size_t width = merge(s, L);
+  for (size_t g = 0; g < s.first.size(); ++g) {
+    const int64_t dst = builder.find_or_create_vertex(p.states.data() + s.first[g] * L, L);
+    builder.add_edge(src, dst, s.base[g], s.coefs.data() + g * width,
+                     static_cast<size_t>(s.coef_len[g]));
   }
-  std::vector<double> base(first.size(), 0.0);
-  std::vector<std::vector<double>> coefs(first.size());
-  for (size_t i = 0; i < n; ++i) {
-    base[group[i]] += p.base[i];
-    auto& c = coefs[group[i]];
-    const size_t k0 = p.coef_begin[i], k1 = p.coef_begin[i + 1];
-    if (c.size() < k1 - k0) c.resize(k1 - k0, 0.0);
-    for (size_t k = k0; k < k1; ++k) c[k - k0] += p.coefs[k];
-  }
-  for (size_t g = 0; g < first.size(); ++g) {
-    const int64_t dst = builder.find_or_create_vertex(p.states.data() + first[g] * L, L);
-    builder.add_edge(src, dst, base[g], coefs[g].data(), coefs[g].size());
-  }
-  return static_cast<int64_t>(first.size());
+  return static_cast<int64_t>(s.first.size());
 }
 
 nb::object state_array(const GraphBuilder& builder, int64_t v) {
