@@ -10,7 +10,8 @@ loops over pairs of lineage classes). Per n, in microseconds per vertex:
   overhead   ours minus callback: what the builder adds;
   upstream   phasic 0.32.1's `Graph(callback, ipv=...)` on the same function (its
              source handed to bench/_callback_worker.py in bench/.venv-previous);
-  ratio      upstream / ours.
+  ratio      upstream / ours;
+and the overhead per returned transition (the work per vertex grows with n).
 Every built graph is checked against `phasic.models.kingman(n)` (same number of
 vertices and edges, same mean at theta = 1). Writes bench/results/callbacks[-quick]
 .json and .png.
@@ -72,6 +73,11 @@ def measure(n: int) -> dict[str, Any]:
     for key in ("callback", "ours"):
         row[f"{key}_us"] = row[f"{key}_s"] / vertices * 1e6
     row["overhead_us"] = row["ours_us"] - row["callback_us"]
+    # The work per vertex grows with n (longer states, more transitions each): the
+    # builder's cost per returned transition is what should stay flat.
+    row["transitions_per_vertex"] = (row["edges"] - 1) / (vertices - 1)
+    row["overhead_per_transition_us"] = row["overhead_us"] / row["transitions_per_vertex"]
+    row["overhead_over_callback"] = row["overhead_us"] / row["callback_us"]
     return row
 
 
