@@ -150,6 +150,7 @@ def plot(results: dict[str, Any], quick: bool) -> None:
     common.log_log_axes([ax], "vertices (Kingman n = 20 ... 50)", ["microseconds per vertex"],
                         ["building from a callback"])
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     common.save_figure(fig, "callbacks", quick)
 
 
