@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "callback_items.hpp"
 #include "ffi_handlers.hpp"
 #include "graph.hpp"
 #include "hashing.hpp"
@@ -153,6 +154,8 @@ NB_MODULE(_core, m) {
           },
           "state"_a)
       .def("vertex_state", &GraphBuilder::vertex_state, "i"_a)
+      .def("state_array", &state_array, "i"_a)
+      .def("add_plain_transitions", &add_plain_transitions, "src"_a, "items"_a)
       .def(
           "add_edge",
           [](GraphBuilder& b, int64_t src, int64_t dst, double weight,

@@ -16,8 +16,11 @@ starting vertex's out-edges, which are relative (normalized to sum 1).
 The builder explores the state space breadth-first: vertex 1 is the first initial
 state and vertices are numbered in the order their states are first returned, as
 upstream phasic numbers them. Transitions from one state to the same next state are
-summed into one edge. Each state is validated once and found again by a dict lookup,
-so building costs O(1) per transition beyond the callback itself.
+summed into one edge. The common return forms (a list of `[next_state, weight]` items
+with list, tuple or integer-array states and number or number-list weights) are read
+by the C++ builder in one call per state, which finds states in its hash table; any
+other form is read and checked here. Either way building costs O(1) per transition
+beyond the callback itself.
 """
 
 from __future__ import annotations
@@ -78,45 +81,31 @@ def build(fn: Callable[..., Any], ipv: Any, discrete: bool, kwargs: dict[str, An
     initial = _initial_transitions(fn, ipv, kwargs)
     state_length = len(initial[0][0])
     builder = core().GraphBuilder(state_length, bool(discrete))
-    # Vertex i (i >= 1) has state order[i - 1]; index_of maps a state back to i.
-    order: list[tuple[int, ...]] = []
-    index_of: dict[tuple[int, ...], int] = {}
-
-    def vertex(key: tuple[int, ...], where: str) -> int:
-        index = index_of.get(key)
-        if index is None:
-            try:
-                index = int(builder.find_or_create_vertex(list(key)))
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise ValueError(f"{where}: state {key} is not valid: {exc}") from None
-            if index != len(order) + 1:
-                raise RuntimeError(
-                    f"{where}: the graph builder returned vertex {index} for the new state "
-                    f"{key} instead of the new vertex {len(order) + 1}; this build of "
-                    "phasic's C++ extension still takes the all-zero state for the "
-                    "starting vertex: reinstall phasic-core"
-                )
-            order.append(key)
-            index_of[key] = index
-        return index
-
-    _add_edges(builder, 0, _merged(initial), vertex, "the initial distribution (ipv)")
+    _add_edges(builder, 0, _merged(initial), "the initial distribution (ipv)")
     src = 1
-    while src <= len(order):  # order grows while we walk it: breadth-first
-        key = order[src - 1]
-        where = f"the callback's transitions from state {list(key)}"
-        returned = _call(fn, key, kwargs)
-        parsed = [_parse_item(item, state_length, where) for item in _as_list(returned, where)]
-        for next_key, _, _ in parsed:
-            if next_key == key:
-                raise ValueError(
-                    f"{where} include the state itself; leave self-transitions out "
-                    "(continuous: they do not change the distribution; discrete: the "
-                    "probability of staying is 1 minus the sum of the out-probabilities)"
-                )
-        _add_edges(builder, src, _merged(parsed), vertex, where)
+    while src < builder.vertices_length():  # vertices grow while we walk them: breadth-first
+        returned = _call(fn, builder, src, kwargs)
+        # The common forms are read in C++ in one call; anything else (and every
+        # error) comes back as -1 with the graph unchanged, for the checks below.
+        if returned is None or builder.add_plain_transitions(src, returned) < 0:
+            _add_checked(builder, src, returned)
         src += 1
     return builder
+
+
+def _add_checked(builder: Any, src: int, returned: Any) -> None:
+    """Vertex `src`'s transitions read and validated in Python, with messages naming them."""
+    key = tuple(builder.vertex_state(src))
+    where = f"the callback's transitions from state {list(key)}"
+    parsed = [_parse_item(item, len(key), where) for item in _as_list(returned, where)]
+    for next_key, _, _ in parsed:
+        if next_key == key:
+            raise ValueError(
+                f"{where} include the state itself; leave self-transitions out "
+                "(continuous: they do not change the distribution; discrete: the "
+                "probability of staying is 1 minus the sum of the out-probabilities)"
+            )
+    _add_edges(builder, src, _merged(parsed), where)
 
 
 def _initial_transitions(fn: Callable[..., Any], ipv: Any, kwargs: dict[str, Any]) -> list[Parsed]:
@@ -173,12 +162,13 @@ def _parse_ipv(ipv: Any) -> list[Parsed]:
     return initial
 
 
-def _call(fn: Callable[..., Any], key: tuple[int, ...], kwargs: dict[str, Any]) -> Any:
-    """fn(state, **kwargs) with a fresh int32 array; its exceptions name the state."""
+def _call(fn: Callable[..., Any], builder: Any, src: int, kwargs: dict[str, Any]) -> Any:
+    """fn(state, **kwargs) with vertex `src`'s state as a fresh int32 array; its
+    exceptions name the state."""
     try:
-        return fn(np.array(key, dtype=np.int32), **kwargs)
+        return fn(builder.state_array(src), **kwargs)
     except Exception as exc:
-        exc.add_note(f"(raised by the graph callback for state {list(key)})")
+        exc.add_note(f"(raised by the graph callback for state {builder.vertex_state(src)})")
         raise
 
 
@@ -274,6 +264,10 @@ def _merged(parsed: list[Parsed]) -> dict[tuple[int, ...], tuple[float, list[flo
 
 
 def _add_edges(builder: Any, src: int, merged: dict[tuple[int, ...], tuple[float, list[float]]],
-               vertex: Callable[[tuple[int, ...], str], int], where: str) -> None:
+               where: str) -> None:
     for key, (base, coefficients) in merged.items():
-        builder.add_edge(src, vertex(key, where), base, coefficients)
+        try:
+            dst = int(builder.find_or_create_vertex(list(key)))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{where}: state {key} is not valid: {exc}") from None
+        builder.add_edge(src, dst, base, coefficients)
