@@ -19,7 +19,6 @@ vertices and edges, same mean at theta = 1). Writes bench/results/callbacks[-qui
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
@@ -129,9 +128,7 @@ def run(quick: bool) -> dict[str, Any]:
     results["max_overhead_us"] = max(r["overhead_us"] for r in rows)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     results["min_ratio"] = min(ratios) if ratios else None
-    path = common.write_json("callbacks", quick, results, start)
-    plot(results, quick)
-    print(f"  wrote {path}")
+    common.finish("callbacks", quick, results, start, plot=lambda: plot(results, quick))
     return results
 
 
@@ -154,11 +151,5 @@ def plot(results: dict[str, Any], quick: bool) -> None:
     common.save_figure(fig, "callbacks", quick)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 20, 25, 30 only")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "n = 20, 25, 30 only")

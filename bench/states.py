@@ -16,7 +16,6 @@ scipy's expm the state probabilities are within ~3e-15 at n = 10). Writes bench/
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Any
@@ -76,17 +75,9 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = (10, 20) if quick else (10, 20, 30, 40)
     rows = [measure(n) for n in sizes]
     result = {"times": TIMES.tolist(), "rows": rows}
-    path = common.write_json("states", quick, result, load_start)
-    plot(rows, quick)
-    print(f"wrote {path}")
+    common.finish("states", quick, result, load_start, plot=lambda: plot(rows, quick))
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 10, 20 only (seconds)")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.cli(run, "n = 10, 20 only (seconds)")
