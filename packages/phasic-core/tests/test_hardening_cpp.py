@@ -198,8 +198,11 @@ def test_long_eager_call_stops_on_ctrl_c() -> None:
     # A 3,000-state discrete ring that absorbs 1e-7 per step: 2e6 steps take ~20 s.
     # Ctrl-C (simulated by _thread.interrupt_main) must end it within a poll.
     code = textwrap.dedent("""
-        import _thread, threading, time
+        import _thread, signal, threading, time
         import phasic
+        # A background job of a non-interactive shell inherits SIGINT ignored, and Python
+        # then installs no handler (interrupt_main would do nothing): install it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         n = 3000
         g = phasic.Graph(1, discrete=True)
         vs = [g.find_or_create_vertex((i + 1,)) for i in range(n)]

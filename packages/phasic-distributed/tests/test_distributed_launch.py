@@ -60,6 +60,9 @@ FAIL_AFTER_INIT = """
     from jax.experimental import multihost_utils
     import jax.numpy as jnp
     print("initialized", flush=True)
+    # Every rank has printed before rank 2 fails (otherwise a slow rank can be stopped
+    # by the launcher before its print, and the count below races).
+    multihost_utils.sync_global_devices("all ranks initialized")
     if p.process_id == 2:
         FAILURE
     # The others block in a collective that rank 2 never joins: only the launcher
