@@ -504,7 +504,8 @@ def stepd_pids() -> list[int]:
             continue
         try:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")[0]
-            if not cmd.endswith(b"slurmstepd"):
+            # A step daemon renames itself "slurmstepd: [<job>.<step>]".
+            if not (cmd.endswith(b"slurmstepd") or cmd.startswith(b"slurmstepd:")):
                 continue
             if (os.readlink(proc / "cwd") + "/").startswith(spool):
                 found.append(int(proc.name))
