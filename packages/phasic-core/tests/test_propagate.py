@@ -14,6 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -352,6 +357,52 @@ def test_vmap_over_start_alone_under_grad() -> None:
     d = np.random.default_rng(5).normal(size=start.shape)
     fd = (loss(start + 1e-4 * d) - loss(start - 1e-4 * d)) / 2e-4
     assert abs(float(jnp.sum(batched[0] * d)) - float(fd)) <= 1e-7 * abs(float(fd))
+
+
+SHARD_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", 2)
+from jax.sharding import PartitionSpec as P
+import phasic
+from test_propagate import fixture_case
+g, theta, start, rewards = fixture_case(2)
+mesh = jax.make_mesh((2,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
+thetas = jnp.asarray(theta) * jnp.linspace(0.5, 2.0, 4)[:, None]
+starts = jnp.stack([start, 2 * start, start[::-1], -start])
+times = jnp.array([0.5, 1.5])
+
+def one(th, s):
+    x, dx, acc = phasic.propagate(g, th, s, times, rewards)
+    return jnp.sum(x ** 2) + jnp.sum(dx * jnp.arange(dx.shape[-1])) + jnp.sum(acc)
+
+def per_device(th, s):  # s: a block of starts (sharded) or one start (replicated)
+    if s.ndim == 3:
+        return jax.vmap(one)(th, s).sum()
+    return jax.vmap(one, in_axes=(0, None))(th, s).sum()
+
+for spec, s in ((P("d"), starts), (P(), starts[0])):
+    total = jax.shard_map(lambda th, s: jax.lax.psum(per_device(th, s), "d"), mesh=mesh,
+                          in_specs=(P("d"), spec), out_specs=P())
+    got = jax.jit(jax.grad(total, argnums=(0, 1)))(thetas, s)
+    want = jax.grad(per_device, argnums=(0, 1))(thetas, s)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+print("SHARD_OK", len(jax.devices()))
+"""
+
+
+def test_gradients_inside_shard_map() -> None:
+    """Reverse mode in theta and start inside shard_map on 2 devices: a sharded start
+    and a replicated one (its cotangent summed over the devices), against no sharding."""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["PHASIC_AUTO_INIT"] = "0"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SHARD_SCRIPT)], env=env,
+                          capture_output=True, text=True, timeout=300,
+                          cwd=str(pathlib.Path(__file__).parent))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SHARD_OK 2" in proc.stdout
 
 
 def test_second_order_and_reward_tangents_are_refused() -> None:
