@@ -190,6 +190,33 @@ def test_rewards_far_from_the_rates(scale: float) -> None:
     close(acc, racc)
 
 
+def test_stiff_cycle_many_terms() -> None:
+    """A fast cycle (rate 1000) with a slow exit: lambda t ~ 5000 terms, mass still
+    transient at the cut, so the Poisson tails (not absorption) end the sweep."""
+    g = Graph(1)
+    a, b, c = (g.find_or_create_vertex((i,)) for i in (1, 2, 3))
+    g.starting_vertex().add_edge(a, 1.0)
+    a.add_edge(b, [1000.0])
+    b.add_edge(a, [800.0])
+    b.add_edge(c, 0.5)
+    theta = np.array([1.0])
+    start = np.zeros((3, 4))
+    start[0, 0] = 1.0
+    start[1, 2] = 0.25
+    times = np.array([0.01, 1.0, 5.0])
+    rewards = np.array([0.0, 1.0, 3.0, 0.0])
+    x, dx, acc = phasic.propagate(g, theta, start, times, rewards)
+    rx, rdx, racc = reference(g, theta, start, times, rewards)
+    close(x, rx)
+    close(dx, rdx)
+    close(acc, racc)
+    # the adjoint sweep (reverse mode in start) over the same ~5000 terms
+    f = lambda s: flat(phasic.propagate(g, theta, s, times, rewards))  # noqa: E731
+    fwd = np.asarray(jax.jacfwd(f)(jnp.asarray(start)))
+    rev = np.asarray(jax.jacrev(f)(jnp.asarray(start)))
+    assert np.abs(rev - fwd).max() <= 1e-11 * np.abs(fwd).max()
+
+
 @pytest.mark.parametrize(("seed", "cyclic"), CASES)
 def test_one_layer_is_state_at_time(seed: int, cyclic: bool) -> None:
     """start = e_0, one layer: bit for bit the state-at-time kernels; the pdf is the
