@@ -259,8 +259,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     slower = sum(x["phasic_s"] >= x["eig_s"] for x in cases)
     rows.append(("eig_cases_slower", "cases where eig is faster (of "
                  f"{len(cases)})", float(slower), 0.0, "#"))
-    worst = max(max(r["phasic_pdf_err"], r["phasic_dlog_err"]) for r in result["rows"])
-    rows.append(("accuracy", "largest phasic error vs exact", worst, 1e-10, "rel"))
+    # The documented bounds: f within 1e-10; d log f = df / f adds the bounds of df and f.
+    rows.append(("accuracy_f", "largest phasic error of f vs exact",
+                 max(r["phasic_pdf_err"] for r in result["rows"]), 1e-10, "rel"))
+    rows.append(("accuracy_dlog", "largest phasic error of dlog f vs exact",
+                 max(r["phasic_dlog_err"] for r in result["rows"]), 2e-10, "rel"))
     return [{"id": i, "target": t, "measured": v, "limit": lim, "unit": u, "met": v <= lim}
             for i, t, v, lim, u in rows]
 
