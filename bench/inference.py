@@ -283,6 +283,11 @@ def plot(result: dict[str, Any], quick: bool) -> None:
                         label=f"phasic n={r['n']} ({r['states']} states)")
         ax.plot(Ns, [x["eig_s"] for x in r["by_N"]], "x--", color=line.get_color(),
                 label=f"dense eig n={r['n']}")
+        before = next((b for b in result.get("baseline", {}).get("rows", []) if b["n"] == r["n"]),
+                      None)
+        if before is not None:
+            ax.plot([x["N"] for x in before["by_N"]], [x["phasic_s"] for x in before["by_N"]],
+                    ":", color=line.get_color(), alpha=0.6, label=f"before, n={r['n']}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("observed times N")
