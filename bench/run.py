@@ -21,6 +21,9 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
             Kingman n, and the pdf of the transformed graphs next to the plain pdf
   rewards   reward-weighted pdf (positive rewards; SFS-class rewards with zeros) and its
             gradient per theta next to the plain pdf, Kingman n = 10..30
+  inference log-likelihood value + gradient over up to 10,000 observed times and SVGD
+            steps (64 particles x 200 times) against a dense eigendecomposition route,
+            with both routes' errors; the sweep's roofline point per graph size
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -42,7 +45,7 @@ from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
            "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks",
-           "propagate")
+           "propagate", "inference")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

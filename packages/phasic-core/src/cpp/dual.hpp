@@ -4,6 +4,7 @@
 // respect to N parameters through every operation (elimination replay, solves,
 // moments, uniformization and discrete stepping).
 #pragma once
+#include <algorithm>
 #include <cmath>
 
 namespace phasic {
@@ -123,7 +124,8 @@ inline double partial(double, int) { return 0.0; }
 template <int N>
 inline double max_tangent(const Dual<N>& x) {
   double m = 0.0;
-  for (int k = 0; k < N; ++k) m = std::fmax(m, std::fabs(x.d[k]));
+  // std::max, not fmax (a library call): m starts at 0 and a NaN partial is skipped alike.
+  for (int k = 0; k < N; ++k) m = std::max(m, std::fabs(x.d[k]));
   return m;
 }
 inline double max_tangent(double) { return 0.0; }

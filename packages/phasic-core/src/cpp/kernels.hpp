@@ -157,6 +157,7 @@ void compute_reward_log_pmf(const Structure& s, std::string_view digest, const d
 struct SweepCounts {
   int64_t piecewise;
   int64_t single;
+  int64_t madds;  // multiply-adds of the scaled and piecewise sweeps' steps (the roofline's count)
 };
 SweepCounts sweep_counts();
 

@@ -21,6 +21,7 @@
 #include "kernels.hpp"
 #include "kingman.hpp"
 #include "structure.hpp"
+#include "time_windows.hpp"
 #include "structure_cache.hpp"
 #include "structure_registry.hpp"
 #include "threads.hpp"
@@ -371,9 +372,18 @@ NB_MODULE(_core, m) {
         nb::dict d;
         d["piecewise"] = c.piecewise;
         d["single"] = c.single;
+        d["madds"] = c.madds;
         return d;
       },
-      "Continuous sweeps run so far in this process: {'piecewise': n, 'single': m}.");
+      "Continuous sweeps run so far in this process: {'piecewise': n, 'single': m, 'madds': "
+      "multiply-adds of the scaled and piecewise sweeps' steps}.");
+  m.def(
+      "set_time_windows",
+      [](bool on) { kernel::g_time_windows.store(on, std::memory_order_relaxed); },
+      "on"_a,
+      "Diagnostic: False makes the derivative and log-density sweeps sum every time's "
+      "series term by term from n = 0 (the former per-step sums) instead of over a window "
+      "around its Poisson mode; tests compare the two. True (the default) restores them.");
   m.def(
       "hash_probes", []() { return t_hash_probes; },
       "Diagnostic: hash-table slots examined so far on the calling thread (state and "

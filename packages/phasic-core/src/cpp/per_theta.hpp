@@ -85,6 +85,8 @@ struct Workspace {
 // How many continuous sweeps ran piecewise and how many as one sweep at the largest
 // rate (sweep_counts(): tests check which path served a call).
 extern std::atomic<int64_t> g_sweeps_piecewise, g_sweeps_single;
+// Multiply-adds of the steps of the scaled and piecewise sweeps (value and partials).
+extern std::atomic<int64_t> g_sweep_madds;
 
 // Shrinks [lo, hi] to the first and last nonzero entries of x (empty: lo > hi).
 template <class T>

@@ -10,6 +10,7 @@
 #include "poisson.hpp"
 #include "sweeps.hpp"
 #include "threads.hpp"
+#include "time_windows.hpp"
 
 namespace phasic {
 namespace kernel {
@@ -235,6 +236,50 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   }
 }
 
+// One time's series term by term from n = 0 in logs (o.ls, o.acc), each weight from
+// its own saddle-point log plus the record's scale: for times whose terms span
+// rescales of the vector, where one common unit does not fit. True when complete.
+template <class T>
+bool scaled_replay(const TermRecord<T>* rec, int64_t M, bool empty, double mu,
+                   const TailRates& b, double rel, double tan_abs, Scaled<T>& o) {
+  constexpr int N = Tangents<T>::n;
+  o = Scaled<T>{};
+  for (int64_t n = 0; n < M; ++n) {
+    const TermRecord<T>& x = rec[n];
+    const double lw = LogPoisson(static_cast<double>(n))(mu) + x.ls;
+    double lx = o.ls == kNegInf ? 0.0 : lw - o.ls;  // log of this term's weight in acc units
+    if (!is_zero(x.c)) {
+      if (o.ls == kNegInf || lx > 300.0) {  // first term, or keep acc in range
+        if (o.ls != kNegInf) o.acc *= std::exp(-lx);
+        o.ls = lw;
+        lx = 0.0;
+      }
+      fma_into(o.acc, x.c, std::exp(lx));
+    }
+    const double m1 = static_cast<double>(n + 1);
+    if (!(m1 + 1.0 > mu)) continue;  // before the Poisson mode: no geometric tail bound
+    const double r = mu / (m1 + 1.0);
+    const double q = mu / m1 / (1.0 - r);
+    const double A = b.smax * x.dv1 + x.mass * b.ds_max, B = b.smax * b.dp_max * x.mass;
+    const double verr = q * b.smax * x.mass;
+    const double terr = q * (A + B * r / (1.0 - r));
+    const double f = value(o.acc), g = max_tangent(o.acc);
+    bool ok;
+    if (o.ls == kNegInf) {
+      ok = verr == 0.0 && terr == 0.0;  // nothing so far and nothing can follow
+    } else if (lx > -700.0 && lx < 700.0) {
+      const double e = std::exp(lx);
+      ok = e * verr <= rel * f && (N == 0 || e * terr <= rel * g || e * terr <= tan_abs * f);
+    } else {  // the weight is out of double range relative to acc: compare logs
+      ok = lx + safe_log(verr) <= std::log(rel) + safe_log(f) &&
+           (N == 0 || lx + safe_log(terr) <= std::log(rel) + safe_log(g) ||
+            lx + safe_log(terr) <= std::log(tan_abs) + safe_log(f));
+    }
+    if (ok) return true;
+  }
+  return empty;
+}
+
 // Continuous: uniformization with lambda fixed from the primal rates (any lambda >=
 // the largest exit rate gives the same exp(S t), so only P = I + S / lambda carries
 // derivatives). The truncation is rigorous for the values and the derivatives, and
@@ -301,6 +346,21 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
   }
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
   constexpr double kRel = 1e-10, kTanAbs = 1e-13;
+  // Each step's term is recorded once; the times are summed from the records
+  // (time_windows.hpp) when the steps reach `target`, and again later for any time
+  // whose tail bound needed more steps.
+  std::vector<TermRecord<T>> rec;
+  // One common unit: no rescale so far (every record in the units of the first).
+  bool one_scale = g_time_windows.load(std::memory_order_relaxed);
+  double target = std::ceil(mu_max + 6.0 * std::sqrt(mu_max) + 8.0);
+  const TailRates rates{smax, ds_max, dp_max};
+  double rows_done = 0.0;
+  auto ok = [&](double verr, double terr, const T& acc) {
+    const double f = value(acc);
+    return verr <= kRel * f &&
+           (N == 0 || terr <= kRel * max_tangent(acc) || terr <= kTanAbs * f);
+  };
+  auto vlimit = [&](const T& acc) { return kRel * value(acc); };  // the largest verr ok takes
   for (int64_t step = 0; remaining > 0; ++step) {
     if (static_cast<double>(step) > step_cap) {
       if (step_cap > kMaxSteps) too_stiff(lambda, mu_max / lambda);
@@ -321,56 +381,47 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     // Bounds on every later term (n = step + 1 onwards), in units of exp(log_scale):
     // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
     // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
-    const double mass = size.mass, dv1 = std::max(0.0, size.mag - size.mass);
-    const double val_bound = smax * mass;
-    const double A = smax * dv1 + mass * ds_max, B = smax * dp_max * mass;
-    const LogPoisson log_pois(static_cast<double>(step));
-    const bool c_zero = is_zero(c);
-    for (int64_t i = 0; i < n_times; ++i) {
-      if (done[i]) continue;
-      Scaled<T>& o = out[i];
-      if (mu[i] == 0.0) {  // t = 0: the series is c_0 alone
-        if (!c_zero) {
-          o.ls = log_scale;
-          o.acc = c;
+    record_term(rec, c, log_scale, size.mass, std::max(0.0, size.mag - size.mass));
+    one_scale &= log_scale == rec[0].ls;
+    const bool empty = size.mag == 0.0;  // every later term is 0
+    if (empty || static_cast<double>(step + 1) >= target) {
+      const int64_t M = step + 1;
+      for (int64_t i = 0; i < n_times; ++i) {
+        if (done[i]) continue;
+        Scaled<T>& o = out[i];
+        bool complete = true;
+        if (mu[i] == 0.0) {  // t = 0: the series is c_0 alone
+          if (!is_zero(rec[0].c)) {
+            o.ls = rec[0].ls;
+            o.acc = rec[0].c;
+          }
+        } else {
+          WindowResult res = WindowResult::kSlow;
+          int64_t n_done = 0;
+          T acc = 0.0;
+          if (one_scale) res = window_sum(rec.data(), M, empty, mu[i], rates, acc, n_done, ok, vlimit);
+          // Far below the scale's range the weighted terms may lose digits or underflow
+          // to 0 (a sum that is 0 only because its terms were): in logs.
+          const bool zero_terms = rec[n_done].cmax == 0.0 && rec[n_done].tmax == 0.0;
+          if (res == WindowResult::kDone && !(value(acc) >= 1e-250) &&
+              !(is_zero(acc) && zero_terms))
+            res = WindowResult::kSlow;
+          if (res == WindowResult::kDone) {
+            o.ls = is_zero(acc) ? kNegInf : rec[0].ls;
+            o.acc = acc;
+          } else if (res == WindowResult::kSlow) {
+            complete = scaled_replay(rec.data(), M, empty, mu[i], rates, kRel, kTanAbs, o);
+          } else {
+            complete = false;
+          }
         }
-        done[i] = 1;
-        --remaining;
-        continue;
-      }
-      const double lw = log_pois(mu[i]) + log_scale;
-      double lx = o.ls == kNegInf ? 0.0 : lw - o.ls;  // log of this term's weight in acc units
-      if (!c_zero) {
-        if (o.ls == kNegInf || lx > 300.0) {  // first term, or keep acc in range
-          if (o.ls != kNegInf) o.acc *= std::exp(-lx);
-          o.ls = lw;
-          lx = 0.0;
+        if (complete) {
+          done[i] = 1;
+          --remaining;
         }
-        fma_into(o.acc, c, std::exp(lx));
       }
-      const double m1 = static_cast<double>(step + 1);
-      if (!(m1 + 1.0 > mu[i])) continue;  // before the Poisson mode: no geometric tail bound
-      // sum_{m > step} Pois(m) <= Pois(step) q and sum_k k Pois(n+k) <= Pois(step) q r/(1-r).
-      const double r = mu[i] / (m1 + 1.0);
-      const double q = mu[i] / m1 / (1.0 - r);
-      const double verr = q * val_bound;
-      const double terr = q * (A + B * r / (1.0 - r));
-      const double f = value(o.acc), g = max_tangent(o.acc);
-      bool ok;
-      if (o.ls == kNegInf) {
-        ok = verr == 0.0 && terr == 0.0;  // nothing so far and nothing can follow
-      } else if (lx > -700.0 && lx < 700.0) {
-        const double x = std::exp(lx);
-        ok = x * verr <= kRel * f && (N == 0 || x * terr <= kRel * g || x * terr <= kTanAbs * f);
-      } else {  // the weight is out of double range relative to acc: compare logs
-        ok = lx + safe_log(verr) <= std::log(kRel) + safe_log(f) &&
-             (N == 0 || lx + safe_log(terr) <= std::log(kRel) + safe_log(g) ||
-              lx + safe_log(terr) <= std::log(kTanAbs) + safe_log(f));
-      }
-      if (ok) {
-        done[i] = 1;
-        --remaining;
-      }
+      // A standard deviation of the widest Poisson weight more for times still open.
+      target = static_cast<double>(M) + std::max(16.0, std::ceil(std::sqrt(mu_max)));
     }
     rescale(next, size, log_scale);
     prev_mag = size.mag;
@@ -380,7 +431,11 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     hi = rb;
     trim_window(next.data(), lo, hi);
     v.swap(next);
+    rows_done += std::max(0, rb - ra + 1);
   }
+  g_sweep_madds.fetch_add(static_cast<int64_t>(rows_done * (nnz + static_cast<double>(n)) / n *
+                                               (N + 1)),
+                          std::memory_order_relaxed);
 }
 
 #define PHASIC_INSTANTIATE(T)                                                             \
