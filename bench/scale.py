@@ -155,8 +155,10 @@ def plot(rows: list[dict[str, Any]], quick: bool) -> None:
                        ("parse_s", "parse"), ("first_call_s", "first jitted call"),
                        ("warm_call_s", "warm call"), ("pdf_s", "pdf, 7 times"),
                        ("gradient_s", "log-likelihood gradient"),
-                       ("end_to_end_s", "end to end")):
-        ax1.plot(vs, [r[key] for r in ok], "o-", label=label)
+                       ("end_to_end_s", "end to end"),
+                       ("end_to_end_cpu_s", "end to end, CPU time")):
+        pts = [(r["vertices"], r[key]) for r in ok if key in r]
+        ax1.plot(*zip(*pts, strict=True), "o-", label=label)
     ax2.plot(vs, [r["peak_build_mib"] for r in ok], "o-", label="peak RSS, building (MiB)")
     ax2.plot(vs, [r["peak_eval_mib"] for r in ok], "D-", label="peak RSS, evaluating (MiB)")
     ax2.plot(vs, [r["rss_limit_mib"] for r in ok], "k:", lw=0.8,
