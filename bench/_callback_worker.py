@@ -5,8 +5,8 @@
 SPEC: {"source": the callback's Python source, "name": its function name, "sizes": [n,
 ...]}. The callback is the current phasic's `kingman_transitions`, handed over as
 source text so that both phasics run the same function. For each n the graph is
-built once with `Graph(callback, ipv=[n, 0, ...], graph_cache=False)` (no disk cache:
-the build itself is measured). Prints `RESULT <json>`.
+built twice with `Graph(callback, ipv=[n, 0, ...], graph_cache=False)` (no disk cache:
+the build itself is measured), the shorter wall and CPU times kept. Prints `RESULT <json>`.
 """
 
 from __future__ import annotations
@@ -36,11 +36,15 @@ def main() -> None:
     fn = load_callback(spec["source"], spec["name"])
     rows = []
     for n in spec["sizes"]:
-        start = time.perf_counter()
-        graph = phasic.Graph(fn, ipv=[n] + [0] * (n - 1), graph_cache=False)
+        best, best_cpu = float("inf"), float("inf")
+        for _ in range(2):  # the shorter of two: the least disturbed by other load
+            start, cpu = time.perf_counter(), time.process_time()
+            graph = phasic.Graph(fn, ipv=[n] + [0] * (n - 1), graph_cache=False)
+            best = min(best, time.perf_counter() - start)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
         rows.append({"n": n, "vertices": graph.vertices_length(), "edges": graph.edges_length()
                      if hasattr(graph, "edges_length") else None,
-                     "build_s": time.perf_counter() - start})
+                     "build_s": best, "build_cpu_s": best_cpu})
     emit({"version": importlib.metadata.version("phasic"), "rows": rows})
 
 

@@ -286,6 +286,13 @@ def peak_mib() -> float:
     return _status_mib("VmHWM")
 
 
+def reset_peak() -> None:
+    """Start this process's RSS high-water mark (VmHWM) afresh from the current RSS
+    (Linux: /proc/self/clear_refs), so that a later peak_mib() covers what follows."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def rss_mib() -> float:
     """This process's resident set now (VmRSS), in MiB."""
     return _status_mib("VmRSS")

@@ -163,6 +163,20 @@ CASES: dict[str, Case] = {
         r"transitions from state \[1\] include the state itself"),
     "callback bad return": Case("core", "phasic.Graph.from_callback(lambda s: [3], (1,))", TYP,
                                 r"from state \[1\]: 3 is not a transition"),
+    "batched callback bad return": Case(
+        "core", "phasic.Graph.from_callback(lambda s: [1], (1,), batched=True)", TYP,
+        r"batched callback must return \(rows, next_states, weights\)"),
+    "batched callback row out of range": Case(
+        "core", "phasic.Graph.from_callback(lambda s: (np.array([5]), np.array([[2]]), "
+                "np.array([1.0])), (1,), batched=True)", VAL,
+        r"rows\[0\] = 5 is not a row of the 1 states it was given"),
+    "batched callback self transition": Case(
+        "core", "phasic.Graph.from_callback(lambda s: (np.array([0]), s.copy(), "
+                "np.array([1.0])), (1,), batched=True)", VAL,
+        r"transition 0 goes from state \[1\] to itself"),
+    "batched callback negative batch_size": Case(
+        "core", "phasic.Graph.from_callback(models.kingman_batched_transitions, (2, 0), "
+                "batched=True, batch_size=-1)", VAL, r"batch_size must be >= 1"),
     "no absorbing state": Case("core", "phasic.Graph.from_json(cyclic).expectation()", VAL,
                                r"vertex 1 \(state \[1\]\) cannot reach an absorbing vertex"),
     "unreachable absorption (jit)": Case(

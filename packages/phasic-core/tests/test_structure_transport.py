@@ -52,6 +52,31 @@ def test_program_text_does_not_grow_with_the_structure() -> None:
     assert f'digest = "{digest}"' in large and '"vertices"' not in large
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(float(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_the_registry_keeps_the_callers_string_not_a_copy() -> None:
+    # A 15 MB text registered: the registry holds one more reference to the same
+    # string and no copy of it (RSS grows by far less than the text; a copy adds all
+    # of it). Registering it again adds neither.
+    from phasic import _core
+    from phasic.ffi import text_digest
+
+    text = models.kingman(40).to_json()
+    digest = text_digest(text)
+    refs, rss = sys.getrefcount(text), _rss_mib()
+    _core.register_structure(digest, text)
+    assert sys.getrefcount(text) == refs + 1
+    assert _rss_mib() - rss < 0.25 * len(text) / 2**20, (len(text) / 2**20, _rss_mib() - rss)
+    _core.register_structure(digest, text)
+    assert sys.getrefcount(text) == refs + 1
+    with pytest.raises(ValueError, match="already registered with a different text"):
+        _core.register_structure(digest, text[:-1] + " ")
+    assert sys.getrefcount(text) == refs + 1
+
+
 def test_evicted_structures_are_recompiled_from_the_registry() -> None:
     texts = {n: models.kingman(n).to_json() for n in (4, 5, 6)}
     fs = {n: jax.jit(lambda th, t=t: phasic.compute_moments_ffi(t, th, 1)[0])

@@ -92,6 +92,33 @@ def test_piecewise_time_next_to_zero_and_far_right_tail() -> None:
     np.testing.assert_allclose(dlogf.ravel(), 1.0 - 0.4 * np.array(times), rtol=1e-12)
 
 
+def test_piecewise_keeps_densities_near_1e_63() -> None:
+    # Kingman n = 35 at t = 0.0015: T_MRCA's density is 9.7e-63. Uniformized at the
+    # largest rate (595), the 33 coalescences the density needs leave the vector's
+    # entries far below 1e-60 on the way; the sweeps keep entries down to 1e-150, so
+    # the piecewise sweep serves the plain pdf, its Jacobian and the log-density (a
+    # flush at 1e-60 failed their error checks and fell back to one slow sweep),
+    # exact against the closed form (200 digits). theta = 1 scales time, so
+    # d pdf / d theta = f(t) + t f'(t).
+    s = _core.kingman(35).compile()
+    times = [0.0015, 0.002, 1.0, 5.0]
+    exact = kingman_tmrca(35, np.array(times), digits=200)
+    assert 5e-63 < exact.pdf[0] < 2e-62
+    before = _core.sweep_counts()
+    pdf = s.pdf([1.0], times)
+    f, jac = s.pdf_jac([1.0], times)
+    logf, dlogf = s.log_pdf([1.0], times, grad=True)
+    after = _core.sweep_counts()
+    assert after["piecewise"] - before["piecewise"] == 3
+    assert after["single"] == before["single"]
+    np.testing.assert_allclose(pdf, exact.pdf, rtol=1e-11, atol=0)
+    np.testing.assert_allclose(f, exact.pdf, rtol=1e-11, atol=0)
+    slope = exact.pdf + np.array(times) * exact.slope
+    np.testing.assert_allclose(np.ravel(jac), slope, rtol=1e-11, atol=0)
+    np.testing.assert_allclose(logf, np.log(exact.pdf), rtol=0, atol=1e-11)  # f to 1e-11
+    np.testing.assert_allclose(np.ravel(dlogf), slope / exact.pdf, rtol=1e-11, atol=0)
+
+
 def _two_state_cycle_exact(theta: float, times: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """f and d f / d theta for 1 -> 2 at 300 theta, 2 -> 1 at 200 theta, 2 -> absorbed at
     0.5 theta, starting in 1: f_1(u) = a b (e^{l1 u} - e^{l2 u}) / (l1 - l2) with l1, l2

@@ -16,6 +16,8 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "hashing.hpp"
@@ -218,6 +220,92 @@ nb::object state_array(const GraphBuilder& builder, int64_t v) {
   std::memcpy(data, s.data(), sizeof(int32_t) * s.size());
   nb::capsule owner(data, [](void* d) noexcept { delete[] static_cast<int32_t*>(d); });
   return nb::cast(nb::ndarray<nb::numpy, int32_t, nb::ndim<1>>(data, {s.size()}, owner));
+}
+
+nb::object states_array(const GraphBuilder& builder, int64_t first, int64_t count) {
+  const int64_t L = builder.state_length();
+  if (first < 0 || count < 0 || first + count > builder.vertices_length())
+    throw std::invalid_argument("vertices " + std::to_string(first) + " .. " +
+                                std::to_string(first + count - 1) + " do not exist");
+  const size_t n = static_cast<size_t>(count * L);
+  auto* data = new int32_t[n == 0 ? 1 : n];
+  std::memcpy(data, builder.data().states.data() + first * L, sizeof(int32_t) * n);
+  nb::capsule owner(data, [](void* d) noexcept { delete[] static_cast<int32_t*>(d); });
+  return nb::cast(nb::ndarray<nb::numpy, int32_t, nb::ndim<2>>(
+      data, {static_cast<size_t>(count), static_cast<size_t>(L)}, owner));
+}
+
+int64_t add_batched_transitions(GraphBuilder& builder, int64_t first, int64_t count,
+                                const int64_t* rows, int64_t n_items, const int32_t* next_states,
+                                const double* weights, int64_t n_params) {
+  const int64_t L = builder.state_length();
+  const int64_t W = std::max<int64_t>(n_params, 1);  // weight entries per transition
+  if (first < 1 || count < 0 || first + count > builder.vertices_length())
+    throw std::invalid_argument("the batch's vertices do not exist");
+  // Every check before the graph changes: rows in range, no transition to itself.
+  const int32_t* parents = builder.data().states.data() + first * L;
+  std::vector<int64_t> start(static_cast<size_t>(count) + 1, 0);
+  for (int64_t k = 0; k < n_items; ++k) {
+    const int64_t r = rows[k];
+    if (r < 0 || r >= count)
+      throw std::invalid_argument("rows[" + std::to_string(k) + "] = " + std::to_string(r) +
+                                  " is not a row of the batch (0 .. " +
+                                  std::to_string(count - 1) + ")");
+    if (std::memcmp(next_states + k * L, parents + r * L, sizeof(int32_t) * L) == 0)
+      throw std::invalid_argument(
+          "transition " + std::to_string(k) + " goes from state " +
+          builder.data().state_string(first + r) +
+          " to itself; leave self-transitions out (continuous: they do not change the "
+          "distribution; discrete: the probability of staying is 1 minus the sum of the "
+          "out-probabilities)");
+    ++start[static_cast<size_t>(r) + 1];
+  }
+  // Transitions grouped by parent, in their order within each parent (a counting sort).
+  for (int64_t r = 0; r < count; ++r) start[r + 1] += start[r];
+  std::vector<int64_t> order(static_cast<size_t>(n_items));
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t k = 0; k < n_items; ++k) order[fill[rows[k]]++] = k;
+  }
+  // Per parent: next states found or created in order, repeats summed into the first
+  // one's slot (slot_of[dst] is valid while owner_of[dst] is this parent).
+  static std::vector<int64_t> owner_of, slot_of;  // the GIL serializes the calls
+  std::vector<int64_t> dst;
+  std::vector<double> acc;
+  int64_t added = 0;
+  for (int64_t r = 0; r < count; ++r) {
+    const int64_t src = first + r;
+    dst.clear();
+    acc.clear();
+    for (int64_t i = start[r]; i < start[r + 1]; ++i) {
+      const int64_t k = order[i];
+      const int64_t v = builder.find_or_create_vertex(next_states + k * L, static_cast<size_t>(L));
+      if (static_cast<size_t>(v) >= owner_of.size()) {
+        owner_of.resize(static_cast<size_t>(v) * 2 + 16, -1);
+        slot_of.resize(owner_of.size());
+      }
+      int64_t g;
+      if (owner_of[v] == src && slot_of[v] < static_cast<int64_t>(dst.size()) &&
+          dst[slot_of[v]] == v) {
+        g = slot_of[v];
+      } else {
+        g = static_cast<int64_t>(dst.size());
+        owner_of[v] = src;
+        slot_of[v] = g;
+        dst.push_back(v);
+        acc.resize(acc.size() + static_cast<size_t>(W), 0.0);
+      }
+      for (int64_t p = 0; p < W; ++p) acc[g * W + p] += weights[k * W + p];
+    }
+    for (size_t g = 0; g < dst.size(); ++g) {
+      if (n_params == 0)
+        builder.add_edge(src, dst[g], acc[g], nullptr, 0);
+      else
+        builder.add_edge(src, dst[g], 0.0, acc.data() + g * W, static_cast<size_t>(W));
+    }
+    added += static_cast<int64_t>(dst.size());
+  }
+  return added;
 }
 
 }  // namespace phasic

@@ -157,6 +157,28 @@ NB_MODULE(_core, m) {
       .def("vertex_state", &GraphBuilder::vertex_state, "i"_a)
       .def("state_array", &state_array, "i"_a)
       .def("add_plain_transitions", &add_plain_transitions, "src"_a, "items"_a)
+      .def("states_array", &states_array, "first"_a, "count"_a)
+      .def(
+          "add_batched_transitions",
+          [](GraphBuilder& b, int64_t first, int64_t count,
+             nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> rows,
+             nb::ndarray<const int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu> next_states,
+             nb::ndarray<const double, nb::c_contig, nb::device::cpu> weights) {
+            const int64_t K = static_cast<int64_t>(rows.shape(0));
+            if (static_cast<int64_t>(next_states.shape(0)) != K ||
+                static_cast<int64_t>(next_states.shape(1)) != b.state_length())
+              throw std::invalid_argument("next_states must have shape (len(rows), state_length)");
+            if ((weights.ndim() != 1 && weights.ndim() != 2) ||
+                static_cast<int64_t>(weights.shape(0)) != K ||
+                (weights.ndim() == 2 && weights.shape(1) == 0))
+              throw std::invalid_argument("weights must have shape (len(rows),) or (len(rows), P)");
+            const int64_t P = weights.ndim() == 2 ? static_cast<int64_t>(weights.shape(1)) : 0;
+            return add_batched_transitions(b, first, count, rows.data(), K, next_states.data(),
+                                           weights.data(), P);
+          },
+          "first"_a, "count"_a, "rows"_a, "next_states"_a, "weights"_a,
+          "A batched callback's transitions from vertices first .. first + count - 1 "
+          "(phasic.callbacks validates them first); returns the number of edges added.")
       .def(
           "add_edge",
           [](GraphBuilder& b, int64_t src, int64_t dst, double weight,
@@ -391,10 +413,22 @@ NB_MODULE(_core, m) {
       "per operation; tests take differences to check that no input makes hashing slow.");
   m.def(
       "register_structure",
-      [](std::string_view digest, std::string text, const PyStructure* compiled) {
+      [](std::string_view digest, nb::str text, const PyStructure* compiled) {
         std::shared_ptr<const Structure> s = compiled ? compiled->s : nullptr;
-        nb::gil_scoped_release release;  // copying a large text needs no Python objects
-        register_structure(digest, std::move(text), std::move(s));
+        // The registry borrows the caller's string instead of copying it (the JSON of
+        // a million-vertex graph is ~0.7 GB): its UTF-8 form is the string's own
+        // buffer for ASCII text (the writer's JSON), else one cached by Python on it.
+        Py_ssize_t size = 0;
+        const char* utf8 = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
+        if (utf8 == nullptr) nb::raise_python_error();
+        PyObject* ref = text.inc_ref().ptr();
+        std::shared_ptr<const void> owner(ref, [](const void* o) {
+          nb::gil_scoped_acquire gil;
+          Py_DECREF(static_cast<PyObject*>(const_cast<void*>(o)));
+        });
+        nb::gil_scoped_release release;  // comparing a large text needs no Python objects
+        register_structure(digest, std::move(owner),
+                           std::string_view(utf8, static_cast<size_t>(size)), std::move(s));
       },
       "digest"_a, "text"_a, "compiled"_a.none() = nb::none(),
       "Registers a structure's JSON text under its SHA-256 hex digest for the FFI targets, "

@@ -9,7 +9,8 @@ namespace phasic {
 namespace {
 
 struct Source {
-  std::shared_ptr<const std::string> text;
+  std::shared_ptr<const void> owner;  // keeps `text` alive
+  std::string_view text;
   std::weak_ptr<const Structure> compiled;  // alive while some thread's cache holds it
 };
 
@@ -41,24 +42,21 @@ bool is_digest(std::string_view d) {
 
 }  // namespace
 
-void register_structure(std::string_view digest, std::string text,
-                        std::shared_ptr<const Structure> compiled) {
+void register_structure(std::string_view digest, std::shared_ptr<const void> owner,
+                        std::string_view text, std::shared_ptr<const Structure> compiled) {
   if (!is_digest(digest))
     throw std::invalid_argument("structure digest must be 64 lowercase hex digits (SHA-256), got " +
                                 std::to_string(digest.size()) + " characters");
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   auto it = r.by_digest.find(std::string(digest));
-  if (it != r.by_digest.end() && *it->second.text != text)
+  if (it != r.by_digest.end() && it->second.text != text)
     throw std::invalid_argument("structure digest " + std::string(digest) +
                                 " is already registered with a different text; the digest "
                                 "must be the SHA-256 of the structure's JSON text");
   if (it == r.by_digest.end()) {
     r.bytes += static_cast<int64_t>(text.size());
-    it = r.by_digest
-             .emplace(std::string(digest),
-                      Source{std::make_shared<const std::string>(std::move(text)), {}})
-             .first;
+    it = r.by_digest.emplace(std::string(digest), Source{std::move(owner), text, {}}).first;
   }
   if (compiled && it->second.compiled.expired()) {
     it->second.compiled = compiled;
@@ -69,7 +67,8 @@ void register_structure(std::string_view digest, std::string text,
 
 std::shared_ptr<const Structure> registered_structure(std::string_view digest) {
   Registry& r = registry();
-  std::shared_ptr<const std::string> text;
+  std::shared_ptr<const void> owner;  // keeps `text` alive while it is compiled
+  std::string_view text;
   {
     std::lock_guard<std::mutex> lock(r.mutex);
     auto it = r.by_digest.find(std::string(digest));
@@ -83,10 +82,11 @@ std::shared_ptr<const Structure> registered_structure(std::string_view digest) {
       if (r.pending_digest == digest) r.pending.reset();
       return s;
     }
+    owner = it->second.owner;
     text = it->second.text;
   }
   // Compiled outside the lock: a large structure takes a while, other digests need not wait.
-  auto compiled = Structure::from_json(*text);
+  auto compiled = Structure::from_json(text);
   std::lock_guard<std::mutex> lock(r.mutex);
   ++r.compiles;
   r.by_digest.at(std::string(digest)).compiled = compiled;

@@ -13,11 +13,15 @@
 
 namespace phasic {
 
-// Registers `text` under `digest` (64 lowercase hex digits). Registering the same text
-// again is a no-op; a different text under a registered digest throws. `compiled`
-// (optional) is the Structure the caller already compiled from `text` while
-// validating it: the first lookup takes it instead of compiling the text again.
-void register_structure(std::string_view digest, std::string text,
+// Registers `text` under `digest` (64 lowercase hex digits). The registry does not
+// copy the text: `owner` keeps the memory `text` points into alive (the caller's
+// Python string, held by reference), for as long as the entry lives (the process).
+// Registering the same text again is a no-op; a different text under a registered
+// digest throws. `compiled` (optional) is the Structure the caller already compiled
+// from `text` while validating it: the first lookup takes it instead of compiling
+// the text again.
+void register_structure(std::string_view digest, std::shared_ptr<const void> owner,
+                        std::string_view text,
                         std::shared_ptr<const Structure> compiled = nullptr);
 // The compiled Structure for `digest`: shared with every thread that still holds it,
 // else compiled from the registered text. Throws std::runtime_error naming the digest

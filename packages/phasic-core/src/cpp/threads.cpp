@@ -21,8 +21,11 @@ std::atomic<int64_t> g_threads{0};  // 0: omp_get_max_threads()
 // faster mode is used, trying the other one every 16th sweep to follow the load. The
 // results are the same bits for any team size, so this only moves time. Sweeps
 // below kMinSweepWork multiply-adds per step, or inside a running parallel batch loop
-// (which already uses the cores), run on one thread. PHASIC_SWEEP_TEAM=always or
-// =never fixes the choice (tests).
+// (which already uses the cores), run on one thread. So do sweeps while the machine's
+// one-minute load average exceeds the team size plus one: there a team member is
+// preempted at nearly every barrier, and even one trial sweep costs 100x (Kingman
+// n = 30's log-pdf gradient: 14 s on a team against 0.13 s on one thread at load
+// 10 on 2 cores). PHASIC_SWEEP_TEAM=always or =never fixes the choice (tests).
 std::atomic<double> g_sweep_cost[2] = {{0.0}, {0.0}};  // s per multiply-add; 0: unknown
 std::atomic<int64_t> g_sweep_calls{0};
 }  // namespace
@@ -47,6 +50,8 @@ int sweep_team(double work) {
     if (std::strcmp(fixed, "always") == 0) return full;
     if (std::strcmp(fixed, "never") == 0) return 1;
   }
+  double load = 0.0;
+  if (getloadavg(&load, 1) == 1 && load > static_cast<double>(full) + 1.0) return 1;
   const double one = g_sweep_cost[0].load(), team = g_sweep_cost[1].load();
   if (one == 0.0) return 1;
   if (team == 0.0) return full;

@@ -16,13 +16,16 @@ namespace phasic {
 namespace kernel {
 namespace {
 
-// Rows a..b of nxt = cur P (diagonal gd, in-edges gp from in_src), entries below 1e-60
-// flushed; out[0] = sum cur . gs, out[1] = sum of the kept entries, out[2] = flushed.
+// Rows a..b of nxt = cur P (diagonal gd, in-edges gp from in_src), entries below 1e-150
+// flushed (unscaled probabilities: kept entries times a transition probability stay
+// far above the subnormal range, and densities near 1e-63, Kingman n >= 55 at small
+// t, keep their terms); out[0] = sum cur . gs, out[1] = sum of the kept entries,
+// out[2] = flushed.
 void gather_rows(int32_t a, int32_t b, const double* __restrict cur, double* __restrict nxt,
                  const double* __restrict gd, const double* __restrict gs,
                  const double* __restrict gp, const int64_t* __restrict in_ptr,
                  const int32_t* __restrict in_src, double* __restrict out) {
-  constexpr double kFlush = 1e-60;
+  constexpr double kFlush = 1e-150;
   double cp = 0.0, mp = 0.0, dp = 0.0;
   for (int32_t q = a; q <= b; ++q) {
     const double vq = cur[q];
@@ -122,7 +125,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   double* nxt = ws.gb.data();
   double big_c = 0.0;   // C_n
   double max_pdf = 0.0;
-  // Entries below 1e-60 are set to zero (gather_rows; they would otherwise decay
+  // Entries below 1e-150 are set to zero (gather_rows; they would otherwise decay
   // through slow subnormal arithmetic); the dropped mass changes the pdf by at most
   // smax * dropped.
   double dropped = 0.0;
@@ -194,7 +197,7 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
         scdf[i] += wgt * big_c;
         wsum[i] += wgt;
         max_pdf = std::max(max_pdf, spdf[i]);
-        // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-50).
+        // Truncation bounds; the flushed mass adds at most smax * dropped (< 1e-135).
         const double pdf_err = tail * smax * mass;
         const double cdf_err = tail * mass0;
         // Absolute 1e-21 of the largest: still 1e-9 relative where pdf >= 1e-12 max.

@@ -242,9 +242,11 @@ class Graph(Transforms, Distributions, StatesAtTime):
     def from_callback(
         cls,
         fn: Callable[..., Any],
-        initial_state: Sequence[int],
+        initial_state: Sequence[int] | Sequence[Any] | None,
         *,
         discrete: bool = False,
+        batched: bool = False,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> Graph:
         """The graph `fn` generates from `initial_state`: `Graph(fn, ipv=initial_state)`.
@@ -253,10 +255,35 @@ class Graph(Transforms, Distributions, StatesAtTime):
         transitions `[[next_state, weight_or_coefficients], ...]`; an empty list makes
         the state absorbing. `phasic.callbacks` describes every form. Transitions from
         one state to the same next state are summed.
+
+        `batched=True`: `fn(states, **kwargs)` receives up to `batch_size` (default
+        4096) states at once, one per row of a 2-d int32 array, and returns
+        `(rows, next_states, weights)` arrays (`phasic.batched_callbacks`); the graph
+        is the one the per-state form builds, vertex for vertex.
         """
         if not callable(fn):  # Graph(3, ...) would take 3 for a state length
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        return cls(fn, initial_state, discrete=discrete, **kwargs)
+        if not isinstance(batched, (bool, np.bool_)):
+            raise TypeError(f"batched must be a bool, got {batched!r}")
+        if not batched:
+            if batch_size is not None:
+                raise ValueError("batch_size is for batched callbacks: pass batched=True "
+                                 "(fn then receives many states at once) or drop batch_size")
+            return cls(fn, initial_state, discrete=discrete, **kwargs)
+        from . import batched_callbacks
+        from .callbacks import _initial_transitions
+
+        if discrete is not None and not isinstance(discrete, (bool, np.bool_)):
+            raise TypeError(f"discrete must be a bool, got {discrete!r}")
+        size = batched_callbacks.check_batch_size(
+            batched_callbacks.DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+        if initial_state is None and getattr(fn, "_phasic_initial", None) is None:
+            raise ValueError("a batched callback needs initial_state (a starting state such "
+                             "as [2, 0], or [[state, weight], ...]) or the "
+                             "@phasic.callback(ipv) decorator")
+        initial = _initial_transitions(fn, initial_state, kwargs)
+        builder = batched_callbacks.build_batched(fn, initial, bool(discrete), size, kwargs)
+        return cls._wrap(builder)
 
     def to_json(self) -> str:
         """The graph as JSON (schema: docs/pages/json_schema.md), cached until it changes."""

@@ -51,6 +51,41 @@ def kingman_transitions(state: Sequence[int]) -> list[tuple[tuple[int, ...], lis
     return out
 
 
+def kingman_batched_transitions(
+    states: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`kingman_transitions` for many states at once, for `Graph.from_callback(...,
+    batched=True)`.
+
+    `states` is a 2-d integer array, one block-counting state per row. Returns (rows,
+    next_states, weights): for every state and every pair of lineage classes that can
+    merge, in the order `kingman_transitions` lists them, the row of the state, the
+    state after the merge and its coefficient (the number of such pairs, times
+    theta[0]) as a (K, 1) array.
+    """
+    states = np.asarray(states)
+    # Only classes that hold lineages can merge: pairs (i <= j) of each row's nonzero
+    # entries, so the work follows the transitions, not n^2 / 4 classes per state.
+    row, col = np.nonzero(states)  # row-major: each row's classes in increasing order
+    held = states[row, col].astype(np.int64)
+    per_row = np.bincount(row, minlength=states.shape[0])
+    local = np.arange(row.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    partners = per_row[row] - local  # j = i, i + 1, ... within the row
+    i = np.repeat(np.arange(row.size), partners)
+    j = i + np.arange(i.size) - np.repeat(np.cumsum(partners) - partners, partners)
+    pairs = np.where(i == j, held[i] * (held[i] - 1) // 2, held[i] * held[j])
+    keep = np.flatnonzero(pairs)
+    i, j = i[keep], j[keep]
+    rows = row[i]
+    a, b = col[i], col[j]  # 0-based: classes a + 1 and b + 1 merge into a + b + 2
+    next_states = states[rows]
+    k = np.arange(rows.size)
+    next_states[k, a] -= 1
+    next_states[k, b] -= 1
+    next_states[k, a + b + 1] += 1
+    return rows, next_states, pairs[keep].astype(np.float64)[:, None]
+
+
 def kingman_from_callback(n: int) -> Graph:
     """The same model as `kingman(n)`, built in Python from `kingman_transitions`."""
     _check_n(n)
