@@ -21,6 +21,7 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
             Kingman n, and the pdf of the transformed graphs next to the plain pdf
   rewards   reward-weighted pdf (positive rewards; SFS-class rewards with zeros) and its
             gradient per theta next to the plain pdf, Kingman n = 10..30
+  epochs    E = 1, 2, 4, 8 epochs: pdf, expected SFS and their gradients against E = 1
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -41,7 +42,7 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks")
+           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks", "epochs")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

@@ -1,0 +1,54 @@
+"""bench/epochs.py: its dense reference, its histories and one measurement's plumbing."""
+
+from __future__ import annotations
+
+import common
+import epochs
+import numpy as np
+import pytest
+import run as bench_run
+
+from phasic import models
+from phasic.reference import kingman_tmrca
+
+TIMES = np.array([0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0])
+
+
+def test_piecewise_pdf_with_equal_epochs_is_the_plain_density() -> None:
+    js = models.kingman(5).to_json()
+    theta = np.full((4, 1), 1.3)  # the same rate in every epoch: the breakpoints vanish
+    got = epochs.piecewise_pdf(js, theta, np.array([0.05, 0.3, 1.5]), TIMES)
+    want = kingman_tmrca(5, TIMES, theta=1.3, digits=40).pdf
+    np.testing.assert_allclose(got, want, rtol=1e-11)
+
+
+def test_piecewise_pdf_of_one_pair_is_piecewise_exponential() -> None:
+    r0, r1, r2, t1, t2 = 1.4, 0.3, 2.0, 0.2, 1.1
+    got = epochs.piecewise_pdf(models.kingman(2).to_json(), np.array([[r0], [r1], [r2]]),
+                               np.array([t1, t2]), TIMES)
+    cum = np.where(TIMES < t1, r0 * TIMES,
+                   np.where(TIMES < t2, r0 * t1 + r1 * (TIMES - t1),
+                            r0 * t1 + r1 * (t2 - t1) + r2 * (TIMES - t2)))
+    rate = np.where(TIMES < t1, r0, np.where(TIMES < t2, r1, r2))
+    np.testing.assert_allclose(got, rate * np.exp(-cum), rtol=1e-12)
+
+
+@pytest.mark.parametrize("e", epochs.EPOCHS)
+def test_histories_have_e_epochs_and_increasing_breakpoints(e: int) -> None:
+    theta, tau = epochs.history(e, 1.05)
+    assert theta.shape == (e, 1) and tau.shape == (e - 1,)
+    assert np.all(theta > 0) and np.all(np.diff(tau) > 0) and np.all(tau > 0)
+
+
+def test_registered_with_the_driver() -> None:
+    assert "epochs" in bench_run.MODULES and "epochs" not in bench_run.EXTERNAL
+    assert epochs.ratio_key("sfs_grad_s") == "sfs_grad_ratio"
+
+
+def test_one_measurement_runs_and_checks_its_pdf(monkeypatch) -> None:
+    # one call per timing: this checks the plumbing, not the speed
+    monkeypatch.setattr(common, "timeit", lambda fn, **_: (fn(), 1.0)[1])
+    row = epochs.measure(4, 3)
+    assert row["epochs"] == 3 and set(epochs.KEYS) <= set(row)
+    # the kernels' 1e-8 acceptance bar, against the dense piecewise expm
+    assert row["pdf_max_rel_error"] < 1e-8
