@@ -42,13 +42,15 @@ def pdf(structure: Any, theta: Any, tau: Any, times: Any) -> np.ndarray:
     rows = [mats[0].alpha]
     for e in range(tau.size):
         rows.append(rows[-1] @ scipy.linalg.expm(mats[e].T * (starts[e + 1] - starts[e])))
-    t = np.asarray(times, dtype=np.float64)
-    out = []
-    for x in t.reshape(-1):
-        k = int(np.searchsorted(tau, x, side="right"))  # the epoch holding x
-        d = mats[k]
-        out.append(rows[k] @ scipy.linalg.expm(d.T * (x - starts[k])) @ d.exit)
-    return np.array(out).reshape(t.shape)
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    k = np.searchsorted(tau, t, side="right")  # the epoch holding each time
+    out = np.empty(t.size)
+    for e in np.unique(k):  # one stacked expm call per epoch
+        at = np.flatnonzero(k == e)
+        d = mats[e]
+        props = scipy.linalg.expm(d.T[None] * (t[at] - starts[e])[:, None, None])
+        out[at] = np.einsum("i,tij,j->t", rows[e], props, d.exit)
+    return out.reshape(np.shape(times))
 
 
 def loglik(structure: Any, theta: Any, tau: Any, times: Any) -> float:
