@@ -64,6 +64,23 @@ def test_size_map_matches_the_hand_written_likelihood_and_the_exact_density() ->
     np.testing.assert_allclose(float(got), exact, rtol=1e-8)
 
 
+def test_epoch_map_matches_the_hand_written_likelihood() -> None:
+    def by_hand(x, t):
+        theta, tau = size_change(x)
+        return phasic.loglik(JS, theta, t, epochs=tau)
+
+    init = np.array([2.0, 0.5])
+    mapped = phasic.svgd(GRAPH, DATA, log_prior=log_prior, init=init,
+                         parameterize=size_change, **RUN)
+    hand = phasic.svgd(None, DATA, log_prior=log_prior, init=init, log_likelihood=by_hand,
+                       **RUN)
+    assert mapped.particles.shape == (8, 2)
+    np.testing.assert_array_equal(mapped.particles, hand.particles)
+    # the change times moved from their starting draws (svgd's centre * exp(0.5 N(0, 1)))
+    x0 = init * np.exp(0.5 * np.random.default_rng(RUN["seed"]).standard_normal((8, 2)))
+    assert np.all(np.abs(np.log(mapped.particles[:, 1] / x0[:, 1])) > 1e-3)
+
+
 @pytest.mark.parametrize(
     ("kw", "error", "match"),
     [
