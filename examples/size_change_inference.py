@@ -10,10 +10,12 @@ present back to time `--change` (coalescent units of the present size: one pair 
 lineages coalesces at rate 1), size `--ratio` before it.
 
 Model: phasic's block-counting Kingman graph with epochs. SVGD's particles are
-x = (ratio, change time), mapped to theta of shape (2, 1) (the pair-coalescence rate
-of each epoch: 1 and 1/ratio) and the breakpoint tau = (change,). The expected
-branch lengths E[L_i] come from phasic.compute_moments_ffi(..., rewards=SFS class i,
-epochs=tau), exact in theta and tau, and the SFS counts are Poisson with means
+x = (ratio, change time), mapped to the size history (1 until the change, ratio
+before it: `phasic.models.SizeHistory`), that is, to theta of shape (2, 1) (the
+pair-coalescence rate of each epoch, 1 and 1/ratio) and the breakpoint
+tau = (change,). The expected branch lengths E[L_i] come from
+phasic.models.expected_sfs (epoch moments with the SFS class rewards), exact in
+theta and tau, and the SFS counts are Poisson with means
 mu * loci * E[L_i] (the Poisson random field: given the genealogies the counts are
 Poisson; that genealogies vary between loci adds a relative variance of about
 mu Var(L_i) / E[L_i], a few percent at the default mu = 0.01). Prior: independent log-normals, log ratio ~ N(0, 1) and
@@ -79,30 +81,20 @@ def simulate_sfs(n: int, ratio: float, change: float, loci: int, mu: float,
     return rng.poisson(mu * lengths[1:n]).astype(np.float64)
 
 
-def parameterize(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Particle (ratio, change) -> (theta (2, 1): rate per epoch, tau (1,): the change time)."""
-    theta = jnp.stack([jnp.ones(1, x.dtype), 1.0 / x[:1]])
-    return theta, x[1:2]
+def history(x: jax.Array) -> phasic.models.SizeHistory:
+    """Particle x = (ratio, change) -> the size history: 1 until the change, then ratio."""
+    return phasic.models.SizeHistory(jnp.stack([jnp.ones((), x.dtype), x[0]]), x[1:2])
 
 
 class SfsLoglik:
     """Poisson log-likelihood of the SFS at particle x, through phasic's epoch moments."""
 
     def __init__(self, n: int, scale: float) -> None:
-        graph = phasic.models.kingman(n)
-        self.structure = graph.to_json()
-        self.rewards = [phasic.models.kingman_sfs_rewards(graph, i) for i in range(1, n)]
+        self.n = n
         self.scale = scale  # mu * loci: expected sites per unit of branch length
 
-    def expected_lengths(self, x: jax.Array) -> jax.Array:
-        theta, tau = parameterize(x)
-        return jnp.concatenate([
-            phasic.compute_moments_ffi(self.structure, theta, 1, rewards=r, epochs=tau)
-            for r in self.rewards
-        ])
-
     def __call__(self, x: jax.Array, sfs: jax.Array) -> jax.Array:
-        lam = self.scale * self.expected_lengths(x)
+        lam = self.scale * phasic.models.expected_sfs(self.n, history(x))
         return jnp.sum(sfs * jnp.log(lam) - lam)
 
 
@@ -179,16 +171,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mu", type=float, default=0.01,
                     help="mutations per unit of branch length per locus")
     ap.add_argument("--particles", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--step-size", type=float, default=0.1)
-    ap.add_argument("--grid", type=int, default=400, help="grid points per axis")
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--step-size", type=float, default=0.3)
+    ap.add_argument("--grid", type=int, default=800, help="grid points per axis")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true",
-                    help="15000 loci, 32 particles, 150 steps, a 200-point grid")
+                    help="15000 loci, 32 particles, 400 steps, a 200-point grid")
     ap.add_argument("--out", default="size_change_posterior.png", help="PNG of the posterior")
     args = ap.parse_args(argv)
     if args.quick:
-        args.loci, args.particles, args.steps, args.grid = 15000, 32, 150, 200
+        args.loci, args.particles, args.steps, args.grid = 15000, 32, 400, 200
     phasic.init_parallel()  # a no-op for one process; joins phasic-launch / srun ranks
 
     sfs = simulate_sfs(args.samples, args.ratio, args.change, args.loci, args.mu, args.seed)
