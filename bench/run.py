@@ -41,7 +41,8 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks")
+           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks",
+           "propagate")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

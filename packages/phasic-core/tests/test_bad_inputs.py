@@ -20,6 +20,7 @@ RUNNER = pathlib.Path(__file__).with_name("core_bad_input_runner.py")
 K = "kjs"  # Kingman n = 4 JSON, one parameter
 TH = "jnp.array([1.0])"
 T = "jnp.array([0.5, 1.0])"
+PS = "jnp.ones((2, k.vertices_length()))"  # a start of two layers for propagate
 KERNEL = ("ValueError", "RuntimeError")  # detected in C++: ValueError or JAX's runtime error
 
 # name: (group, code, accepted exception class names, regex the message must match)
@@ -276,6 +277,55 @@ CASES: dict[str, tuple[str, str, tuple[str, ...], str]] = {
                                  r"theta.*length"),
     "state times 2-d": ("x64", "k.state_probabilities(np.ones((2, 2)), theta=[1.0])",
                         ("ValueError",), r"times must be a scalar or 1-D"),
+    # propagate and vertex_moments (phasic.propagate_ffi); [0]: one array to wait for
+    "propagate start 1-d": ("x64", f"phasic.propagate({K}, {TH}, "
+                                   f"jnp.ones(k.vertices_length()), {T})[0]", ("ValueError",),
+                            r"start must have shape \(layers, \d+\).*p\[None, :\]"),
+    "propagate start wrong width": ("x64", f"phasic.propagate({K}, {TH}, jnp.ones((2, 3)), "
+                                           f"{T})[0]", ("ValueError",),
+                                    r"start must have shape \(layers, \d+\).*got shape \(2, 3\)"),
+    "propagate start no layer": ("x64", f"phasic.propagate({K}, {TH}, "
+                                        f"jnp.ones((0, k.vertices_length())), {T})[0]",
+                                 ("ValueError",), r"start.*layers >= 1"),
+    "propagate start float32": ("x64", f"phasic.propagate({K}, {TH}, {PS}.astype(jnp.float32), "
+                                       f"{T})[0]", ("TypeError",), r"start.*float32"),
+    "propagate start NaN": ("x64", f"phasic.propagate({K}, {TH}, {PS}.at[0, 1].set(jnp.nan), "
+                                   f"{T})[0]", KERNEL, r"start\[0, 1\] is nan.*finite"),
+    "propagate start inf": ("x64", f"phasic.propagate({K}, {TH}, {PS}.at[1, 2].set(jnp.inf), "
+                                   f"{T})[0]", KERNEL, r"start\[1, 2\] is inf.*finite"),
+    "propagate time negative": ("x64", f"phasic.propagate({K}, {TH}, {PS}, "
+                                       "jnp.array([1.0, -1.0]))[0]", KERNEL,
+                                r"times\[1\] is -1.*finite and >= 0"),
+    "propagate time inf": ("x64", f"phasic.propagate({K}, {TH}, {PS}, jnp.array([jnp.inf]))[0]",
+                           KERNEL, r"times\[0\] is inf.*finite"),
+    "propagate times 2-d": ("x64", f"phasic.propagate({K}, {TH}, {PS}, jnp.ones((2, 2)))[0]",
+                            ("ValueError",), r"times must be 1-D.*atleast_1d"),
+    "propagate times int": ("x64", f"phasic.propagate({K}, {TH}, {PS}, jnp.array([1]))[0]",
+                            ("TypeError",), r"times.*int64.*float64"),
+    "propagate rewards wrong length": ("x64", f"phasic.propagate({K}, {TH}, {PS}, {T}, "
+                                              "jnp.ones(2))[0]", ("ValueError",),
+                                       r"rewards must have one entry per vertex"),
+    "propagate reward NaN": ("x64", f"phasic.propagate({K}, {TH}, {PS}, {T}, "
+                                    "jnp.ones(k.vertices_length()).at[1].set(jnp.nan))[0]",
+                             KERNEL, r"rewards\[1\] is nan.*finite and >= 0"),
+    "propagate reward negative": ("x64", f"phasic.propagate({K}, {TH}, {PS}, {T}, "
+                                         "-jnp.ones(k.vertices_length()))[0]", KERNEL,
+                                  r"rewards\[0\] is -1.*finite and >= 0"),
+    "propagate theta wrong length": ("x64", f"phasic.propagate({K}, jnp.ones(2), {PS}, {T})[0]",
+                                     ("ValueError",), r"theta.*shape \(1,\)"),
+    "propagate discrete graph": ("x64", "phasic.propagate(geo, jnp.zeros(0), "
+                                        f"jnp.ones((1, geo.vertices_length())), {T})[0]",
+                                 ("ValueError",), r"continuous graphs only.*discrete"),
+    "vertex_moments nr_moments 0": ("x64", f"phasic.vertex_moments({K}, {TH}, 0)",
+                                    ("ValueError",), r"nr_moments must be >= 1"),
+    "vertex_moments rewards 2-d": ("x64", f"phasic.vertex_moments({K}, {TH}, 2, "
+                                          "jnp.ones((1, k.vertices_length())))",
+                                   ("ValueError",), r"rewards must have one entry per vertex"),
+    "vertex_moments reward NaN": ("x64", f"phasic.vertex_moments({K}, {TH}, 2, "
+                                         "jnp.full(k.vertices_length(), jnp.nan))", KERNEL,
+                                  r"rewards\[0\] is nan.*finite and >= 0"),
+    "vertex_moments theta NaN": ("x64", f"phasic.vertex_moments({K}, jnp.array([jnp.nan]), 2)",
+                                 KERNEL, r"theta\[0\] is nan"),
 }
 
 

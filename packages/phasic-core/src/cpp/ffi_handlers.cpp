@@ -276,6 +276,11 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_mutation_pmf_jac", encapsulate<PhasicMutationPmfJac>()},
       {"phasic_state_at_time", encapsulate<PhasicStateAtTime>()},
       {"phasic_state_at_time_jac", encapsulate<PhasicStateAtTimeJac>()},
+      {"phasic_propagate", encapsulate<PhasicPropagate>()},
+      {"phasic_propagate_jac", encapsulate<PhasicPropagateJac>()},
+      {"phasic_propagate_adjoint", encapsulate<PhasicPropagateAdjoint>()},
+      {"phasic_vertex_moments", encapsulate<PhasicVertexMoments>()},
+      {"phasic_vertex_moments_jac", encapsulate<PhasicVertexMomentsJac>()},
   };
   return targets;
 }

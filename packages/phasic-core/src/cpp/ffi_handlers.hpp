@@ -26,5 +26,11 @@ XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicMutationPmfJac);
 // ffi_state.cpp: the state probabilities and accumulated times, with Jacobians.
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicStateAtTime);
 XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicStateAtTimeJac);
+// ffi_propagate.cpp: propagate (values, Jacobians, the adjoint in start), vertex moments.
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicPropagate);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicPropagateJac);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicPropagateAdjoint);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicVertexMoments);
+XLA_FFI_DECLARE_HANDLER_SYMBOL(PhasicVertexMomentsJac);
 
 }  // namespace phasic

@@ -53,6 +53,43 @@ void compute_distribution(const Structure& s, const double* theta, int64_t theta
 void compute_state_at_time(const Structure& s, const double* theta, int64_t theta_len,
                            const double* times, int64_t n_times, double* prob, double* acc);
 
+// propagate (continuous graphs only): start is layers x s.V (vertex 0's mass leaves at
+// once by the initial distribution), rewards s.V entries or rewards_len = 0 (1 on every
+// transient vertex; only transient entries are used). x and dx = x 𝒢 (the block
+// generator [[G, R], [0, G]] stacked `layers` deep) and ddx = dx 𝒢 are n_times x layers
+// x s.V, acc (int_0^t of layer 0, transient vertices only, as compute_state_at_time)
+// n_times x s.V. With one layer and start = e_0 it is compute_state_at_time exactly.
+// (propagate.cpp)
+void compute_propagate(const Structure& s, const double* theta, int64_t theta_len,
+                       const double* start, int64_t layers, const double* times,
+                       int64_t n_times, const double* rewards, int64_t rewards_len, double* x,
+                       double* dx, double* acc, double* ddx);
+
+// The same and the theta-Jacobians of x, dx and acc ([..., theta_len], row-major).
+void compute_propagate_jac(const Structure& s, const double* theta, int64_t theta_len,
+                           const double* start, int64_t layers, const double* times,
+                           int64_t n_times, const double* rewards, int64_t rewards_len,
+                           double* x, double* dx, double* acc, double* ddx, double* x_jac,
+                           double* dx_jac, double* acc_jac);
+
+// The transpose of start -> (x, dx, acc) at this theta: cotangents gx, gdx (n_times x
+// layers x s.V) and gacc (n_times x s.V) -> out (layers x s.V). (propagate.cpp)
+void compute_propagate_adjoint(const Structure& s, const double* theta, int64_t theta_len,
+                               int64_t layers, const double* times, int64_t n_times,
+                               const double* rewards, int64_t rewards_len, const double* gx,
+                               const double* gdx, const double* gacc, double* out);
+
+// out[(k-1) * s.V + v] = E[Y^k | X_0 = v], k = 1..nr_moments, for every vertex: 0 on
+// absorbing vertices, the graph's moment (alpha . m_k) on the starting vertex 0.
+// rewards s.V entries or nullptr (the time). jac (the _jac form): (nr_moments, s.V,
+// theta_len). (moments.cpp)
+void compute_vertex_moments(const Structure& s, const double* theta, int64_t theta_len,
+                            const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                            double* out);
+void compute_vertex_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
+                                const double* rewards, int64_t rewards_len,
+                                int64_t nr_moments, double* out, double* jac);
+
 // E[Y | start at v] for every vertex v (rewards == nullptr: the time, r = 1): U r on the
 // transient vertices, 0 on absorbing ones, and alpha . (U r) at the starting vertex 0.
 // out has s.V entries. (covariance.cpp, which shares the solve)

@@ -391,6 +391,17 @@ NB_MODULE(_core, m) {
       "which carry only the digest; `compiled` (Structure.from_json(text)) spares the "
       "first call compiling it again. Idempotent; a different text under the same digest "
       "raises ValueError.");
+  m.def(
+      "transient_indicator",
+      [](std::string_view digest) {
+        std::shared_ptr<const Structure> s = cached_structure(digest);
+        std::vector<double> out(static_cast<size_t>(s->V), 0.0);
+        for (int32_t v : s->tvert) out[static_cast<size_t>(v)] = 1.0;
+        return to_numpy(std::move(out));
+      },
+      "digest"_a,
+      "1.0 on each transient vertex, 0.0 elsewhere (vertex 0, absorbing vertices), for the "
+      "structure registered under `digest`");
   m.def("cache_clear", &cache_clear);
   m.def("set_cache_capacity", &set_cache_capacity, "n"_a);
   m.def("set_num_threads", &set_num_threads, "n"_a);

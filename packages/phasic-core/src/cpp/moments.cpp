@@ -67,9 +67,12 @@ void load_rewards(const Structure& s, Workspace<T>& ws, const double* rewards,
   for (int32_t j = 0; j < s.n; ++j) ws.r[j] = rewards[s.tvert[j]];
 }
 
-// out[i-1] = E[T^i] or E[Y^i], i = 1..k, after edge_weights and load_rewards.
+// out[i-1] = E[T^i] or E[Y^i], i = 1..k, after edge_weights and load_rewards;
+// per_vertex (nullable, k x n) receives E[. | start in transient vertex j] before the
+// dot with alpha.
 template <class T>
-void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
+void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out,
+                  T* per_vertex = nullptr) {
   const int32_t n = s.n;
   if (k == 0) return;
   if (n == 0) {
@@ -89,6 +92,8 @@ void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
       std::copy(x, x + n, ws.y.begin());
       fact *= static_cast<double>(i);
       out[i - 1] = fact * dot_alpha(ws, x, n);
+      if (per_vertex)
+        for (int32_t j = 0; j < n; ++j) per_vertex[(i - 1) * n + j] = x[j] * fact;
     }
     return;
   }
@@ -111,6 +116,7 @@ void moments_impl(const Structure& s, Workspace<T>& ws, int64_t k, T* out) {
     }
     solve(s, ws, x);
     out[kk - 1] = dot_alpha(ws, x, n);
+    if (per_vertex) std::copy(x, x + n, per_vertex + (kk - 1) * n);
     if (kk < k) {
       std::vector<T>& q = ws.q[kk];
       q.resize(static_cast<size_t>(n));
@@ -319,6 +325,69 @@ void compute_moments_jac(const Structure& s, const double* theta, int64_t theta_
     }
   });
   check_finite(out, jac, nr_moments, P);
+}
+
+namespace {
+
+// Per-vertex moments for weights in ws (after edge_weights): out is nr_moments x s.V.
+template <class T>
+void vertex_moments_impl(const Structure& s, Workspace<T>& ws, const double* rewards,
+                         int64_t rewards_len, int64_t k, T* out) {
+  load_rewards(s, ws, rewards, rewards_len);
+  std::fill(out, out + k * s.V, T(0.0));
+  if (k == 0 || s.n == 0) return;
+  std::vector<T> graph(static_cast<size_t>(k)), pv(static_cast<size_t>(k * s.n));
+  moments_impl(s, ws, k, graph.data(), pv.data());
+  for (int64_t i = 0; i < k; ++i) {
+    out[i * s.V] = graph[i];  // vertex 0 leaves at once by alpha
+    for (int32_t j = 0; j < s.n; ++j) out[i * s.V + s.tvert[j]] = pv[i * s.n + j];
+  }
+}
+
+void check_vertex_finite(const Structure& s, const double* out, const double* jac,
+                         int64_t nr_moments, int64_t P) {
+  const int64_t q = first_not_finite(out, jac, nr_moments * s.V, P);
+  if (q >= 0)
+    bad("moment " + std::to_string(q / s.V + 1) + " from vertex " + std::to_string(q % s.V) +
+        " overflows a double (its value is " + num(out[q]) +
+        (jac != nullptr ? " or a derivative is not finite" : "") +
+        "); ask for fewer moments, or rescale time (theta) or the rewards");
+}
+
+}  // namespace
+
+void compute_vertex_moments(const Structure& s, const double* theta, int64_t theta_len,
+                            const double* rewards, int64_t rewards_len, int64_t nr_moments,
+                            double* out) {
+  check_nr_moments(nr_moments);
+  Workspace<double>& ws = workspace<double>();
+  edge_weights(s, theta, theta_len, ws);
+  vertex_moments_impl(s, ws, rewards, rewards_len, nr_moments, out);
+  check_vertex_finite(s, out, nullptr, nr_moments, 0);
+}
+
+void compute_vertex_moments_jac(const Structure& s, const double* theta, int64_t theta_len,
+                                const double* rewards, int64_t rewards_len,
+                                int64_t nr_moments, double* out, double* jac) {
+  check_nr_moments(nr_moments);
+  const int64_t P = theta_len, N = nr_moments * s.V;
+  if (P == 0 || N == 0) {
+    compute_vertex_moments(s, theta, theta_len, rewards, rewards_len, nr_moments, out);
+    return;
+  }
+  for_each_block(P, [&](auto tag, int64_t d0) {
+    using T = decltype(tag);
+    Workspace<T>& ws = workspace<T>();
+    edge_weights(s, theta, theta_len, ws, d0);
+    std::vector<T> res(static_cast<size_t>(N));
+    vertex_moments_impl(s, ws, rewards, rewards_len, nr_moments, res.data());
+    const int64_t m = std::min<int64_t>(Tangents<T>::n, P - d0);
+    for (int64_t i = 0; i < N; ++i) {
+      out[i] = res[i].v;
+      for (int64_t q = 0; q < m; ++q) jac[i * P + d0 + q] = res[i].d[q];
+    }
+  });
+  check_vertex_finite(s, out, jac, nr_moments, P);
 }
 
 }  // namespace phasic

@@ -9,45 +9,12 @@
 
 #include "kernels.hpp"
 #include "poisson.hpp"
+#include "state_step.hpp"
 #include "sweeps.hpp"
 
 namespace phasic {
 namespace kernel {
 namespace {
-
-// y = x P over all vertices: transient j keeps diag[j] of its mass and sends
-// w / scale along each edge (scale = lambda for uniformization, 1 for discrete
-// graphs); absorbing vertices keep theirs. x and y have s.V entries.
-template <class T>
-void step_vector(const Structure& s, const Workspace<T>& ws, const std::vector<T>& diag,
-                 double scale, const std::vector<char>& absorbing, const std::vector<T>& x,
-                 std::vector<T>& y) {
-  const double inv = 1.0 / scale;
-  for (int64_t v = 0; v < s.V; ++v) y[v] = absorbing[v] ? x[v] : T(0.0);
-  for (int32_t j = 0; j < s.n; ++j) {
-    const T xj = x[s.tvert[j]];
-    if (is_zero(xj)) continue;
-    y[s.tvert[j]] += xj * diag[j];
-    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k)
-      y[s.tvert[s.tt_dst[k]]] += xj * (ws.w[s.off_tt + k] * inv);
-    for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k)
-      y[s.eto[s.ta_edge[k]]] += xj * (ws.w[s.off_ta + k] * inv);
-  }
-}
-
-// Mass of x on transient vertices (values only: it bounds truncation errors).
-template <class T>
-double transient_mass(const Structure& s, const std::vector<T>& x) {
-  double m = 0.0;
-  for (int32_t j = 0; j < s.n; ++j) m += std::fabs(value(x[s.tvert[j]]));
-  return m;
-}
-
-std::vector<char> absorbing_flags(const Structure& s) {
-  std::vector<char> a(static_cast<size_t>(s.V), 0);
-  for (int64_t v = 1; v < s.V; ++v) a[v] = s.tidx[v] < 0;
-  return a;
-}
 
 // Discrete: x_k = x_0 P^k exactly; prob = x_t, acc = sum_{k<t} x_k (transient only).
 template <class T>
@@ -71,7 +38,7 @@ void discrete_states(const Structure& s, const Workspace<T>& ws, const T* start,
     for (; step < target; ++step) {
       if (step % 4096 == 0) poll_interrupt();
       for (int32_t j = 0; j < s.n; ++j) sum[s.tvert[j]] += x[s.tvert[j]];
-      step_vector(s, ws, diag, 1.0, absorbing, x, y);
+      step_vector(s, ws, diag, 1.0, absorbing, x.data(), y.data());
       std::swap(x, y);
     }
     for (int64_t v = 0; v < s.V; ++v) {
@@ -105,7 +72,7 @@ void continuous_states(const Structure& s, const Workspace<T>& ws, const T* star
   for (int64_t n = 0; remaining > 0; ++n) {
     if (static_cast<double>(n) > kMaxSteps) too_stiff(lambda, mu_max / lambda);
     if (n % 4096 == 0) poll_interrupt();
-    const double mass = transient_mass(s, x);
+    const double mass = transient_mass(s, x.data());
     const LogPoisson log_pois(static_cast<double>(n));
     for (int64_t i = 0; i < n_times; ++i) {
       if (done[i]) continue;
@@ -138,28 +105,13 @@ void continuous_states(const Structure& s, const Workspace<T>& ws, const T* star
         --remaining;
       }
     }
-    step_vector(s, ws, diag, lambda, absorbing, x, y);
+    step_vector(s, ws, diag, lambda, absorbing, x.data(), y.data());
     std::swap(x, y);
   }
   for (int64_t k = 0; k < n_times * V; ++k) {
     if (prob) prob[k] = p[k];
     if (acc) acc[k] = a[k];
   }
-}
-
-// The start vector for the graph's own initial distribution: alpha on transient
-// vertices, each start edge into an absorbing vertex (a defect) its share there.
-template <class T>
-std::vector<T> start_vector(const Structure& s, const Workspace<T>& ws) {
-  std::vector<T> x(static_cast<size_t>(s.V), T(0.0));
-  for (int32_t j = 0; j < s.n; ++j) x[s.tvert[j]] = ws.alpha[j];
-  const int64_t n_start = static_cast<int64_t>(s.alpha_edge.size());
-  T total = 0.0;
-  for (int64_t k = 0; k < n_start; ++k) total += ws.w[k];
-  const T inv = reciprocal(total);
-  for (int64_t k = 0; k < n_start; ++k)
-    if (s.alpha_t[k] < 0) x[s.eto[s.alpha_edge[k]]] += ws.w[k] * inv;
-  return x;
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ _LAZY = {
     "compute_mutation_pmf_ffi": "mutation_ffi",
     "compute_state_probabilities_ffi": "state_ffi",
     "compute_accumulated_visiting_time_ffi": "state_ffi",
+    "propagate": "propagate_ffi",
+    "vertex_moments": "propagate_ffi",
     "loglik": "likelihood",
     "sample": "jax_sampler",
     "svgd": "inference",
@@ -49,7 +51,7 @@ _LAZY = {
 _SUBMODULES = {"graph", "vertices", "distributions", "epochs", "epoch_ffi", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
                "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi",
-               "state_ffi", "states"}
+               "state_ffi", "states", "propagate_ffi"}
 
 __all__ = [
     "Edge",
@@ -79,11 +81,13 @@ __all__ = [
     "init_parallel",
     "loglik",
     "models",
+    "propagate",
     "sample",
     "set_cache_capacity",
     "set_cpu_devices",
     "structure_key",
     "svgd",
+    "vertex_moments",
 ]
 
 
