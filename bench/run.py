@@ -42,7 +42,8 @@ from typing import Any
 from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
-           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks", "epochs")
+           "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks",
+           "propagate", "epochs")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

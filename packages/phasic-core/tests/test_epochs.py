@@ -40,14 +40,17 @@ import phasic
 from phasic import epoch_ffi, models
 
 HAVE_KERNELS = importlib.util.find_spec("phasic.propagate_ffi") is not None
+# compiled once per structure and shape: the stand-in is many small dense ops
+STAND_IN = (jax.jit(dense_propagate, static_argnums=0),
+            jax.jit(dense_vertex_moments, static_argnums=(0, 2)))
 
 
 @pytest.fixture(autouse=True)
 def kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dense stand-in while the C++ propagate kernels are not there."""
     if not HAVE_KERNELS:
-        monkeypatch.setattr(epoch_ffi, "_propagate", dense_propagate)
-        monkeypatch.setattr(epoch_ffi, "_vertex_moments", dense_vertex_moments)
+        monkeypatch.setattr(epoch_ffi, "_propagate", STAND_IN[0])
+        monkeypatch.setattr(epoch_ffi, "_vertex_moments", STAND_IN[1])
 
 
 TAU = np.array([0.4, 1.1])

@@ -53,35 +53,43 @@ def generator(g: Graph, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 def reference(g: Graph, theta: np.ndarray, start: np.ndarray, times: np.ndarray,
               rewards: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense x, dx (T, L, V) and acc (T, V)."""
+    """Dense x, dx (T, L, V) and acc (T, V).
+
+    The block matrix is balanced first: with D = diag(c^-j) over the layers,
+    exp(B t) = D exp(B' t) D^-1 where B' has R / c above the diagonal (c = the largest
+    reward), so expm's error, relative to the largest entry of its result, is not
+    swamped by layers that grow like (r t)^j / j! when the rewards dwarf the rates."""
     pi, gen, transient = generator(g, theta)
     nl, nv = start.shape
     r = np.where(transient, 1.0 if rewards is None else rewards, 0.0)
+    c = r.max() if r.max() > 0 else 1.0
     big = np.zeros((nl * nv, nl * nv))
     for j in range(nl):
         big[j * nv:(j + 1) * nv, j * nv:(j + 1) * nv] = gen
         if j + 1 < nl:
-            big[j * nv:(j + 1) * nv, (j + 1) * nv:(j + 2) * nv] = np.diag(r)
+            big[j * nv:(j + 1) * nv, (j + 1) * nv:(j + 2) * nv] = np.diag(r / c)
     eff = start.copy()
     eff += eff[:, :1] * pi[None, :]  # vertex 0 leaves at once by the initial distribution
     eff[:, 0] = 0.0
+    layer_scale = c ** np.arange(nl)[:, None]
     xs, dxs, accs = [], [], []
     aug = np.zeros((2 * nv, 2 * nv))
     aug[:nv, :nv], aug[:nv, nv:] = gen, np.eye(nv)
     for t in times:
-        x = eff.reshape(-1) @ scipy.linalg.expm(big * t)
-        xs.append(x.reshape(nl, nv))
-        dxs.append((x @ big).reshape(nl, nv))
+        y = (eff / layer_scale).reshape(-1) @ scipy.linalg.expm(big * t)
+        xs.append(y.reshape(nl, nv) * layer_scale)
+        dxs.append((y @ big).reshape(nl, nv) * layer_scale)
         accs.append(np.where(transient, eff[0] @ scipy.linalg.expm(aug * t)[:nv, nv:], 0.0))
     return np.array(xs), np.array(dxs), np.array(accs)
 
 
-def close(got: np.ndarray, ref: np.ndarray, rtol: float = 1e-10) -> None:
-    """Entrywise rtol, with an absolute floor of 1e-13 x the largest entry of each layer
-    (expm's own accuracy is relative to the matrix norm, not to tiny entries)."""
+def close(got: np.ndarray, ref: np.ndarray, rtol: float = 1e-10, floor: float = 1e-13) -> None:
+    """Entrywise rtol, with an absolute floor of `floor` x the largest entry of each
+    layer: expm's accuracy is relative to its largest entries, and the kernel's cut to
+    each layer's l1 size (1e-17 of it), not to entries far below them."""
     got, ref = np.asarray(got), np.asarray(ref)
     scale = np.max(np.abs(ref), axis=-1, keepdims=True)
-    np.testing.assert_array_less(np.abs(got - ref), rtol * np.abs(ref) + 1e-13 * scale + 1e-300)
+    np.testing.assert_array_less(np.abs(got - ref), rtol * np.abs(ref) + floor * scale + 1e-300)
 
 
 def random_start(rng: np.random.Generator, layers: int, nv: int) -> np.ndarray:
@@ -118,6 +126,58 @@ def test_defect_and_long_times() -> None:
     start[0, 0] = 1.0
     times = np.array([0.05, 4.0, 30.0])
     rewards = np.linspace(0.1, 3.0, nv)
+    x, dx, acc = phasic.propagate(g, theta, start, times, rewards)
+    rx, rdx, racc = reference(g, theta, start, times, rewards)
+    close(x, rx)
+    close(dx, rdx)
+    close(acc, racc)
+
+
+def taylor(g: Graph, theta: np.ndarray, layers: int, t: float, rewards: np.ndarray,
+           terms: int = 40) -> np.ndarray:
+    """x(t) from e_0 by the Taylor series of exp(B t), for t small enough that its terms
+    shrink at once: layer j starts at the term t^j, so its entries keep full relative
+    precision however small they are (expm's error is relative to the largest entry)."""
+    pi, gen, transient = generator(g, theta)
+    nv = len(pi)
+    r = np.where(transient, rewards, 0.0)
+    x = np.zeros((layers, nv))
+    x[0] = pi
+    term, total = x.copy(), x.copy()
+    for k in range(1, terms):
+        nxt = term @ gen
+        nxt[1:] += term[:-1] * r
+        term = nxt * (t / k)
+        total += term
+    return total
+
+
+def test_high_layers_keep_relative_accuracy_at_small_times() -> None:
+    """Layer 3 at t = 1e-6 is ~1e-19: the cut is relative to each layer's own scale, so
+    every entry within 1e-15 of its layer's largest is still exact to 1e-12."""
+    case = random_graph(6, cyclic=True)
+    g, theta = case.graph, case.theta
+    nv = g.vertices_length()
+    rewards = np.random.default_rng(6).uniform(0.5, 2.0, nv)
+    start = np.zeros((4, nv))
+    start[0, 0] = 1.0
+    times = np.array([1e-6, 1e-3, 0.02])
+    x, _, _ = phasic.propagate(g, theta, start, times, rewards)
+    for i, t in enumerate(times):
+        close(x[i], taylor(g, theta, 4, t, rewards), rtol=1e-12, floor=1e-15)
+
+
+@pytest.mark.parametrize("scale", [0.01, 30.0])
+def test_rewards_far_from_the_rates(scale: float) -> None:
+    """Rewards 30x or 1/100 of the rates: layer j grows like (r t)^j / j!, and the cut
+    bounds that growth."""
+    case = random_graph(8, cyclic=True)
+    g, theta = case.graph, case.theta
+    nv = g.vertices_length()
+    rng = np.random.default_rng(8)
+    rewards = scale * rng.uniform(0.5, 1.5, nv)
+    start = random_start(rng, 4, nv)
+    times = np.array([0.1, 1.0, 4.0])
     x, dx, acc = phasic.propagate(g, theta, start, times, rewards)
     rx, rdx, racc = reference(g, theta, start, times, rewards)
     close(x, rx)
@@ -264,10 +324,34 @@ def test_jit_and_vmap() -> None:
         return jnp.sum(x ** 2) + jnp.sum(dx) + jnp.sum(acc)
 
     grads = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1, 2))))(thetas, starts, tss)
+    for argnums in (1, 2, (1, 2)):  # without a theta tangent: the plain call's dx and ddx
+        jitted = jax.jit(jax.grad(loss, argnums=argnums))(thetas[0], starts[0], tss[0])
+        eager = jax.grad(loss, argnums=argnums)(thetas[0], starts[0], tss[0])
+        for a, c in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
+            np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-15)
     for b in range(3):
         one = jax.grad(loss, argnums=(0, 1, 2))(thetas[b], starts[b], tss[b])
         for a, c in zip(one, grads, strict=True):
             np.testing.assert_allclose(np.asarray(c[b]), np.asarray(a), rtol=1e-12, atol=1e-15)
+
+
+def test_vmap_over_start_alone_under_grad() -> None:
+    """Only start batched: the start map's batching rule broadcasts theta and times."""
+    g, theta, start, rewards = fixture_case(2)
+    times = np.array([0.5, 2.0])
+    starts = np.stack([start, start[::-1], 0.5 * start])
+
+    def loss(s: jax.Array) -> jax.Array:
+        x, dx, acc = phasic.propagate(g, theta, s, times, rewards)
+        return jnp.sum(x[:, 1] * jnp.arange(x.shape[-1])) + jnp.sum(dx ** 2) + acc[-1, 3]
+
+    batched = jax.vmap(jax.grad(loss))(starts)
+    for b in range(3):
+        np.testing.assert_allclose(batched[b], jax.grad(loss)(starts[b]), rtol=1e-12,
+                                   atol=1e-15)
+    d = np.random.default_rng(5).normal(size=start.shape)
+    fd = (loss(start + 1e-4 * d) - loss(start - 1e-4 * d)) / 2e-4
+    assert abs(float(jnp.sum(batched[0] * d)) - float(fd)) <= 1e-7 * abs(float(fd))
 
 
 def test_second_order_and_reward_tangents_are_refused() -> None:

@@ -192,9 +192,10 @@ def _propagate_fn(text: str) -> Any:
     def kernel(theta: Any, start: Any, times: Any, rewards: Any, jac: bool = False) -> tuple:
         target = "phasic_propagate_jac" if jac else "phasic_propagate"
         call = jax.ffi.ffi_call(target, shapes(start, times, jac), vmap_method="broadcast_all")
-        call = functools.partial(call, digest=digest)
-        if jac:
-            call = _first_order_only(call, "derivative of propagate")
+        # behind a rule that refuses second derivatives (the plain call too: the time
+        # and start tangents use its dx and ddx)
+        call = _first_order_only(functools.partial(call, digest=digest),
+                                 "derivative of propagate")
         return _varying_like(call(theta, start, times, rewards), theta, start, times, rewards)
 
     @jax.custom_jvp
@@ -208,9 +209,7 @@ def _propagate_fn(text: str) -> Any:
         if not _is_zero(drewards):
             raise TypeError(_REWARDS_TANGENT)
         if _is_zero(dtheta):
-            # the plain call behind a rule that refuses second derivatives too
-            x, dx, acc, ddx = _first_order_only(kernel, "derivative of propagate")(
-                theta, start, times, rewards)
+            x, dx, acc, ddx = kernel(theta, start, times, rewards)
             tangent = [jnp.zeros_like(x), jnp.zeros_like(dx), jnp.zeros_like(acc)]
         else:
             x, dx, acc, ddx, jx, jdx, jacc = kernel(theta, start, times, rewards, jac=True)
