@@ -3,20 +3,22 @@
     python bench/epochs.py            # Kingman n = 20
     python bench/epochs.py --quick    # Kingman n = 8 (seconds)
 
-For each E, warm jitted calls with a new (theta, tau) each (theta of shape (E, 1):
-the pair-coalescence rate of each epoch; E - 1 breakpoints spread over 0.05..2):
+For each E, warm jitted calls with a new history each (theta of shape (E, 1): the
+pair-coalescence rate of each epoch, sizes alternating around 1; E - 1 breakpoints
+spread over 0.05..2):
 
   pdf        compute_pmf_ffi(..., epochs=tau) at the 7 PDF_TIMES, and at 50 times;
-  pdf grad   value and gradient of the summed log-density (phasic.loglik) in theta and tau;
-  sfs        the expected SFS, E[L_i] for the n - 1 classes (compute_moments_ffi with
-             the class rewards and epochs=tau);
-  sfs grad   its Jacobian-vector product's cost: value and gradient of sum_i E[L_i] * w_i.
+  pdf grad   value and gradient of phasic.loglik at the 7 times, in theta and tau;
+  sfs        models.expected_sfs(n, SizeHistory(sizes, tau)): E[L_i], i = 1..n-1;
+  sfs grad   value and gradient of sum_i E[L_i] / i in the sizes and times.
 
-E = 1 is the plain call (no epochs). Ratios to E = 1 are what to compare: an epoch
-adds one propagation of the state distribution to its breakpoint, so the cost should
-grow about linearly in E. The E-epoch pdf is checked against a dense piecewise
-scipy expm (largest relative error recorded). Writes bench/results/epochs[-quick].json
-and .png.
+E = 1 is the plain call (no epochs): the homogeneous kernels. From E = 2 on, the
+epoch composition runs (one propagation of the state distribution per epoch), so
+time(E) / time(2) should grow about linearly in E; time(E) / time(1) also holds the
+fixed price of the composition against the plain kernels. Every E is timed in turn
+within each round (the median over rounds is kept), so load on the shared machine
+touches all E alike. The E-epoch pdf is checked against a dense piecewise scipy expm
+(largest relative error recorded). Writes bench/results/epochs[-quick].json and .png.
 """
 
 from __future__ import annotations
@@ -63,18 +65,19 @@ def piecewise_pdf(structure: str, theta: np.ndarray, tau: np.ndarray,
     return np.array(out)
 
 
-def measure(n: int, e: int) -> dict[str, Any]:
+def calls(n: int, e: int) -> dict[str, Any]:
+    """The five jitted calls for E = e epochs, each taking a fresh history per call."""
     import jax
     import jax.numpy as jnp
 
     import phasic
     from phasic import models
 
-    g = models.kingman(n)
-    text = g.to_json()
-    classes = np.stack([models.kingman_sfs_rewards(g, i) for i in range(1, n)])
+    text = models.kingman(n).to_json()
     weights = jnp.asarray(1.0 / np.arange(1, n))
-    jitters = iter(np.linspace(0.9, 1.1, 1 << 20))
+    jitters = iter(np.linspace(0.9, 1.1, 1 << 22))
+    times7 = jnp.asarray(common.PDF_TIMES)
+    many = jnp.asarray(MANY_TIMES)
 
     def point() -> tuple[jax.Array, jax.Array]:
         theta, tau = history(e, next(jitters))
@@ -83,36 +86,37 @@ def measure(n: int, e: int) -> dict[str, Any]:
     def kw(tau: jax.Array) -> dict[str, Any]:
         return {"epochs": tau} if e > 1 else {}  # E = 1: the plain call
 
-    def pdf_fn(times: np.ndarray):
-        t = jnp.asarray(times)
-        return jax.jit(lambda th, tau: phasic.compute_pmf_ffi(text, th, t, **kw(tau)))
-
     def sfs(th: jax.Array, tau: jax.Array) -> jax.Array:
-        return jnp.concatenate([phasic.compute_moments_ffi(text, th, 1, rewards=r, **kw(tau))
-                                for r in classes])
+        sizes = 1.0 / th.reshape(-1)
+        return models.expected_sfs(n, models.SizeHistory(sizes, tau))
 
-    times7 = np.asarray(common.PDF_TIMES)
-    pdf7, pdf50 = pdf_fn(times7), pdf_fn(MANY_TIMES)
     argnums = (0, 1) if e > 1 else 0
-    pdf_grad = jax.jit(jax.value_and_grad(
-        lambda th, tau: phasic.loglik(text, th, jnp.asarray(times7), **kw(tau)), argnums=argnums))
-    sfs_jit = jax.jit(sfs)
-    sfs_grad = jax.jit(jax.value_and_grad(lambda th, tau: jnp.sum(sfs(th, tau) * weights),
-                                          argnums=argnums))
+    fns = {
+        "pdf7_s": jax.jit(lambda th, tau: phasic.compute_pmf_ffi(text, th, times7, **kw(tau))),
+        "pdf50_s": jax.jit(lambda th, tau: phasic.compute_pmf_ffi(text, th, many, **kw(tau))),
+        "pdf_grad_s": jax.jit(jax.value_and_grad(
+            lambda th, tau: phasic.loglik(text, th, times7, **kw(tau)), argnums=argnums)),
+        "sfs_s": jax.jit(sfs),
+        "sfs_grad_s": jax.jit(jax.value_and_grad(
+            lambda th, tau: jnp.sum(sfs(th, tau) * weights), argnums=argnums)),
+    }
+    return {key: (lambda fn=fn: jax.block_until_ready(fn(*point()))) for key, fn in fns.items()}
 
-    def timed(fn) -> float:
-        return common.timeit(lambda: jax.block_until_ready(fn(*point())))
 
-    row: dict[str, Any] = {"n": n, "epochs": e, "vertices": g.vertices_length()}
-    row["pdf7_s"] = timed(pdf7)
-    row["pdf50_s"] = timed(pdf50)
-    row["pdf_grad_s"] = timed(pdf_grad)
-    row["sfs_s"] = timed(sfs_jit)
-    row["sfs_grad_s"] = timed(sfs_grad)
+def check(n: int, e: int) -> float:
+    """Largest relative error of the E-epoch pdf at PDF_TIMES against piecewise expm."""
+    import jax.numpy as jnp
+
+    import phasic
+    from phasic import models
+
+    text = models.kingman(n).to_json()
     theta, tau = history(e)
-    got = np.asarray(pdf7(jnp.asarray(theta if e > 1 else theta[0]), jnp.asarray(tau)))
-    row["pdf_max_rel_error"] = common.max_rel_error(got, piecewise_pdf(text, theta, tau, times7))
-    return row
+    times = np.asarray(common.PDF_TIMES)
+    kw = {"epochs": jnp.asarray(tau)} if e > 1 else {}
+    got = np.asarray(phasic.compute_pmf_ffi(text, jnp.asarray(theta if e > 1 else theta[0]),
+                                            jnp.asarray(times), **kw))
+    return common.max_rel_error(got, piecewise_pdf(text, theta, tau, times))
 
 
 KEYS = ("pdf7_s", "pdf50_s", "pdf_grad_s", "sfs_s", "sfs_grad_s")
@@ -123,14 +127,35 @@ def ratio_key(key: str) -> str:
     return key.removesuffix("_s") + "_ratio"
 
 
-def run(quick: bool) -> dict[str, Any]:
-    start = common.load()
-    n = 8 if quick else 20
-    rows = [measure(n, e) for e in EPOCHS]
-    base = rows[0]
+def measure(n: int, rounds: int) -> list[dict[str, Any]]:
+    """Rows per E; each time the median of `rounds` rounds that visit every E in turn,
+    so load changes on the shared machine touch all E alike."""
+    fns = {e: calls(n, e) for e in EPOCHS}
+    samples: dict[tuple[int, str], list[float]] = {(e, k): [] for e in EPOCHS for k in KEYS}
+    for _ in range(rounds):
+        for key in KEYS:
+            for e in EPOCHS:
+                samples[e, key].append(common.timeit(fns[e][key], repeat=3, min_time=0.02))
+    rows = []
+    for e in EPOCHS:
+        row: dict[str, Any] = {"n": n, "epochs": e}
+        row.update({key: float(np.median(samples[e, key])) for key in KEYS})
+        row["pdf_max_rel_error"] = check(n, e)
+        rows.append(row)
+    base, two = rows[0], rows[1]
     for row in rows:
         for key in KEYS:
             row[ratio_key(key)] = row[key] / base[key]
+            # growth per epoch beyond the first change: time(E) / time(2)
+            row[key.removesuffix("_s") + "_over_two"] = row[key] / two[key]
+    return rows
+
+
+def run(quick: bool) -> dict[str, Any]:
+    start = common.load()
+    n = 8 if quick else 20
+    rows = measure(n, 2 if quick else 5)
+    for row in rows:
         print(f"  E = {row['epochs']}: pdf {row['pdf7_s'] * 1e3:7.3f} ms (x{row['pdf7_ratio']:.2f}),"
               f" 50 times x{row['pdf50_ratio']:.2f}, grad x{row['pdf_grad_ratio']:.2f}; SFS "
               f"{row['sfs_s'] * 1e3:7.3f} ms (x{row['sfs_ratio']:.2f}), grad "
@@ -141,18 +166,22 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def plot(rows: list[dict[str, Any]], quick: bool) -> None:
-    fig, (ax_t, ax_r) = common.figure(ncols=2)
+    fig, (ax_t, ax_1, ax_2) = common.figure(ncols=3, width=5.0)
     es = [r["epochs"] for r in rows]
     labels = {"pdf7_s": "pdf, 7 times", "pdf50_s": "pdf, 50 times",
               "pdf_grad_s": "log-pdf value and grad", "sfs_s": "expected SFS",
               "sfs_grad_s": "expected SFS, value and grad"}
     for key, label in labels.items():
+        stem = key.removesuffix("_s")
         ax_t.plot(es, [r[key] * 1e3 for r in rows], marker="o", label=label)
-        ax_r.plot(es, [r[ratio_key(key)] for r in rows], marker="o", label=label)
-    ax_r.plot(es, es, "k:", label="ratio = E")
-    common.log_log_axes([ax_t, ax_r], "epochs E", ["ms per call", "time / time at E = 1"],
-                        [f"Kingman n = {rows[0]['n']}", "cost relative to one epoch"])
-    for ax in (ax_t, ax_r):
+        ax_1.plot(es, [r[stem + "_ratio"] for r in rows], marker="o", label=label)
+        ax_2.plot(es[1:], [r[stem + "_over_two"] for r in rows[1:]], marker="o", label=label)
+    ax_2.plot(es[1:], [e / 2 for e in es[1:]], "k:", label="linear in E")
+    common.log_log_axes([ax_t, ax_1, ax_2], "epochs E",
+                        ["ms per call", "time / time at E = 1", "time / time at E = 2"],
+                        [f"Kingman n = {rows[0]['n']}", "against the plain call (E = 1)",
+                         "growth per epoch"])
+    for ax in (ax_t, ax_1, ax_2):
         ax.set_xticks(es, [str(e) for e in es])
     common.save_figure(fig, "epochs", quick)
 
