@@ -238,6 +238,14 @@ def test_two_samples_one_size_change_closed_form(tau: float, nu: float) -> None:
     np.testing.assert_allclose(m, [mean, second], rtol=1e-12)
     # the SFS of two samples is one class of total length 2 T
     np.testing.assert_allclose(models.expected_sfs(2, history), [2 * mean], rtol=1e-12)
+    # and the gradient: E = (1 - e^{-tau a}) / a + e^{-tau a} / b for rates a, b = 1 / nu
+    a, b = 1.0, 1.0 / nu
+    d_theta, d_tau = jax.grad(
+        lambda th, tt: phasic.compute_moments_ffi(g, th, 1, epochs=tt)[0], argnums=(0, 1))(
+        jnp.asarray(history.theta()), jnp.asarray([tau]))
+    want_theta = [-(1 - q) / a**2 + tau * q / a - tau * q / b, -q / b**2]
+    np.testing.assert_allclose(d_theta[:, 0], want_theta, rtol=1e-10)
+    np.testing.assert_allclose(d_tau, [q * (1 - a / b)], rtol=1e-10, atol=1e-15)
 
 
 def lineage_count_sfs(n: int, sizes, times) -> np.ndarray:
@@ -483,6 +491,22 @@ def test_the_kernels_match_the_dense_block_matrices() -> None:
         prob, time = piecewise_state(g, thetas[:1], [], float(ti))
         np.testing.assert_allclose(x[i, 0], prob, rtol=1e-9, atol=1e-15)
         np.testing.assert_allclose(acc[i], time * transient, rtol=1e-9, atol=1e-15)
+    # theta-Jacobians with three layers, also where one uniformized step empties the
+    # transient vertices in value but not in derivative (Kingman n = 2: one transient state)
+    two = models.kingman(2)
+    two_start = jnp.zeros((3, 3)).at[0, 1].set(1.0)
+    for graph, th, st, rr in ((text, theta, jnp.asarray(start), jnp.asarray(r)),
+                              (two.to_json(), jnp.asarray([1.3]), two_start, None)):
+        for out in range(3):
+            got_jac = jax.jacfwd(lambda y, graph=graph, st=st, rr=rr, out=out:
+                                 propagate_ffi.propagate(graph, y, st, t, rr)[out])(th)
+            want_jac = jax.jacfwd(lambda y, graph=graph, st=st, rr=rr, out=out:
+                                  dense_propagate(graph, y, st, t, rr)[out])(th)
+            if out == 2:
+                mask = np.asarray(epoch_ffi._absorbing(graph) == 0, float)
+                mask[0] = 0.0
+                want_jac = want_jac * mask[None, :, None]
+            np.testing.assert_allclose(got_jac, want_jac, rtol=1e-9, atol=1e-13)
     for rewards in (None, jnp.asarray(r)):
         # column 0 (the start vertex: the moments from the initial distribution) is not
         # used by the composition, which never puts mass there
