@@ -14,6 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -185,6 +190,33 @@ def test_rewards_far_from_the_rates(scale: float) -> None:
     close(acc, racc)
 
 
+def test_stiff_cycle_many_terms() -> None:
+    """A fast cycle (rate 1000) with a slow exit: lambda t ~ 5000 terms, mass still
+    transient at the cut, so the Poisson tails (not absorption) end the sweep."""
+    g = Graph(1)
+    a, b, c = (g.find_or_create_vertex((i,)) for i in (1, 2, 3))
+    g.starting_vertex().add_edge(a, 1.0)
+    a.add_edge(b, [1000.0])
+    b.add_edge(a, [800.0])
+    b.add_edge(c, 0.5)
+    theta = np.array([1.0])
+    start = np.zeros((3, 4))
+    start[0, 0] = 1.0
+    start[1, 2] = 0.25
+    times = np.array([0.01, 1.0, 5.0])
+    rewards = np.array([0.0, 1.0, 3.0, 0.0])
+    x, dx, acc = phasic.propagate(g, theta, start, times, rewards)
+    rx, rdx, racc = reference(g, theta, start, times, rewards)
+    close(x, rx)
+    close(dx, rdx)
+    close(acc, racc)
+    # the adjoint sweep (reverse mode in start) over the same ~5000 terms
+    f = lambda s: flat(phasic.propagate(g, theta, s, times, rewards))  # noqa: E731
+    fwd = np.asarray(jax.jacfwd(f)(jnp.asarray(start)))
+    rev = np.asarray(jax.jacrev(f)(jnp.asarray(start)))
+    assert np.abs(rev - fwd).max() <= 1e-11 * np.abs(fwd).max()
+
+
 @pytest.mark.parametrize(("seed", "cyclic"), CASES)
 def test_one_layer_is_state_at_time(seed: int, cyclic: bool) -> None:
     """start = e_0, one layer: bit for bit the state-at-time kernels; the pdf is the
@@ -352,6 +384,52 @@ def test_vmap_over_start_alone_under_grad() -> None:
     d = np.random.default_rng(5).normal(size=start.shape)
     fd = (loss(start + 1e-4 * d) - loss(start - 1e-4 * d)) / 2e-4
     assert abs(float(jnp.sum(batched[0] * d)) - float(fd)) <= 1e-7 * abs(float(fd))
+
+
+SHARD_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", 2)
+from jax.sharding import PartitionSpec as P
+import phasic
+from test_propagate import fixture_case
+g, theta, start, rewards = fixture_case(2)
+mesh = jax.make_mesh((2,), ("d",), axis_types=(jax.sharding.AxisType.Auto,))
+thetas = jnp.asarray(theta) * jnp.linspace(0.5, 2.0, 4)[:, None]
+starts = jnp.stack([start, 2 * start, start[::-1], -start])
+times = jnp.array([0.5, 1.5])
+
+def one(th, s):
+    x, dx, acc = phasic.propagate(g, th, s, times, rewards)
+    return jnp.sum(x ** 2) + jnp.sum(dx * jnp.arange(dx.shape[-1])) + jnp.sum(acc)
+
+def per_device(th, s):  # s: a block of starts (sharded) or one start (replicated)
+    if s.ndim == 3:
+        return jax.vmap(one)(th, s).sum()
+    return jax.vmap(one, in_axes=(0, None))(th, s).sum()
+
+for spec, s in ((P("d"), starts), (P(), starts[0])):
+    total = jax.shard_map(lambda th, s: jax.lax.psum(per_device(th, s), "d"), mesh=mesh,
+                          in_specs=(P("d"), spec), out_specs=P())
+    got = jax.jit(jax.grad(total, argnums=(0, 1)))(thetas, s)
+    want = jax.grad(per_device, argnums=(0, 1))(thetas, s)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+print("SHARD_OK", len(jax.devices()))
+"""
+
+
+def test_gradients_inside_shard_map() -> None:
+    """Reverse mode in theta and start inside shard_map on 2 devices: a sharded start
+    and a replicated one (its cotangent summed over the devices), against no sharding."""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["PHASIC_AUTO_INIT"] = "0"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SHARD_SCRIPT)], env=env,
+                          capture_output=True, text=True, timeout=300,
+                          cwd=str(pathlib.Path(__file__).parent))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SHARD_OK 2" in proc.stdout
 
 
 def test_second_order_and_reward_tangents_are_refused() -> None:

@@ -94,12 +94,12 @@ def _start_map_impl(theta: Any, times: Any, rewards: Any, start: Any, *, digest:
 
 
 def _start_map_abstract(theta: Any, times: Any, rewards: Any, start: Any, *, digest: str) -> list:
+    # theta's type with another shape: the operands share their varying mesh axes
+    # (_bind), and the outputs vary over the same ones
     batch, t = theta.shape[:-1], times.shape[-1]
     layers, v = start.shape[-2:]
-    f64 = jnp.dtype(jnp.float64)
-    return [jax.core.ShapedArray((*batch, t, layers, v), f64),
-            jax.core.ShapedArray((*batch, t, layers, v), f64),
-            jax.core.ShapedArray((*batch, t, v), f64)]
+    return [theta.update(shape=(*batch, t, layers, v)), theta.update(shape=(*batch, t, layers, v)),
+            theta.update(shape=(*batch, t, v))]
 
 
 def _adjoint_impl(theta: Any, times: Any, rewards: Any, gx: Any, gdx: Any, gacc: Any, *,
@@ -110,7 +110,7 @@ def _adjoint_impl(theta: Any, times: Any, rewards: Any, gx: Any, gdx: Any, gacc:
 
 def _adjoint_abstract(theta: Any, times: Any, rewards: Any, gx: Any, gdx: Any, gacc: Any, *,
                       digest: str) -> list:
-    return [jax.core.ShapedArray(gx.shape[:-3] + gx.shape[-2:], jnp.dtype(jnp.float64))]
+    return [theta.update(shape=gx.shape[:-3] + gx.shape[-2:])]
 
 
 _start_map_p = Primitive("phasic_propagate_start_map")
@@ -125,6 +125,13 @@ for _p, _impl, _abstract in ((_start_map_p, _start_map_impl, _start_map_abstract
 _N_FIXED = 3  # theta, times, rewards: inputs in which both maps are not linear
 
 
+def _bind(prim: Primitive, *args: Any, **params: Any) -> list:
+    """prim.bind with every operand cast to vary over the union of their varying mesh
+    axes (inside shard_map; a no-op outside), so the outputs' type is that union. The
+    casts sit on the inputs, where their transposes (sums over the axes) are right."""
+    return prim.bind(*_varying_like(tuple(args), *args), **params)
+
+
 def _batch_rule(prim: Primitive) -> Any:
     """vmap: every operand gets the batch axis first (the kernels loop over it)."""
     def rule(args: tuple, dims: tuple, **params: Any) -> tuple:
@@ -132,7 +139,7 @@ def _batch_rule(prim: Primitive) -> Any:
         size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
         moved = [jnp.broadcast_to(a, (size, *a.shape)) if d is None
                  else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims, strict=True)]
-        out = prim.bind(*moved, **params)
+        out = _bind(prim, *moved, **params)
         return out, [0] * len(out)
     return rule
 
@@ -142,19 +149,18 @@ def _jvp_rule(prim: Primitive) -> Any:
     def rule(primals: tuple, tangents: tuple, **params: Any) -> tuple:
         if any(type(t) is not ad.Zero for t in tangents[:_N_FIXED]):
             raise NotImplementedError(_SECOND_ORDER)
-        out = prim.bind(*primals, **params)
+        out = _bind(prim, *primals, **params)
         lin = [ad.instantiate_zeros(t) for t in tangents[_N_FIXED:]]
-        return out, prim.bind(*primals[:_N_FIXED], *lin, **params)
+        return out, _bind(prim, *primals[:_N_FIXED], *lin, **params)
     return rule
 
 
 def _start_map_transpose(cts: list, theta: Any, times: Any, rewards: Any, start: Any, *,
                          digest: str) -> list:
     assert ad.is_undefined_primal(start)
-    avals = _start_map_abstract(theta, times, rewards, start.aval, digest=digest)
-    gx, gdx, gacc = (jnp.zeros(a.shape, a.dtype) if type(c) is ad.Zero else c
-                     for c, a in zip(cts, avals, strict=True))
-    (g,) = _adjoint_p.bind(theta, times, rewards, gx, gdx, gacc, digest=digest)
+    gx, gdx, gacc = (jnp.zeros(c.aval.shape, c.aval.dtype) if type(c) is ad.Zero else c
+                     for c in cts)
+    (g,) = _bind(_adjoint_p, theta, times, rewards, gx, gdx, gacc, digest=digest)
     return [None, None, None, g]
 
 
@@ -163,7 +169,7 @@ def _adjoint_transpose(cts: list, theta: Any, times: Any, rewards: Any, gx: Any,
     (ct,) = cts
     if type(ct) is ad.Zero:
         ct = jnp.zeros(ct.aval.shape, ct.aval.dtype)
-    x, dx, acc = _start_map_p.bind(theta, times, rewards, ct, digest=digest)
+    x, dx, acc = _bind(_start_map_p, theta, times, rewards, ct, digest=digest)
     return [None, None, None, x, dx, acc]
 
 
@@ -219,7 +225,7 @@ def _propagate_fn(text: str) -> Any:
             tangent[1] = tangent[1] + ddx * dtimes[:, None, None]
             tangent[2] = tangent[2] + x[:, 0, :] * _transient(digest) * dtimes[:, None]
         if not _is_zero(dstart):  # linear in start
-            sx, sdx, sacc = _start_map_p.bind(theta, times, rewards, dstart, digest=digest)
+            sx, sdx, sacc = _bind(_start_map_p, theta, times, rewards, dstart, digest=digest)
             tangent = [tangent[0] + sx, tangent[1] + sdx, tangent[2] + sacc]
         return (x, dx, acc), tuple(tangent)
 
