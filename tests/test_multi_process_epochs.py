@@ -5,8 +5,9 @@ The model: the Kingman coalescent of 5 lineages with a size history of three epo
 shape (2,)), and the two-island coalescent (cyclic) with two epochs (theta (2, 2)).
 A batch of 21 (theta, tau) pairs, padded to 24, is sharded over all global devices
 and each device evaluates ``jax.value_and_grad(phasic.loglik)`` in theta and tau
-(both traced) for its own pairs inside ``jax.shard_map`` (with check_vma=False, as
-phasic.svgd runs it).
+(both traced) for its own pairs inside ``jax.shard_map`` (its default checks of
+which values vary over the mesh axis are on: reverse mode through the epoch
+composition must keep them right).
 
 Layouts: 1 process x 8 CPU devices (tests/conftest.py), 2 x 4 and 4 x 2
 (phasic-testkit's ``multiprocess`` marker spawns the ranks and joins them with
@@ -114,7 +115,7 @@ def sharded(js: str, thetas: np.ndarray, taus: np.ndarray) -> tuple[np.ndarray, 
     mesh = Mesh(np.array(devices), ("b",))
     spec = NamedSharding(mesh, P("b"))
     fn = jax.jit(jax.shard_map(value_and_grads(js), mesh=mesh, in_specs=(P("b"), P("b")),
-                               out_specs=(P("b"), P("b"), P("b")), check_vma=False))
+                               out_specs=(P("b"), P("b"), P("b"))))
 
     def place(host: np.ndarray) -> jax.Array:
         host = pad(host, n_pad)
