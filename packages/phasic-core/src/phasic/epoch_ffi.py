@@ -22,7 +22,6 @@ Only continuous graphs: a discrete graph with epochs is a ValueError for now.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._ext import core
 from .epochs import (
     check_concrete_times,
     check_epoch_theta,
@@ -59,11 +59,12 @@ def _vertex_moments(text: str, theta: jax.Array, nr_moments: int,
 
 @functools.lru_cache(maxsize=64)
 def _absorbing(text: str) -> np.ndarray:
-    """A bool mask of the absorbing vertices: those other than vertex 0 without out-edges."""
-    doc = json.loads(text)
-    has_out = np.zeros(len(doc["states"]), dtype=bool)
-    has_out[np.asarray(doc["edges"]["from"], dtype=np.int64)] = True
-    absorbing = ~has_out
+    """A bool mask of the absorbing vertices: those other than vertex 0 without out-edges.
+
+    Read from the compiled structure (the kernels' own transient set), not by parsing
+    the JSON again, which for a large graph is slow and big."""
+    _, info = _setup(text)
+    absorbing = np.asarray(core().transient_indicator(info.digest)) == 0.0
     absorbing[0] = False
     return absorbing
 
