@@ -24,6 +24,7 @@ Modules (each also runs alone, e.g. `python bench/core.py --quick`):
   inference log-likelihood value + gradient over up to 10,000 observed times and SVGD
             steps (64 particles x 200 times) against a dense eigendecomposition route,
             with both routes' errors; the sweep's roofline point per graph size
+  epochs    E = 1, 2, 4, 8 epochs: pdf, expected SFS and their gradients against E = 1
 
 Each writes bench/results/<module>[-quick].json and .png; this driver then prints
 the speed targets (docs/pages/benchmarks.md) with measured value and ratio and writes summary[-quick].json.
@@ -45,7 +46,7 @@ from common import BENCH, load, write_json
 
 MODULES = ("core", "previous", "batching", "scaling", "gradients", "memory", "elimination",
            "scale", "reward_graph", "sampling", "rewards", "mutation", "states", "callbacks",
-           "propagate", "inference")
+           "propagate", "inference", "epochs")
 #: Scripts other engineers own: run as their own processes when they exist.
 EXTERNAL = ("gradients", "memory")
 

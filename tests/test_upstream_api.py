@@ -241,12 +241,14 @@ def test_no_theta_and_none_stored_is_a_clear_error() -> None:
 
 # -- signatures -----------------------------------------------------------------------
 
+# upstream's positional parameters; theta= and epochs= (piecewise-constant theta in time)
+# are our keyword-only additions, so every upstream call still binds the same way
 SIGNATURES = {
-    "moments": "(power, rewards=None, discrete=None, *, theta=None)",
-    "expectation": "(rewards=None, *, theta=None)",
-    "variance": "(rewards=None, *, theta=None)",
-    "pdf": "(time, granularity=0, *, theta=None)",
-    "cdf": "(time, granularity=0, *, theta=None)",
+    "moments": "(power, rewards=None, discrete=None, *, theta=None, epochs=None)",
+    "expectation": "(rewards=None, *, theta=None, epochs=None)",
+    "variance": "(rewards=None, *, theta=None, epochs=None)",
+    "pdf": "(time, granularity=0, *, theta=None, epochs=None)",
+    "cdf": "(time, granularity=0, *, theta=None, epochs=None)",
     "pmf": "(k, *, theta=None)",
     "pmf_discrete": "(k, *, theta=None)",
     "cdf_discrete": "(k, *, theta=None)",

@@ -225,3 +225,159 @@ def finite_difference(f: Any, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
         e[p] = h * max(1.0, abs(x[p]))
         cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * e[p]))
     return np.stack(cols, axis=-1)
+
+
+# -- epochs: a dense stand-in for phasic.propagate_ffi, and piecewise references ------
+#
+# `dense_propagate` and `dense_vertex_moments` have the signatures of
+# phasic.propagate_ffi's kernels and compute the same quantities in JAX from dense
+# matrices (jax.scipy.linalg.expm of a stacked block generator), so the epoch
+# composition can run on them and the real kernels can be compared with them.
+
+
+def _jax_generator(structure: Any, theta: Any) -> Any:
+    """The (V, V) generator over all vertices in JAX (row 0, the start vertex, is 0)."""
+    import jax.numpy as jnp
+
+    if hasattr(structure, "to_json"):
+        structure = structure.to_json()
+    doc = json.loads(structure) if isinstance(structure, str) else structure
+    nv = len(doc["states"])
+    src = np.array(doc["edges"]["from"], dtype=int)
+    dst = np.array(doc["edges"]["to"], dtype=int)
+    w = jnp.asarray(np.array(doc["edges"]["weight"], dtype=np.float64))
+    co = doc.get("coefficients") or {"edge": [], "param": [], "value": []}
+    if co["edge"]:
+        w = w.at[np.asarray(co["edge"], dtype=int)].add(
+            np.asarray(co["value"], dtype=np.float64) * jnp.asarray(theta)[
+                np.asarray(co["param"], dtype=int)])
+    keep = src != 0
+    g = jnp.zeros((nv, nv)).at[src[keep], dst[keep]].add(w[keep])
+    return g - jnp.diag(g.sum(axis=1)), nv, doc
+
+
+def _transient_mask(doc: dict[str, Any], nv: int) -> np.ndarray:
+    has_out = np.zeros(nv, dtype=bool)
+    has_out[np.asarray(doc["edges"]["from"], dtype=int)] = True
+    has_out[0] = False
+    return has_out
+
+
+def dense_propagate(structure: Any, theta: Any, start: Any, times: Any,
+                    rewards: Any = None) -> tuple[Any, Any, Any]:
+    """x (T, L, V), dx (T, L, V), acc (T, V): x_0' = x_0 G, x_j' = x_j G + x_{j-1} diag(r)."""
+    import jax
+    import jax.numpy as jnp
+
+    g, nv, doc = _jax_generator(structure, theta)
+    r = (jnp.asarray(_transient_mask(doc, nv), jnp.float64) if rewards is None
+         else jnp.asarray(rewards))
+    start = jnp.asarray(start)
+    layers = start.shape[0]
+    n = (layers + 1) * nv  # the last block integrates layer 0: acc' = x_0
+    a = jnp.zeros((n, n))
+    for j in range(layers):
+        a = a.at[j * nv:(j + 1) * nv, j * nv:(j + 1) * nv].set(g)
+        if j >= 1:
+            a = a.at[(j - 1) * nv:j * nv, j * nv:(j + 1) * nv].set(jnp.diag(r))
+    a = a.at[:nv, layers * nv:].set(jnp.eye(nv))
+    row0 = jnp.concatenate([start.reshape(-1), jnp.zeros(nv)])
+
+    def one(t: Any) -> Any:
+        return row0 @ jax.scipy.linalg.expm(a * t)
+
+    rows = jax.vmap(one)(jnp.asarray(times))
+    drows = rows @ a
+    x = rows[:, :layers * nv].reshape(-1, layers, nv)
+    dx = drows[:, :layers * nv].reshape(-1, layers, nv)
+    return x, dx, rows[:, layers * nv:]
+
+
+def dense_vertex_moments(structure: Any, theta: Any, nr_moments: int,
+                         rewards: Any = None) -> Any:
+    """E[Y^k | X_0 = v], k = 1..nr_moments, shape (K, V); 0 on non-transient vertices."""
+    import jax.numpy as jnp
+
+    g, nv, doc = _jax_generator(structure, theta)
+    tr = np.flatnonzero(_transient_mask(doc, nv))
+    s = g[np.ix_(tr, tr)]
+    r = jnp.ones(len(tr)) if rewards is None else jnp.asarray(rewards)[tr]
+    ur = jnp.linalg.solve(-s, jnp.diag(r))
+    m = jnp.ones(len(tr))
+    out = []
+    for k in range(1, nr_moments + 1):
+        m = k * (ur @ m)
+        out.append(jnp.zeros(nv).at[tr].set(m))
+    return jnp.stack(out)
+
+
+def full_generator(structure: Any, theta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """numpy (G (V, V), initial distribution (V,)) over all vertices, for piecewise checks."""
+    if hasattr(structure, "to_json"):
+        structure = structure.to_json()
+    doc = json.loads(structure) if isinstance(structure, str) else structure
+    theta = np.asarray(theta, dtype=np.float64)
+    nv = len(doc["states"])
+    src = np.array(doc["edges"]["from"], dtype=int)
+    dst = np.array(doc["edges"]["to"], dtype=int)
+    w = _weights(doc, theta)
+    g = np.zeros((nv, nv))
+    init = np.zeros(nv)
+    for a, b, x in zip(src, dst, w, strict=True):
+        if a == 0:
+            init[b] += x
+        else:
+            g[a, b] += x
+            g[a, a] -= x
+    return g, init / init.sum()
+
+
+def piecewise_state(structure: Any, thetas: Any, tau: Any, t: float) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """(P(X_t = v), E[time in v during [0, t]]) by the product of per-epoch exponentials
+    of [[G_e, I], [0, 0]] (scipy), over all vertices (acc unmasked)."""
+    bounds = [0.0, *np.asarray(tau, dtype=float).tolist(), math.inf]
+    row = None
+    for e, theta in enumerate(np.asarray(thetas)):
+        g, init = full_generator(structure, theta)
+        nv = len(init)
+        if row is None:
+            row = np.concatenate([init, np.zeros(nv)])
+        big = np.zeros((2 * nv, 2 * nv))
+        big[:nv, :nv] = g
+        big[:nv, nv:] = np.eye(nv)
+        span = min(t, bounds[e + 1]) - bounds[e]
+        if span <= 0:
+            break
+        row = row @ scipy.linalg.expm(big * span)
+    return row[:nv], row[nv:]
+
+
+def piecewise_pdf(structure: Any, thetas: Any, tau: Any, t: float) -> float:
+    """alpha e^{S_1 tau_1} e^{S_2 (tau_2 - tau_1)} ... e^{S_e (t - tau_{e-1})} s_e over the
+    transient states (dense(), scipy expm), the density at t in epoch e."""
+    bounds = [0.0, *np.asarray(tau, dtype=float).tolist(), math.inf]
+    alpha = None
+    for e, theta in enumerate(np.asarray(thetas)):
+        d = dense(structure, theta)
+        if alpha is None:
+            alpha = d.alpha
+        if t < bounds[e + 1]:
+            return float(alpha @ scipy.linalg.expm(d.T * (t - bounds[e])) @ d.exit)
+        alpha = alpha @ scipy.linalg.expm(d.T * (bounds[e + 1] - bounds[e]))
+    raise AssertionError("unreachable: the last epoch is unbounded")
+
+
+def piecewise_cdf(structure: Any, thetas: Any, tau: Any, t: float) -> float:
+    """1 - alpha e^{S_1 tau_1} ... e^{S_e (t - tau_{e-1})} 1 (the defect is absorbed at 0)."""
+    bounds = [0.0, *np.asarray(tau, dtype=float).tolist(), math.inf]
+    alpha = None
+    for e, theta in enumerate(np.asarray(thetas)):
+        d = dense(structure, theta)
+        if alpha is None:
+            alpha = d.alpha
+        span = min(t, bounds[e + 1]) - bounds[e]
+        alpha = alpha @ scipy.linalg.expm(d.T * span)
+        if t < bounds[e + 1]:
+            break
+    return float(1.0 - alpha.sum())

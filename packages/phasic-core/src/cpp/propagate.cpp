@@ -35,6 +35,14 @@ namespace {
 
 constexpr double kTol = 1e-17;
 
+// |value| + |derivatives| summed over the transient vertices.
+template <class T>
+double transient_magnitude(const Structure& s, const T* x) {
+  double m = 0.0;
+  for (int32_t j = 0; j < s.n; ++j) m += magnitude(x[s.tvert[j]]);
+  return m;
+}
+
 // The uniformization rate: the largest exit rate (1 when nothing moves).
 template <class T>
 double uniform_rate(const Structure& s, const Workspace<T>& ws) {
@@ -127,7 +135,10 @@ void layered_states(const Structure& s, const Workspace<T>& ws, const double* re
     if (n % 4096 == 0) poll_interrupt();
     bool empty = true;
     for (int64_t l = 0; l < layers; ++l) {
-      tau[l] = transient_mass(s, x.data() + l * V);
+      // value and derivatives: at the vertex with the largest exit rate the self-loop
+      // 1 - lam / lambda is 0 in value but not in its derivative, so a layer whose
+      // transient values are all 0 can still carry derivative mass into later layers
+      tau[l] = transient_magnitude(s, x.data() + l * V);
       empty &= tau[l] == 0.0;
     }
     const LogPoisson log_pois(static_cast<double>(n));

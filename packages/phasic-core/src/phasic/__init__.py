@@ -48,7 +48,7 @@ _LAZY = {
     "ExpRegularization": "upstream_svgd",
     "clear_caches": "upstream_svgd",
 }
-_SUBMODULES = {"graph", "vertices", "distributions", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
+_SUBMODULES = {"graph", "vertices", "distributions", "epochs", "epoch_ffi", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
                "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi",
                "state_ffi", "states", "propagate_ffi"}

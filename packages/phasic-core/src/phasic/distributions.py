@@ -120,31 +120,61 @@ class Distributions:
         if granularity < 0:
             raise ValueError(f"granularity must be an int >= 0, got {granularity}")
 
+    def _epochs(self, epochs: Any, theta: Any, what: str) -> tuple[Any, Any]:
+        """(breakpoints or None, theta) for a method called with `epochs=`.
+
+        With breakpoints, theta= of shape (E, P) is required (the stored theta is one
+        row); an empty `epochs` is one epoch, so a (1, P) theta becomes its row.
+        """
+        if epochs is None:
+            return None, theta
+        from .epochs import check_epochs, homogeneous_theta
+
+        tau = check_epochs(epochs)
+        if tau is None:
+            return None, None if theta is None else homogeneous_theta(np.asarray(theta))
+        if theta is None:
+            raise ValueError(
+                f"{what}: epochs= needs theta= of shape (E, P), one row of "
+                f"{self.param_length()} parameter(s) per epoch (E = len(epochs) + 1 = "
+                f"{tau.shape[0] + 1}); the theta stored by update_weights is a single row"
+            )
+        return tau, theta
+
     def moments(
         self, power: int, rewards: Any = None, discrete: bool | None = None, *,
-        theta: Any = None,
+        theta: Any = None, epochs: Any = None,
     ) -> np.ndarray:
         """The first `power` raw moments E[T^i] (or E[Y^i] with per-vertex rewards).
 
         `discrete`, if given, must match the graph's kind. `theta` defaults to the
-        theta stored by `update_weights`.
+        theta stored by `update_weights`. With `epochs` (breakpoints, see
+        `phasic.epochs`), `theta=` of shape (E, P) gives each epoch's parameters
+        (continuous graphs only).
         """
+        tau, theta = self._epochs(epochs, theta, "moments()")
         if isinstance(power, bool) or not isinstance(power, (int, np.integer)):
             raise TypeError(f"power (the number of moments) must be an int, got {power!r}")
         if power <= 0:
             raise ValueError(f"power (the number of moments) must be >= 1, got {power}")
         self._check_kind(discrete, "moments()")
+        if tau is not None:
+            from .ffi import compute_moments_ffi
+
+            return np.asarray(compute_moments_ffi(self, theta, int(power), self._rewards(rewards),
+                                                  epochs=tau))
         return np.asarray(
             self.structure().moments(self._theta(theta), int(power), self._rewards(rewards))
         )
 
-    def expectation(self, rewards: Any = None, *, theta: Any = None) -> float:
-        """E[T] (or E[Y] with rewards)."""
-        return float(self.moments(1, rewards, theta=theta)[0])
+    def expectation(self, rewards: Any = None, *, theta: Any = None,
+                    epochs: Any = None) -> float:
+        """E[T] (or E[Y] with rewards); `epochs` as in `moments`."""
+        return float(self.moments(1, rewards, theta=theta, epochs=epochs)[0])
 
-    def variance(self, rewards: Any = None, *, theta: Any = None) -> float:
-        """Var[T] (or Var[Y] with rewards)."""
-        m = self.moments(2, rewards, theta=theta)
+    def variance(self, rewards: Any = None, *, theta: Any = None, epochs: Any = None) -> float:
+        """Var[T] (or Var[Y] with rewards); `epochs` as in `moments`."""
+        m = self.moments(2, rewards, theta=theta, epochs=epochs)
         return float(m[1] - m[0] ** 2)
 
     def covariance(
@@ -182,15 +212,28 @@ class Distributions:
         out = np.asarray(values).reshape(shape)
         return float(out) if out.ndim == 0 else out
 
-    def pdf(self, time: Any, granularity: int = 0, *, theta: Any = None) -> np.ndarray | float:
+    def _epoch_density(self, tau: Any, t: Any, what: str, theta: Any,
+                       cumulative: bool) -> np.ndarray | float:
+        from .epoch_ffi import epoch_pdf
+
+        times, shape = self._times(t, what)
+        out = np.asarray(epoch_pdf(self, theta, times, tau, cumulative)).reshape(shape)
+        return float(out) if out.ndim == 0 else out
+
+    def pdf(self, time: Any, granularity: int = 0, *, theta: Any = None,
+            epochs: Any = None) -> np.ndarray | float:
         """The density at time(s) `time` (continuous graphs only).
 
         `granularity` (upstream's discretization step count) is accepted and unused:
-        the density is computed exactly.
+        the density is computed exactly. With `epochs` (breakpoints, see
+        `phasic.epochs`), `theta=` of shape (E, P) gives each epoch's parameters.
         """
         self._check_granularity(granularity)
         if self.discrete:
             raise TypeError("pdf() is for continuous graphs; this graph is discrete: use pmf()")
+        tau, theta = self._epochs(epochs, theta, "pdf()")
+        if tau is not None:
+            return self._epoch_density(tau, time, "time", theta, False)
         return self._density("pdf", time, "time", theta)
 
     def pmf(self, k: Any, *, theta: Any = None) -> np.ndarray | float:
@@ -199,9 +242,13 @@ class Distributions:
             raise TypeError("pmf() is for discrete graphs; this graph is continuous: use pdf()")
         return self._density("pdf", k, "k", theta)
 
-    def cdf(self, time: Any, granularity: int = 0, *, theta: Any = None) -> np.ndarray | float:
-        """P(T <= time) at time(s) or step(s) `time`; `granularity` as in `pdf`."""
+    def cdf(self, time: Any, granularity: int = 0, *, theta: Any = None,
+            epochs: Any = None) -> np.ndarray | float:
+        """P(T <= time) at time(s) or step(s) `time`; `granularity` and `epochs` as in `pdf`."""
         self._check_granularity(granularity)
+        tau, theta = self._epochs(epochs, theta, "cdf()")
+        if tau is not None:
+            return self._epoch_density(tau, time, "time", theta, True)
         return self._density("cdf", time, "time", theta)
 
     def expected_waiting_time(self, rewards: Any = None, *, theta: Any = None) -> np.ndarray:

@@ -439,6 +439,29 @@ def _log_pmf_fn(text: str, discrete: bool) -> Any:
     return _per_time_fn(text, discrete, "phasic_log_pmf", "derivative of a log pmf")
 
 
+def _breakpoints(epochs: Any) -> Any:
+    """Checked breakpoints (phasic.epochs), or None for one epoch (None or empty)."""
+    if epochs is None:
+        return None
+    from .epochs import check_epochs
+
+    return check_epochs(epochs)
+
+
+def _epoch_density(structure_json: Any, theta: Any, times: Any, discrete: bool, rewards: Any,
+                   tau: Any, what: str) -> jax.Array:
+    """The density with epochs (phasic.epoch_ffi), after the checks only epochs need."""
+    from .epoch_ffi import epoch_pdf
+
+    if isinstance(discrete, (bool, np.bool_)) and discrete:
+        raise ValueError(f"{what} with epochs: discrete graphs are not supported yet (epochs "
+                         "are for continuous-time graphs); leave epochs out")
+    if rewards is not None:
+        raise ValueError(f"{what} with epochs: the density of a reward-weighted time is not "
+                         "supported with epochs; pass rewards=None (moments take rewards)")
+    return epoch_pdf(structure_json, theta, times, tau)
+
+
 def _per_time_call(factory: Any, structure_json: Any, theta: Any, times: Any,
                    discrete: bool) -> jax.Array:
     """Validate the arguments, run `factory(text, discrete)` on flat times, restore the shape."""
@@ -456,6 +479,7 @@ def compute_pmf_ffi(
     times: Any,
     discrete: bool = False,
     rewards: Any = None,
+    epochs: Any = None,
 ) -> jax.Array:
     """PDF (continuous graphs) or PMF (discrete graphs) at `times`, for one theta.
 
@@ -468,7 +492,20 @@ def compute_pmf_ffi(
     shaped like `times`, or (R, *times.shape) from one FFI call. A continuous density
     leaves out the atom at Y = 0 (the defect); a discrete pmf(0) includes it. See
     `phasic.reward_density`. Not differentiable in rewards.
+
+    With `epochs` (breakpoints 0 < tau_1 < ... < tau_{E-1}, see `phasic.epochs`),
+    `theta` has shape (E, P) and row e holds the parameters of epoch e; the last epoch
+    runs for ever. Differentiable in theta and in the breakpoints. Continuous graphs
+    without rewards only. `epochs=None` (or empty) is the homogeneous chain.
     """
+    tau = _breakpoints(epochs)
+    if tau is not None:
+        return _epoch_density(structure_json, theta, times, discrete, rewards, tau,
+                              "compute_pmf_ffi")
+    if epochs is not None:
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     if rewards is not None:
         from .reward_density import reward_distribution
 
@@ -482,6 +519,7 @@ def compute_log_pmf_ffi(
     times: Any,
     discrete: bool = False,
     rewards: Any = None,
+    epochs: Any = None,
 ) -> jax.Array:
     """log PDF / log PMF at `times`, accurate however small the density.
 
@@ -490,7 +528,18 @@ def compute_log_pmf_ffi(
     density is exactly 0 (e.g. a discrete PMF at 0 without a defect). Differentiable
     with respect to theta; d log f / d theta is exact (0 where f is exactly 0).
     With `rewards`, the log pdf/pmf of the reward-weighted time, as `compute_pmf_ffi`.
+
+    With `epochs` (theta of shape (E, P), as `compute_pmf_ffi`): the log of the
+    density composed over the epochs, accurate while the density is a normal float64.
     """
+    tau = _breakpoints(epochs)
+    if tau is not None:
+        return jnp.log(_epoch_density(structure_json, theta, times, discrete, rewards, tau,
+                                      "compute_log_pmf_ffi"))
+    if epochs is not None:
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     if rewards is not None:
         from .reward_density import reward_distribution
 
@@ -503,12 +552,25 @@ def compute_moments_ffi(
     theta: Any,
     nr_moments: int,
     rewards: Any = None,
+    epochs: Any = None,
 ) -> jax.Array:
     """The first `nr_moments` raw moments E[T^k] (or E[Y^k] with rewards), shape (nr_moments,).
 
     `rewards`, if given, has one non-negative entry per vertex. Differentiable with
-    respect to theta (not rewards).
+    respect to theta (not rewards). With `epochs` (theta of shape (E, P), row e for
+    epoch e, the last epoch running for ever; see `phasic.epochs`): the moments of the
+    chain whose parameters change at the breakpoints, differentiable in theta and in
+    the breakpoints.
     """
+    tau = _breakpoints(epochs)
+    if tau is not None:
+        from .epoch_ffi import epoch_moments
+
+        return epoch_moments(structure_json, theta, nr_moments, tau, rewards)
+    if epochs is not None:
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     text, info = _setup(structure_json)
     nr_moments = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)
@@ -551,8 +613,27 @@ def compute_pmf_and_moments_ffi(
     nr_moments: int,
     discrete: bool = False,
     rewards: Any = None,
+    epochs: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """`(compute_pmf_ffi(...), compute_moments_ffi(...))` in one FFI call."""
+    """`(compute_pmf_ffi(...), compute_moments_ffi(...))` in one FFI call.
+
+    With `epochs` (theta of shape (E, P)): the density (no rewards) and the moments
+    (with `rewards`, of the reward-weighted time) composed over the epochs.
+    """
+    tau = _breakpoints(epochs)
+    if tau is not None:
+        from .epoch_ffi import epoch_moments
+
+        if isinstance(discrete, (bool, np.bool_)) and discrete:
+            raise ValueError("compute_pmf_and_moments_ffi with epochs: discrete graphs are "
+                             "not supported yet (epochs are for continuous-time graphs)")
+        pmf = _epoch_density(structure_json, theta, times, discrete, None, tau,
+                             "compute_pmf_and_moments_ffi")
+        return pmf, epoch_moments(structure_json, theta, nr_moments, tau, rewards)
+    if epochs is not None:
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     text, info = _setup(structure_json, discrete)
     discrete = _check_discrete(discrete, info)
     nr_moments = _check_nr_moments(nr_moments)

@@ -180,27 +180,66 @@ def _check_particles(x: np.ndarray, log_transform: bool, dim: int | None, name: 
 
 @dataclass(frozen=True)
 class _StructureLoglik:
-    """phasic.loglik for one structure; hashable, so compiled steps can be reused."""
+    """phasic.loglik for one structure; hashable, so compiled steps can be reused.
+
+    With `parameterize`, a particle x is first mapped to the model's parameters:
+    ``parameterize(x)`` is theta, or a pair (theta, epochs) for an epoch model.
+    """
 
     text: str
     discrete: bool
+    parameterize: Callable[[jax.Array], Any] | None = None
 
-    def __call__(self, theta: jax.Array, data: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, data: jax.Array) -> jax.Array:
         from .likelihood import loglik
 
-        return loglik(self.text, theta, data, discrete=self.discrete)
+        if self.parameterize is None:
+            return loglik(self.text, x, data, discrete=self.discrete)
+        mapped = self.parameterize(x)
+        if isinstance(mapped, tuple):
+            if len(mapped) != 2:
+                raise ValueError(
+                    "parameterize(x) must return theta or a pair (theta, epochs), got a "
+                    f"tuple of {len(mapped)} items"
+                )
+            theta, epochs = mapped
+            return loglik(self.text, theta, data, discrete=self.discrete, epochs=epochs)
+        return loglik(self.text, mapped, data, discrete=self.discrete)
 
 
 def _resolve_likelihood(
-    structure: Any, log_likelihood: Callable | None, discrete: bool
+    structure: Any,
+    log_likelihood: Callable | None,
+    discrete: bool,
+    parameterize: Callable | None = None,
 ) -> tuple[Callable[[jax.Array, jax.Array], jax.Array], int | None]:
-    """(loglik(theta, data), number of parameters or None)."""
+    """(loglik(x, data), number of parameters per particle, or None when unknown)."""
     dim = None
+    if parameterize is not None:
+        if not callable(parameterize):
+            raise TypeError(
+                "parameterize must be a callable x -> theta or x -> (theta, epochs), got "
+                f"{parameterize!r}"
+            )
+        if log_likelihood is not None:
+            raise ValueError(
+                "pass either parameterize (with `structure`: the likelihood is then "
+                "phasic.loglik at parameterize(x)) or log_likelihood, not both; map the "
+                "particles inside log_likelihood instead"
+            )
+        if structure is None:
+            raise ValueError(
+                "parameterize needs `structure` (a Graph or its JSON) to evaluate "
+                "phasic.loglik at parameterize(x)"
+            )
     if structure is not None:
         from .ffi import _setup
 
         text, info = _setup(structure)
-        dim = info.param_length
+        # mapped particles: their length is the caller's choice, told by `init`
+        dim = info.param_length if parameterize is None else None
+    if parameterize is not None:
+        return _StructureLoglik(text, bool(discrete), parameterize), None
     if log_likelihood is not None:
         if not callable(log_likelihood):
             raise TypeError(
@@ -402,6 +441,7 @@ def svgd(
     *,
     log_prior: Callable[[jax.Array], jax.Array] | None = None,
     log_likelihood: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    parameterize: Callable[[jax.Array], Any] | None = None,
     discrete: bool = False,
     n_particles: int = 64,
     n_steps: int = 500,
@@ -426,6 +466,13 @@ def svgd(
             None means a flat (improper) prior on theta.
         log_likelihood: ``f(theta, observed) -> scalar``; replaces the phasic
             likelihood (then `structure` is optional and only fixes the dimension).
+        parameterize: ``f(x) -> theta`` or ``f(x) -> (theta, epochs)``, jax-traceable:
+            the particles are then vectors x of your own parameters (their length is
+            given by `init`, which is required), and the likelihood is
+            ``phasic.loglik(structure, theta, observed, discrete, epochs=epochs)`` with
+            exact gradients through the map. For an epoch model x may hold sizes and
+            change times, mapped to theta of shape (E, P) and the E - 1 breakpoints.
+            The prior, the log transform and the returned particles are in x.
         discrete: passed to phasic.loglik (discrete-time graphs).
         n_particles: number of particles (>= 2). Padded to a multiple of the device
             count; the padding is masked out of every sum.
@@ -480,7 +527,12 @@ def svgd(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     sizes = _step_sizes(step_size, n_steps)
-    loglik, dim = _resolve_likelihood(structure, log_likelihood, discrete)
+    loglik, dim = _resolve_likelihood(structure, log_likelihood, discrete, parameterize)
+    if parameterize is not None and init is None:
+        raise ValueError(
+            "with parameterize the particles are your own parameters x, of a length only "
+            "you know: pass init (a centre (d,) or particles (n_particles, d)) in x"
+        )
     theta0 = _initial_particles(init, n, dim, int(seed), log_transform, float(init_scale))
     d = theta0.shape[1]
 

@@ -55,6 +55,7 @@ def loglik(
     observed_times: Any,
     discrete: bool = False,
     rewards: Any = None,
+    epochs: Any = None,
 ) -> jax.Array:
     """Log-likelihood sum_i log f(observed_times[i] | theta), a float64 scalar.
 
@@ -68,17 +69,24 @@ def loglik(
             the density of the reward-weighted time (its continuous part; see
             `phasic.reward_density`), or rewards of shape (R, V) with observations
             of shape (R, ...): row i of the observations under reward vector i.
+        epochs: None, or breakpoints 0 < tau_1 < ... < tau_{E-1} (see
+            `phasic.epochs`): theta then has shape (E, P), row e the parameters of
+            epoch e (the last epoch runs for ever); continuous graphs without rewards.
 
     Returns:
         The log-likelihood; -inf only where some observation has probability exactly
         0 (for instance a discrete time 0 when the graph has no defect).
 
     Works under `jax.jit`, `jax.vmap` and `shard_map`, and `jax.grad` /
-    `jax.value_and_grad` / `jax.jacfwd` with respect to theta give exact derivatives.
+    `jax.value_and_grad` / `jax.jacfwd` with respect to theta (and to the
+    breakpoints, with epochs) give exact derivatives.
     Negative or non-finite times raise ValueError (at call time when the times are
     concrete, at run time from the kernel when they are traced).
     """
     _check_concrete_times(observed_times, discrete)
+    if epochs is not None:
+        return jnp.sum(compute_log_pmf_ffi(structure, theta, observed_times, discrete=discrete,
+                                           rewards=rewards, epochs=epochs))
     if rewards is not None and np.ndim(rewards) == 2:
         from .reward_density import reward_rows
 

@@ -1,12 +1,19 @@
 """Ready-made models: the Kingman coalescent and a cyclic two-island coalescent.
 
 Time unit: theta[0] is the rate at which one given pair of lineages coalesces, so
-theta = [1] gives the usual coalescent time units.
+theta = [1] gives the usual coalescent time units. A population whose size changes
+in time is a `SizeHistory`; `expected_sfs` gives the expected site frequency
+spectrum under it, through the epochs of `phasic.epochs` (theta[e] = 1 / size of
+epoch e).
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -162,3 +169,103 @@ def _check_n(n: int) -> None:
         raise TypeError(f"n (the number of samples) must be an int, got {n!r}")
     if n < 2:
         raise ValueError(f"n (the number of samples) must be >= 2, got {n}")
+
+
+def _is_traced(x: Any) -> bool:
+    """True for a JAX tracer (values unknown until run time); jax is not imported here."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
+
+
+@dataclass(frozen=True)
+class SizeHistory:
+    """A piecewise-constant population size, going back in time from the present.
+
+    `sizes[e]` is the size during epoch e relative to a reference size (sizes[0] = 1
+    is the usual choice, not a requirement); `times` are the E - 1 breakpoints
+    0 < times[0] < ... in coalescent units of the reference size. The last size
+    holds for ever. A pair of lineages coalesces at rate 1 / sizes[e] in epoch e,
+    so the Kingman graph's theta is `theta()` = [[1 / sizes[e]]] and its epochs are
+    `times`. Values may be JAX arrays (checked when concrete): `expected_sfs` is
+    then differentiable in sizes and times.
+    """
+
+    sizes: Any
+    times: Any = ()
+
+    def __post_init__(self) -> None:
+        sizes = self.sizes
+        times = self.times
+        if np.ndim(sizes) != 1 or np.shape(sizes)[0] == 0:
+            raise ValueError(f"sizes must be a non-empty 1-D sequence of relative sizes, one "
+                             f"per epoch, got shape {np.shape(sizes)}")
+        if np.ndim(times) != 1 or np.shape(times)[0] != np.shape(sizes)[0] - 1:
+            raise ValueError(
+                f"times must be 1-D with one breakpoint between each pair of epochs: "
+                f"{np.shape(sizes)[0] - 1} for {np.shape(sizes)[0]} sizes, got shape "
+                f"{np.shape(times)}"
+            )
+        if not _is_traced(sizes):
+            arr = np.asarray(sizes, dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"sizes[{i}] is {float(arr[i])!r}; sizes must be finite and > 0")
+        if not _is_traced(times) and np.shape(times)[0]:
+            from .epochs import check_epochs
+
+            try:
+                check_epochs(np.asarray(times, dtype=np.float64))
+            except ValueError as exc:  # the same checks, under this argument's name
+                raise ValueError(str(exc).replace("epochs[", "times[")) from None
+
+    @property
+    def n_epochs(self) -> int:
+        return int(np.shape(self.sizes)[0])
+
+    def theta(self) -> Any:
+        """The Kingman graph's theta per epoch, shape (E, 1): pair-coalescence rate 1 / size."""
+        if _is_traced(self.sizes) or not isinstance(self.sizes, (list, tuple, np.ndarray)):
+            import jax.numpy as jnp
+
+            return (1.0 / jnp.asarray(self.sizes, dtype=jnp.float64))[:, None]
+        return (1.0 / np.asarray(self.sizes, dtype=np.float64))[:, None]
+
+
+@functools.lru_cache(maxsize=8)
+def _kingman_sfs(n: int) -> tuple[str, np.ndarray]:
+    """The Kingman graph's JSON and its SFS reward matrix (n - 1, V), built once per n."""
+    graph = kingman(n)
+    rewards = np.stack([kingman_sfs_rewards(graph, i) for i in range(1, n)])
+    return graph.to_json(), rewards
+
+
+def expected_sfs(n: int, history: SizeHistory) -> Any:
+    """E[L_i], i = 1..n-1: the expected total length of branches subtending i of n samples.
+
+    Under the Kingman coalescent with the population sizes of `history` (a
+    `SizeHistory`; time in coalescent units of the reference size). The expected
+    site frequency spectrum is E[xi_i] = (theta_m / 2) E[L_i] for a population-
+    scaled mutation rate theta_m; a constant size 1 gives E[L_i] = 2 / i. A float64
+    JAX array of shape (n - 1,), differentiable in the history's sizes and times.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .ffi import compute_moments_ffi
+
+    _check_n(n)
+    if not isinstance(history, SizeHistory):
+        raise TypeError(f"history must be a phasic.models.SizeHistory, got "
+                        f"{type(history).__name__}")
+    text, rewards = _kingman_sfs(int(n))
+    theta = jnp.asarray(history.theta(), dtype=jnp.float64)
+    times = jnp.asarray(history.times, dtype=jnp.float64)
+    epochs = times if history.n_epochs > 1 else None
+    if epochs is None:
+        theta = theta[0]
+
+    def one(r: Any) -> Any:
+        return compute_moments_ffi(text, theta, 1, rewards=r, epochs=epochs)[0]
+
+    return jax.vmap(one)(jnp.asarray(rewards))

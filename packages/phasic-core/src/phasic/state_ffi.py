@@ -78,8 +78,22 @@ def _state_call(structure_json: Any, theta: Any, times: Any, which: int) -> jax.
     return out[0] if times.ndim == 0 else out
 
 
+def _epoch_state(structure_json: Any, theta: Any, times: Any, epochs: Any,
+                 which: int) -> jax.Array | None:
+    """The epoch composition (phasic.epoch_ffi) when `epochs` has breakpoints, else None."""
+    from .epochs import check_epochs
+
+    tau = check_epochs(epochs)
+    if tau is None:
+        return None
+    from .epoch_ffi import epoch_state
+
+    return epoch_state(structure_json, theta, times, tau, which)
+
+
 def compute_state_probabilities_ffi(
-    structure_json: str | Graph | Mapping[str, Any], theta: Any, times: Any
+    structure_json: str | Graph | Mapping[str, Any], theta: Any, times: Any,
+    epochs: Any = None,
 ) -> jax.Array:
     """P(X_t = v) for each time t and vertex v: shape (T, V) (a scalar time: (V,)).
 
@@ -88,19 +102,39 @@ def compute_state_probabilities_ffi(
     mass on an absorbing vertex, is there from t = 0); each row sums to 1. On a
     discrete graph t counts steps (whole numbers) and row t is the distribution after
     t steps. Times must be finite and >= 0. Differentiable in theta.
+
+    With `epochs` (breakpoints, theta of shape (E, P); see `phasic.epochs`; continuous
+    graphs only): the distribution of the chain whose parameters change at the
+    breakpoints, differentiable in theta and in the breakpoints.
     """
+    if epochs is not None:
+        out = _epoch_state(structure_json, theta, times, epochs, 0)
+        if out is not None:
+            return out
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     return _state_call(structure_json, theta, times, 0)
 
 
 def compute_accumulated_visiting_time_ffi(
-    structure_json: str | Graph | Mapping[str, Any], theta: Any, times: Any
+    structure_json: str | Graph | Mapping[str, Any], theta: Any, times: Any,
+    epochs: Any = None,
 ) -> jax.Array:
     """E[∫_0^t 1{X_s = v} ds] for each time t and vertex v: shape (T, V) (scalar: (V,)).
 
     Absorbing vertices and the starting vertex get 0, so each row sums to E[min(T, t)].
     On a discrete graph it is the expected number of visits to v among steps 0..t-1.
-    Differentiable in theta.
+    Differentiable in theta. With `epochs` (theta of shape (E, P)), as
+    `compute_state_probabilities_ffi`: the time accumulates over the epochs.
     """
+    if epochs is not None:
+        out = _epoch_state(structure_json, theta, times, epochs, 1)
+        if out is not None:
+            return out
+        from .epochs import homogeneous_theta
+
+        theta = homogeneous_theta(theta)
     return _state_call(structure_json, theta, times, 1)
 
 
