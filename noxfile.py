@@ -59,7 +59,11 @@ def install_core(session: nox.Session, extras: str = "") -> None:
     if not list(dest.glob("*.whl")):
         session.log(f"building phasic-core into {dest}")
         session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(dest), str(CORE))
-    session.install(*(f"{p}{extras}" for p in dest.glob("*.whl")))
+    wheels = [str(p) for p in dest.glob("*.whl")]
+    session.install(*(f"{w}{extras}" for w in wheels))
+    # A rebuilt wheel keeps its version number, so pip would leave an older build in a
+    # reused environment (`nox -r`): put this build in place whatever is installed.
+    session.install("--force-reinstall", "--no-deps", *wheels)
 
 
 def install_all(session: nox.Session, *extra: str, groups: tuple[str, ...] = ("test",)) -> None:
