@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "elimination.hpp"
@@ -13,6 +14,21 @@
 
 namespace phasic {
 namespace kernel {
+
+std::vector<double> transient_rewards(const Structure& s, const double* rewards,
+                                      int64_t rewards_len) {
+  if (rewards_len != s.V)
+    bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
+        std::to_string(s.V) + " vertices (one reward per vertex)");
+  for (int64_t v = 0; v < s.V; ++v)
+    if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
+      bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
+          "; rewards must be finite and >= 0");
+  std::vector<double> r(static_cast<size_t>(s.n));
+  for (int32_t j = 0; j < s.n; ++j) r[j] = rewards[s.tvert[j]];
+  return r;
+}
+
 namespace {
 
 // Numeric replay of the recorded elimination (GTH form: pivots are sums of
@@ -55,16 +71,10 @@ T dot_alpha(const Workspace<T>& ws, const T* x, int32_t n) {
 template <class T>
 void load_rewards(const Structure& s, Workspace<T>& ws, const double* rewards,
                   int64_t rewards_len) {
-  ws.r.assign(static_cast<size_t>(s.n), 1.0);
-  if (rewards == nullptr) return;
-  if (rewards_len != s.V)
-    bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
-        std::to_string(s.V) + " vertices (one reward per vertex)");
-  for (int64_t v = 0; v < s.V; ++v)
-    if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
-      bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
-          "; rewards must be finite and >= 0");
-  for (int32_t j = 0; j < s.n; ++j) ws.r[j] = rewards[s.tvert[j]];
+  if (rewards == nullptr)
+    ws.r.assign(static_cast<size_t>(s.n), 1.0);
+  else
+    ws.r = transient_rewards(s, rewards, rewards_len);
 }
 
 // out[i-1] = E[T^i] or E[Y^i], i = 1..k, after edge_weights and load_rewards;

@@ -360,20 +360,10 @@ void column_series(const Structure& s, const Workspace<double>& ws,
   }
 }
 
-// Rewards per transient vertex (checked; nullptr: 1 each).
-std::vector<double> transient_rewards(const Structure& s, const double* rewards,
-                                      int64_t rewards_len) {
-  std::vector<double> r(static_cast<size_t>(s.n), 1.0);
-  if (rewards_len == 0) return r;
-  if (rewards_len != s.V)
-    bad("rewards has length " + std::to_string(rewards_len) + " but the graph has " +
-        std::to_string(s.V) + " vertices (one reward per vertex)");
-  for (int64_t v = 0; v < s.V; ++v)
-    if (!(rewards[v] >= 0.0) || !std::isfinite(rewards[v]))
-      bad("rewards[" + std::to_string(v) + "] is " + num(rewards[v]) +
-          "; rewards must be finite and >= 0");
-  for (int32_t j = 0; j < s.n; ++j) r[j] = rewards[s.tvert[j]];
-  return r;
+// Rewards per transient vertex for the layers (none given: 1 each, the time).
+std::vector<double> layer_rewards(const Structure& s, const double* rewards, int64_t rewards_len) {
+  if (rewards_len == 0) return std::vector<double>(static_cast<size_t>(s.n), 1.0);
+  return transient_rewards(s, rewards, rewards_len);
 }
 
 void check_propagate(const Structure& s, int64_t layers, const double* start,
@@ -399,7 +389,7 @@ void compute_propagate(const Structure& s, const double* theta, int64_t theta_le
                        int64_t n_times, const double* rewards, int64_t rewards_len, double* x,
                        double* dx, double* acc, double* ddx) {
   check_propagate(s, layers, start, times, n_times);
-  const std::vector<double> rew = transient_rewards(s, rewards, rewards_len);
+  const std::vector<double> rew = layer_rewards(s, rewards, rewards_len);
   Workspace<double>& ws = workspace<double>();
   edge_weights(s, theta, theta_len, ws);
   std::vector<double> x0(start, start + layers * s.V);
@@ -418,7 +408,7 @@ void compute_propagate_jac(const Structure& s, const double* theta, int64_t thet
     return;
   }
   check_propagate(s, layers, start, times, n_times);
-  const std::vector<double> rew = transient_rewards(s, rewards, rewards_len);
+  const std::vector<double> rew = layer_rewards(s, rewards, rewards_len);
   const int64_t NX = n_times * layers * s.V, NA = n_times * s.V;
   for_each_block(P, [&](auto zero, int64_t d0) {
     using T = decltype(zero);
@@ -454,7 +444,7 @@ void compute_propagate_adjoint(const Structure& s, const double* theta, int64_t 
     bad("propagate supports continuous graphs only (it uniformizes a rate matrix); this "
         "graph is discrete");
   check_times(s, times, n_times);
-  const std::vector<double> rew = transient_rewards(s, rewards, rewards_len);
+  const std::vector<double> rew = layer_rewards(s, rewards, rewards_len);
   Workspace<double>& ws = workspace<double>();
   edge_weights(s, theta, theta_len, ws);
   const int64_t V = s.V, LV = layers * V;

@@ -3,6 +3,7 @@
 // the templates are instantiated for every scalar type in PHASIC_EACH_SCALAR.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "per_theta.hpp"
 #include "scaled_series.hpp"
@@ -57,6 +58,11 @@ void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
 template <class T>
 void state_sweep(const Structure& s, const Workspace<T>& ws, const T* start,
                  const double* times, int64_t n_times, T* prob, T* acc);
+
+// The rewards of a V-vector on the transient vertices, in their order; checked (length V,
+// finite, >= 0) with errors that name the fix.
+std::vector<double> transient_rewards(const Structure& s, const double* rewards,
+                                      int64_t rewards_len);
 
 }  // namespace kernel
 }  // namespace phasic
