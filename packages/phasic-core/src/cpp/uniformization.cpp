@@ -239,15 +239,20 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
   }
 }
 
-// One time's series term by term from n = 0 in logs (o.ls, o.acc), each weight from
-// its own saddle-point log plus the record's scale: for times whose terms span
-// rescales of the vector, where one common unit does not fit. True when complete.
+// One time's series term by term in logs (o.ls, o.acc), each weight from its own
+// saddle-point log plus the record's scale: for times whose terms span rescales of
+// the vector, where one common unit does not fit. It resumes at term `from` (0: a
+// fresh sum) and leaves `from` at M, so a time the sweep extends again costs its new
+// terms only, not the whole series once more. True when complete.
 template <class T>
 bool scaled_replay(const TermRecord<T>* rec, int64_t M, bool empty, double mu,
-                   const TailRates& b, double rel, double tan_abs, Scaled<T>& o) {
+                   const TailRates& b, double rel, double tan_abs, Scaled<T>& o,
+                   int64_t& from) {
   constexpr int N = Tangents<T>::n;
-  o = Scaled<T>{};
-  for (int64_t n = 0; n < M; ++n) {
+  if (from == 0) o = Scaled<T>{};
+  const int64_t first = from;
+  from = M;
+  for (int64_t n = first; n < M; ++n) {
     const TermRecord<T>& x = rec[n];
     const double lw = LogPoisson(static_cast<double>(n))(mu) + x.ls;
     double lx = o.ls == kNegInf ? 0.0 : lw - o.ls;  // log of this term's weight in acc units
@@ -364,6 +369,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
            (N == 0 || terr <= kRel * max_tangent(acc) || terr <= kTanAbs * f);
   };
   auto vlimit = [&](const T& acc) { return kRel * value(acc); };  // the largest verr ok takes
+  std::vector<int64_t> replayed(static_cast<size_t>(n_times), 0);  // terms each replay has summed
   for (int64_t step = 0; remaining > 0; ++step) {
     if (static_cast<double>(step) > step_cap) {
       if (step_cap > kMaxSteps) too_stiff(lambda, mu_max / lambda);
@@ -413,7 +419,8 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
             o.ls = is_zero(acc) ? kNegInf : rec[0].ls;
             o.acc = acc;
           } else if (res == WindowResult::kSlow) {
-            complete = scaled_replay(rec.data(), M, empty, mu[i], rates, kRel, kTanAbs, o);
+            complete = scaled_replay(rec.data(), M, empty, mu[i], rates, kRel, kTanAbs, o,
+                                     replayed[i]);
           } else {
             complete = false;
           }
