@@ -135,6 +135,18 @@ def epoch_pdf(structure: Structure, theta: Any, times: Any, tau: jax.Array,
     return out.reshape(shape)
 
 
+def checked_epoch_pdf(structure: Structure, theta: Any, times: Any, discrete: Any,
+                      rewards: Any, tau: jax.Array, what: str) -> jax.Array:
+    """`epoch_pdf` behind the checks only epochs need: `what` names the caller."""
+    if isinstance(discrete, (bool, np.bool_)) and discrete:
+        raise ValueError(f"{what} with epochs: discrete graphs are not supported yet (epochs "
+                         "are for continuous-time graphs); leave epochs out")
+    if rewards is not None:
+        raise ValueError(f"{what} with epochs: the density of a reward-weighted time is not "
+                         "supported with epochs; pass rewards=None (moments take rewards)")
+    return epoch_pdf(structure, theta, times, tau)
+
+
 def epoch_state(structure: Structure, theta: Any, times: Any, tau: jax.Array,
                 which: int) -> jax.Array:
     """State probabilities (which = 0) or accumulated visiting times (1): (T, V) or (V,)."""

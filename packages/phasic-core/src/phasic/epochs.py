@@ -95,6 +95,15 @@ def homogeneous_theta(theta: Any) -> Any:
     return theta
 
 
+def split_epochs(epochs: Any, theta: Any) -> tuple[jax.Array | None, Any]:
+    """(checked breakpoints, theta) when `epochs` has breakpoints; else (None, theta of
+    the one-epoch path), so None or an empty `epochs` is the homogeneous chain."""
+    if epochs is None:
+        return None, theta
+    tau = check_epochs(epochs)
+    return (tau, theta) if tau is not None else (None, homogeneous_theta(theta))
+
+
 def epoch_starts(tau: jax.Array) -> jax.Array:
     """tau_0 = 0, tau_1, ..., tau_{E-1}: the start of each epoch, shape (E,)."""
     return jnp.concatenate([jnp.zeros((1,), tau.dtype), tau])

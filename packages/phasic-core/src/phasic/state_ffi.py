@@ -78,17 +78,19 @@ def _state_call(structure_json: Any, theta: Any, times: Any, which: int) -> jax.
     return out[0] if times.ndim == 0 else out
 
 
-def _epoch_state(structure_json: Any, theta: Any, times: Any, epochs: Any,
-                 which: int) -> jax.Array | None:
-    """The epoch composition (phasic.epoch_ffi) when `epochs` has breakpoints, else None."""
-    from .epochs import check_epochs
+def _epoch_or_state_call(structure_json: Any, theta: Any, times: Any, epochs: Any,
+                         which: int) -> jax.Array:
+    """The epoch composition (phasic.epoch_ffi) when `epochs` has breakpoints, else the
+    one-epoch kernel: output `which` (0: probabilities, 1: accumulated time)."""
+    if epochs is not None:
+        from .epochs import split_epochs
 
-    tau = check_epochs(epochs)
-    if tau is None:
-        return None
-    from .epoch_ffi import epoch_state
+        tau, theta = split_epochs(epochs, theta)
+        if tau is not None:
+            from .epoch_ffi import epoch_state
 
-    return epoch_state(structure_json, theta, times, tau, which)
+            return epoch_state(structure_json, theta, times, tau, which)
+    return _state_call(structure_json, theta, times, which)
 
 
 def compute_state_probabilities_ffi(
@@ -107,14 +109,7 @@ def compute_state_probabilities_ffi(
     graphs only): the distribution of the chain whose parameters change at the
     breakpoints, differentiable in theta and in the breakpoints.
     """
-    if epochs is not None:
-        out = _epoch_state(structure_json, theta, times, epochs, 0)
-        if out is not None:
-            return out
-        from .epochs import homogeneous_theta
-
-        theta = homogeneous_theta(theta)
-    return _state_call(structure_json, theta, times, 0)
+    return _epoch_or_state_call(structure_json, theta, times, epochs, 0)
 
 
 def compute_accumulated_visiting_time_ffi(
@@ -128,14 +123,7 @@ def compute_accumulated_visiting_time_ffi(
     Differentiable in theta. With `epochs` (theta of shape (E, P)), as
     `compute_state_probabilities_ffi`: the time accumulates over the epochs.
     """
-    if epochs is not None:
-        out = _epoch_state(structure_json, theta, times, epochs, 1)
-        if out is not None:
-            return out
-        from .epochs import homogeneous_theta
-
-        theta = homogeneous_theta(theta)
-    return _state_call(structure_json, theta, times, 1)
+    return _epoch_or_state_call(structure_json, theta, times, epochs, 1)
 
 
 __all__ = ["compute_accumulated_visiting_time_ffi", "compute_state_probabilities_ffi"]
