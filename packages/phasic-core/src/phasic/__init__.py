@@ -28,10 +28,10 @@ _LAZY = {
     "compute_moments_ffi": "ffi",
     "compute_covariance_ffi": "ffi",
     "compute_pmf_and_moments_ffi": "ffi",
-    "cache_stats": "ffi",
-    "cache_clear": "ffi",
-    "set_cache_capacity": "ffi",
-    "structure_key": "ffi",
+    "cache_stats": "structure_transport",
+    "cache_clear": "structure_transport",
+    "set_cache_capacity": "structure_transport",
+    "structure_key": "structure_transport",
     "compute_log_pmf_ffi": "ffi",
     "compute_mutation_pmf_ffi": "mutation_ffi",
     "compute_state_probabilities_ffi": "state_ffi",
@@ -48,7 +48,7 @@ _LAZY = {
     "ExpRegularization": "upstream_svgd",
     "clear_caches": "upstream_svgd",
 }
-_SUBMODULES = {"graph", "vertices", "distributions", "epochs", "epoch_ffi", "callbacks", "models", "ffi", "ffi_wrappers", "likelihood", "inference",
+_SUBMODULES = {"graph", "vertices", "distributions", "epochs", "epoch_ffi", "callbacks", "models", "ffi", "structure_transport", "ffi_wrappers", "likelihood", "inference",
                "auto_parallel", "sampling", "upstream_svgd", "serialized", "plotting",
                "transforms", "jax_sampler", "reward_density", "mutations", "mutation_ffi",
                "state_ffi", "states", "propagate_ffi"}

@@ -30,9 +30,6 @@ This module imports jax; `import phasic` does not, it loads this module on first
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,117 +40,19 @@ from jax.custom_derivatives import SymbolicZero
 
 from ._ext import core
 from .graph import Graph
-from .serialized import from_upstream, is_upstream_form
-
-_registered = False
-_register_lock = threading.Lock()
+from .structure_transport import (  # noqa: F401  (re-exported: phasic.ffi's public names)
+    _ensure_registered,
+    _info,
+    _structure_text,
+    _StructureInfo,
+    cache_clear,
+    cache_stats,
+    set_cache_capacity,
+    structure_key,
+    text_digest,
+)
 
 X64_FIX = 'jax.config.update("jax_enable_x64", True)'
-
-
-def _ensure_registered() -> None:
-    """Register the C++ FFI targets with XLA, once per process."""
-    global _registered
-    if _registered:
-        return
-    with _register_lock:
-        if not _registered:
-            for name, capsule in core().ffi_targets().items():
-                jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-            _registered = True
-
-
-class _StructureInfo:
-    """What Python needs to know about a structure string, computed once per string."""
-
-    __slots__ = ("digest", "param_length", "vertices_length", "discrete")
-
-    def __init__(self, text: str) -> None:
-        # The program holds only this digest, so it must identify the text without a
-        # check against it: a collision-resistant hash (SHA-256; the 64-bit key it
-        # replaces was only safe next to a text comparison).
-        self.digest = text_digest(text)
-        parsed = core().Structure.from_json(text)  # validates; ValueError names the field
-        self.param_length = int(parsed.param_length)
-        self.vertices_length = int(parsed.vertices_length)
-        self.discrete = bool(parsed.discrete)
-        core().register_structure(self.digest, text, parsed)  # the first call reuses it
-
-
-def text_digest(text: str, chunk: int = 1 << 22) -> str:
-    """SHA-256 (hex) of `text` in UTF-8, encoded `chunk` characters at a time.
-
-    Equal to hashlib.sha256(text.encode()).hexdigest(), without a second copy of the
-    whole text in memory (at Kingman n = 60 the JSON is ~0.6 GB).
-    """
-    digest = hashlib.sha256()
-    for start in range(0, len(text), chunk):
-        digest.update(text[start:start + chunk].encode())
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _info(text: str) -> _StructureInfo:
-    return _StructureInfo(text)
-
-
-def structure_key(structure_json: str) -> str:
-    """The digest (SHA-256, 64 hex characters) under which a structure's JSON text is
-    registered for the FFI targets; validates and registers the text in this process."""
-    return _info(structure_json).digest
-
-
-class _ByContent:
-    """An upstream-form dict keyed by a digest of its content, so equal dicts share a cache slot."""
-
-    __slots__ = ("data", "discrete", "key")
-
-    def __init__(self, data: Mapping[str, Any], discrete: bool | None) -> None:
-        self.data = data
-        self.discrete = discrete
-        digest = hashlib.sha256(repr(discrete).encode())  # sha256: hardware-accelerated
-        for name in sorted(data, key=str):
-            value = data[name]
-            digest.update(repr(name).encode())
-            if isinstance(value, np.ndarray) and value.dtype.kind != "O":
-                digest.update(f"{value.dtype.str}{value.shape}".encode())
-                digest.update(np.ascontiguousarray(value).tobytes())
-            else:  # numbers, strings, nested lists: their repr is their content
-                digest.update(repr(value).encode())
-        self.key = digest.digest()
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ByContent) and other.key == self.key
-
-
-@functools.lru_cache(maxsize=64)
-def _upstream_text(content: _ByContent) -> str:
-    """Our JSON text for an upstream-form dict, converted once per distinct content.
-
-    The text is the builder's canonical one, so it is the same as `to_json()` of the
-    graph the dict came from: both share one cache key and one compiled structure.
-    """
-    return Graph.from_json(from_upstream(content.data, content.discrete)).to_json()
-
-
-def _structure_text(structure_json: Any, discrete: bool | None = None) -> str:
-    """Our JSON text for a structure argument; `discrete` is the kind for an upstream
-    dict that does not carry one (upstream keeps it outside the dict)."""
-    if isinstance(structure_json, str):
-        return structure_json
-    if isinstance(structure_json, Graph):
-        return structure_json.to_json()
-    if isinstance(structure_json, Mapping):
-        if is_upstream_form(structure_json):
-            return _upstream_text(_ByContent(structure_json, discrete))
-        return json.dumps(structure_json)
-    raise TypeError(
-        "structure_json must be a Graph, its JSON text (Graph.to_json()) or parsed JSON "
-        f"dict, or upstream's dict (Graph.serialize()), got {type(structure_json).__name__}"
-    )
 
 
 def _check_x64() -> None:
@@ -439,27 +338,13 @@ def _log_pmf_fn(text: str, discrete: bool) -> Any:
     return _per_time_fn(text, discrete, "phasic_log_pmf", "derivative of a log pmf")
 
 
-def _breakpoints(epochs: Any) -> Any:
-    """Checked breakpoints (phasic.epochs), or None for one epoch (None or empty)."""
+def _split_epochs(epochs: Any, theta: Any) -> tuple[Any, Any]:
+    """phasic.epochs.split_epochs (imported here: phasic.epochs builds on this module)."""
     if epochs is None:
-        return None
-    from .epochs import check_epochs
+        return None, theta
+    from .epochs import split_epochs
 
-    return check_epochs(epochs)
-
-
-def _epoch_density(structure_json: Any, theta: Any, times: Any, discrete: bool, rewards: Any,
-                   tau: Any, what: str) -> jax.Array:
-    """The density with epochs (phasic.epoch_ffi), after the checks only epochs need."""
-    from .epoch_ffi import epoch_pdf
-
-    if isinstance(discrete, (bool, np.bool_)) and discrete:
-        raise ValueError(f"{what} with epochs: discrete graphs are not supported yet (epochs "
-                         "are for continuous-time graphs); leave epochs out")
-    if rewards is not None:
-        raise ValueError(f"{what} with epochs: the density of a reward-weighted time is not "
-                         "supported with epochs; pass rewards=None (moments take rewards)")
-    return epoch_pdf(structure_json, theta, times, tau)
+    return split_epochs(epochs, theta)
 
 
 def _per_time_call(factory: Any, structure_json: Any, theta: Any, times: Any,
@@ -498,14 +383,12 @@ def compute_pmf_ffi(
     runs for ever. Differentiable in theta and in the breakpoints. Continuous graphs
     without rewards only. `epochs=None` (or empty) is the homogeneous chain.
     """
-    tau = _breakpoints(epochs)
+    tau, theta = _split_epochs(epochs, theta)
     if tau is not None:
-        return _epoch_density(structure_json, theta, times, discrete, rewards, tau,
-                              "compute_pmf_ffi")
-    if epochs is not None:
-        from .epochs import homogeneous_theta
+        from .epoch_ffi import checked_epoch_pdf
 
-        theta = homogeneous_theta(theta)
+        return checked_epoch_pdf(structure_json, theta, times, discrete, rewards, tau,
+                                 "compute_pmf_ffi")
     if rewards is not None:
         from .reward_density import reward_distribution
 
@@ -532,14 +415,12 @@ def compute_log_pmf_ffi(
     With `epochs` (theta of shape (E, P), as `compute_pmf_ffi`): the log of the
     density composed over the epochs, accurate while the density is a normal float64.
     """
-    tau = _breakpoints(epochs)
+    tau, theta = _split_epochs(epochs, theta)
     if tau is not None:
-        return jnp.log(_epoch_density(structure_json, theta, times, discrete, rewards, tau,
-                                      "compute_log_pmf_ffi"))
-    if epochs is not None:
-        from .epochs import homogeneous_theta
+        from .epoch_ffi import checked_epoch_pdf
 
-        theta = homogeneous_theta(theta)
+        return jnp.log(checked_epoch_pdf(structure_json, theta, times, discrete, rewards, tau,
+                                         "compute_log_pmf_ffi"))
     if rewards is not None:
         from .reward_density import reward_distribution
 
@@ -562,15 +443,11 @@ def compute_moments_ffi(
     chain whose parameters change at the breakpoints, differentiable in theta and in
     the breakpoints.
     """
-    tau = _breakpoints(epochs)
+    tau, theta = _split_epochs(epochs, theta)
     if tau is not None:
         from .epoch_ffi import epoch_moments
 
         return epoch_moments(structure_json, theta, nr_moments, tau, rewards)
-    if epochs is not None:
-        from .epochs import homogeneous_theta
-
-        theta = homogeneous_theta(theta)
     text, info = _setup(structure_json)
     nr_moments = _check_nr_moments(nr_moments)
     theta = _prepare_theta(theta, info)
@@ -620,20 +497,13 @@ def compute_pmf_and_moments_ffi(
     With `epochs` (theta of shape (E, P)): the density (no rewards) and the moments
     (with `rewards`, of the reward-weighted time) composed over the epochs.
     """
-    tau = _breakpoints(epochs)
+    tau, theta = _split_epochs(epochs, theta)
     if tau is not None:
-        from .epoch_ffi import epoch_moments
+        from .epoch_ffi import checked_epoch_pdf, epoch_moments
 
-        if isinstance(discrete, (bool, np.bool_)) and discrete:
-            raise ValueError("compute_pmf_and_moments_ffi with epochs: discrete graphs are "
-                             "not supported yet (epochs are for continuous-time graphs)")
-        pmf = _epoch_density(structure_json, theta, times, discrete, None, tau,
-                             "compute_pmf_and_moments_ffi")
+        pmf = checked_epoch_pdf(structure_json, theta, times, discrete, None, tau,
+                                "compute_pmf_and_moments_ffi")
         return pmf, epoch_moments(structure_json, theta, nr_moments, tau, rewards)
-    if epochs is not None:
-        from .epochs import homogeneous_theta
-
-        theta = homogeneous_theta(theta)
     text, info = _setup(structure_json, discrete)
     discrete = _check_discrete(discrete, info)
     nr_moments = _check_nr_moments(nr_moments)
@@ -642,24 +512,3 @@ def compute_pmf_and_moments_ffi(
     times = _as_f64(times, "times")
     pmf, moments = _pmf_and_moments_fn(text, discrete, nr_moments)(theta, _flat(times), rewards)
     return _unflat(pmf, times.shape), moments
-
-
-def cache_stats() -> dict[str, int]:
-    """Counters of the C++ structure cache over all threads (hits, misses, evictions,
-    entries, capacity) and of the registry of structure texts (registered, registered_bytes)."""
-    return dict(core().cache_stats())
-
-
-def cache_clear() -> None:
-    """Empty every thread's structure cache (each thread drops its entries on next use).
-
-    Registered texts stay: a compiled program may run again and recompiles its
-    structure from the registry."""
-    core().cache_clear()
-
-
-def set_cache_capacity(n: int) -> None:
-    """Entries per thread in the C++ LRU structure cache."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"cache capacity must be an int >= 1, got {n!r}")
-    core().set_cache_capacity(int(n))
