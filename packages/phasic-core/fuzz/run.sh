@@ -80,7 +80,7 @@ shopt -s nullglob
 regressions=("$HERE"/regressions/*)
 if [[ ${#regressions[@]} -gt 0 ]]; then
   echo "run.sh: replaying ${#regressions[@]} regression input(s)"
-  "$BIN" "${regressions[@]}"
+  "$BIN" -timeout=30 "${regressions[@]}"
 fi
 
 # -timeout catches hangs: a stiff structure may legitimately sweep up to the kernels'
