@@ -58,7 +58,9 @@ def install_core(session: nox.Session, extras: str = "") -> None:
     dest = WHEELS / _core_source_hash()
     if not list(dest.glob("*.whl")):
         session.log(f"building phasic-core into {dest}")
-        session.run("python", "-m", "pip", "wheel", "--no-deps", "-w", str(dest), str(CORE))
+        # run_install: the build is part of installing (it runs under --install-only too)
+        session.run_install("python", "-m", "pip", "wheel", "--no-deps", "-w", str(dest),
+                            str(CORE))
     wheels = [str(p) for p in dest.glob("*.whl")]
     session.install(*(f"{w}{extras}" for w in wheels))
     # A rebuilt wheel keeps its version number, so pip would leave an older build in a

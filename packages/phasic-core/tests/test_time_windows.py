@@ -28,14 +28,20 @@ REL = 1e-12
 
 
 def both_ways(fn):
-    """fn() with the windows on, then term by term; the switch restored either way."""
+    """fn() with the windows on, then term by term; the switches restored either way.
+
+    Anchors stay off: dense times would otherwise share them (test_time_anchors.py
+    checks those against exact densities), and this suite compares the windows.
+    """
     try:
+        _core.set_time_anchors(False)
         _core.set_time_windows(True)
         new = fn()
         _core.set_time_windows(False)
         old = fn()
     finally:
         _core.set_time_windows(True)
+        _core.set_time_anchors(True)
     return new, old
 
 

@@ -158,6 +158,7 @@ struct SweepCounts {
   int64_t piecewise;
   int64_t single;
   int64_t madds;  // multiply-adds of the scaled and piecewise sweeps' steps (the roofline's count)
+  int64_t anchored;  // observed times summed through anchors (time_anchors.hpp)
 };
 SweepCounts sweep_counts();
 

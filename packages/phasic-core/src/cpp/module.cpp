@@ -395,10 +395,12 @@ NB_MODULE(_core, m) {
         d["piecewise"] = c.piecewise;
         d["single"] = c.single;
         d["madds"] = c.madds;
+        d["anchored"] = c.anchored;
         return d;
       },
       "Continuous sweeps run so far in this process: {'piecewise': n, 'single': m, 'madds': "
-      "multiply-adds of the scaled and piecewise sweeps' steps}.");
+      "multiply-adds of the scaled and piecewise sweeps' steps, 'anchored': observed times "
+      "summed through shared anchors}.");
   m.def(
       "set_time_windows",
       [](bool on) { kernel::g_time_windows.store(on, std::memory_order_relaxed); },
@@ -406,6 +408,12 @@ NB_MODULE(_core, m) {
       "Diagnostic: False makes the derivative and log-density sweeps sum every time's "
       "series term by term from n = 0 (the former per-step sums) instead of over a window "
       "around its Poisson mode; tests compare the two. True (the default) restores them.");
+  m.def(
+      "set_time_anchors",
+      [](bool on) { kernel::g_time_anchors.store(on, std::memory_order_relaxed); },
+      "on"_a,
+      "Diagnostic: False makes every time use its own window, even where many times share "
+      "anchors (time_anchors.hpp); tests compare the two. True (the default) restores them.");
   m.def(
       "hash_probes", []() { return t_hash_probes; },
       "Diagnostic: hash-table slots examined so far on the calling thread (state and "

@@ -9,8 +9,9 @@
 namespace phasic {
 namespace kernel {
 
-std::atomic<int64_t> g_sweeps_piecewise{0}, g_sweeps_single{0}, g_sweep_madds{0};
-std::atomic<bool> g_time_windows{true};
+std::atomic<int64_t> g_sweeps_piecewise{0}, g_sweeps_single{0}, g_sweep_madds{0},
+    g_anchored_times{0};
+std::atomic<bool> g_time_windows{true}, g_time_anchors{true};
 
 namespace {
 thread_local void (*t_interrupt_poll)() = nullptr;
@@ -74,7 +75,8 @@ void set_interrupt_poll(void (*poll)()) { kernel::t_interrupt_poll = poll; }
 SweepCounts sweep_counts() {
   return {kernel::g_sweeps_piecewise.load(std::memory_order_relaxed),
           kernel::g_sweeps_single.load(std::memory_order_relaxed),
-          kernel::g_sweep_madds.load(std::memory_order_relaxed)};
+          kernel::g_sweep_madds.load(std::memory_order_relaxed),
+          kernel::g_anchored_times.load(std::memory_order_relaxed)};
 }
 
 double work_estimate(const Structure& s) {

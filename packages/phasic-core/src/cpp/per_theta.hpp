@@ -87,6 +87,8 @@ struct Workspace {
 extern std::atomic<int64_t> g_sweeps_piecewise, g_sweeps_single;
 // Multiply-adds of the steps of the scaled and piecewise sweeps (value and partials).
 extern std::atomic<int64_t> g_sweep_madds;
+// Observed times summed through anchors (time_anchors.hpp), for tests and benchmarks.
+extern std::atomic<int64_t> g_anchored_times;
 
 // Shrinks [lo, hi] to the first and last nonzero entries of x (empty: lo > hi).
 template <class T>

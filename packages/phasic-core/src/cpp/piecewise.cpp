@@ -10,6 +10,7 @@
 #include "poisson.hpp"
 #include "sweeps.hpp"
 #include "threads.hpp"
+#include "time_anchors.hpp"
 #include "time_windows.hpp"
 
 namespace phasic {
@@ -127,6 +128,7 @@ class PiecewiseSweep {
     int32_t zlo, zhi, ra, rb;  // end vector window; rows of this step
     int64_t step = 0, target = 0;  // times are summed once step >= target
     bool end_done = false, finished = false, failed = false;
+    double mass0 = 0.0, dv0 = 0.0;       // value and derivative mass of the start vector
     T sp_end = 0.0;                      // density at t_end
     double tail_m = 0.0, tail_g = 0.0;  // neglected tail of the end vector
   };
@@ -220,6 +222,11 @@ bool PiecewiseSweep<T>::prepare() {
     gm_[q] = std::max(gm_[q], gm_[q + 1]);
     dsm_[q] = std::max(dsm_[q], dsm_[q + 1]);
   }
+  t_last_ = *std::max_element(times_, times_ + n_times_);
+  // Short sweeps (lambda t_max below ~400 steps) are cheaper in one piece: each cut
+  // costs a Poisson tail (measured: Kingman n = 10 at t <= 5, 225 steps, 0.18 ms in
+  // one sweep, 0.22 ms piecewise; n = 15, 525 steps, 0.72 vs 0.66 ms).
+  if (!(smax_ > 0.0) || lo_ > hi_ || gm_[lo_] * t_last_ < 400.0) return false;
   // Sorted by (time, index): direct keys sort several times faster than indices
   // compared through the times (10,000 observed times: ~1 ms otherwise).
   std::vector<std::pair<double, int64_t>> key(static_cast<size_t>(n_times_));
@@ -227,11 +234,6 @@ bool PiecewiseSweep<T>::prepare() {
   std::sort(key.begin(), key.end());
   idx_.resize(static_cast<size_t>(n_times_));
   for (int64_t i = 0; i < n_times_; ++i) idx_[i] = key[i].second;
-  t_last_ = times_[idx_.back()];
-  // Short sweeps (lambda t_max below ~400 steps) are cheaper in one piece: each cut
-  // costs a Poisson tail (measured: Kingman n = 10 at t <= 5, 225 steps, 0.18 ms in
-  // one sweep, 0.22 ms piecewise; n = 15, 525 steps, 0.72 vs 0.66 ms).
-  if (!(smax_ > 0.0) || lo_ > hi_ || gm_[lo_] * t_last_ < 400.0) return false;
   // Effect of one unit of neglected magnitude on any later density or derivative.
   reach_ = smax_ * (1.0 + t_last_ * dsm_[0]) + ds_max_;
 
@@ -307,6 +309,10 @@ void PiecewiseSweep<T>::start_piece(Piece& pc) const {
   pc.ra = std::min(lo_, slo_);
   pc.rb = std::max({hi_, L_.reach_hi[hi_], shi_});
   pc.w_end = std::exp(-pc.mu);
+  for (int32_t q = lo_; q <= hi_; ++q) {
+    pc.mass0 += value(cur_[q]);
+    pc.dv0 += magnitude(cur_[q]) - std::fabs(value(cur_[q]));
+  }
 }
 
 // The piece's series: the requested times into acc_, the density at t_end into
@@ -415,6 +421,28 @@ void PiecewiseSweep<T>::close_times(Piece& pc, bool empty) {
     return strict_ ? v : std::max({v, 1e-22 * max_f_, 1e-300});
   };
   const int64_t M = static_cast<int64_t>(rec_.size());
+  auto complete = [&](int64_t i, int64_t n_done) {
+    tdone_[i] = 1;
+    --pc.remaining;
+    max_f_ = std::max(max_f_, value(acc_[i]));
+    tlost_m_[i] = rec_lost_m_[n_done];
+    tlost_g_[i] = rec_lost_g_[n_done];
+  };
+  // dense times share anchors (time_anchors.hpp)
+  if (g_time_windows.load(std::memory_order_relaxed) &&
+      g_time_anchors.load(std::memory_order_relaxed)) {
+    std::vector<int64_t> open;
+    for (size_t k = pc.first; k < pc.last; ++k)
+      if (!tdone_[idx_[k]] && tmu_[idx_[k]] > 0.0) open.push_back(idx_[k]);
+    const int64_t served = anchor_times(
+        rec_.data(), M, empty, pc.mass0, pc.dv0, rates, tmu_.data(), open, ok,
+        [&](int64_t i, const T& acc, int64_t n_last) {
+          acc_[i] = acc;
+          complete(i, n_last);
+          return true;
+        });
+    g_anchored_times.fetch_add(served, std::memory_order_relaxed);
+  }
   for (size_t k = pc.first; k < pc.last; ++k) {
     const int64_t i = idx_[k];
     if (tdone_[i]) continue;
@@ -432,11 +460,7 @@ void PiecewiseSweep<T>::close_times(Piece& pc, bool empty) {
       acc_[i] = rec_[0].c;
     }
     if (res != WindowResult::kDone) continue;
-    tdone_[i] = 1;
-    --pc.remaining;
-    max_f_ = std::max(max_f_, value(acc_[i]));
-    tlost_m_[i] = rec_lost_m_[n_done];
-    tlost_g_[i] = rec_lost_g_[n_done];
+    complete(i, n_done);
   }
 }
 

@@ -58,6 +58,9 @@ struct TailRates {
 // Diagnostic (module.cpp: set_time_windows): false sums every time term by term from
 // n = 0, as the sweeps did before the windows; tests compare the two.
 extern std::atomic<bool> g_time_windows;
+// Diagnostic (module.cpp: set_time_anchors): false keeps dense times off the shared
+// anchors of time_anchors.hpp (each uses its own window).
+extern std::atomic<bool> g_time_anchors;
 
 enum class WindowResult {
   kDone,  // acc holds the time's series, n_done the last term it needed

@@ -10,6 +10,7 @@
 #include "poisson.hpp"
 #include "sweeps.hpp"
 #include "threads.hpp"
+#include "time_anchors.hpp"
 #include "time_windows.hpp"
 
 namespace phasic {
@@ -343,23 +344,27 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
   std::vector<T> v(static_cast<size_t>(n)), next(static_cast<size_t>(n));
   int32_t lo = n, hi = -1;    // window of v's nonzero entries
   int32_t slo = n, shi = -1;  // rows of `next` that may hold stale values
-  double prev_mag = 0.0;
+  double prev_mag = 0.0, mass0 = 0.0;
   for (int32_t q = 0; q < n; ++q) {
     v[q] = ws.alpha[L.u_tidx[q]];
     prev_mag += magnitude(v[q]);
+    mass0 += value(v[q]);
     if (!is_zero(v[q])) {
       lo = std::min(lo, q);
       hi = q;
     }
   }
+  const double prev_mag0 = prev_mag;  // the first vector's size (its derivative mass: - mass0)
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
   constexpr double kRel = 1e-10, kTanAbs = 1e-13;
   // Each step's term is recorded once; the times are summed from the records
   // (time_windows.hpp) when the steps reach `target`, and again later for any time
   // whose tail bound needed more steps.
   std::vector<TermRecord<T>> rec;
-  // One common unit: no rescale so far (every record in the units of the first).
-  bool one_scale = g_time_windows.load(std::memory_order_relaxed);
+  // Records 0 .. S - 1 share the first one's unit (no rescale before them): windows and
+  // anchors sum within them; a time that needs later records is summed in logs.
+  const bool windows = g_time_windows.load(std::memory_order_relaxed);
+  int64_t S = 0;
   double target = std::ceil(mu_max + 6.0 * std::sqrt(mu_max) + 8.0);
   const TailRates rates{smax, ds_max, dp_max};
   double rows_done = 0.0;
@@ -391,10 +396,29 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
     // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
     record_term(rec, c, log_scale, size.mass, std::max(0.0, size.mag - size.mass));
-    one_scale &= log_scale == rec[0].ls;
+    if (S == step && log_scale == rec[0].ls) S = step + 1;
     const bool empty = size.mag == 0.0;  // every later term is 0
     if (empty || static_cast<double>(step + 1) >= target) {
       const int64_t M = step + 1;
+      const bool all = S == M;  // every record in one unit: `empty` holds for the first S
+      // many times per unit of mu share anchors (time_anchors.hpp)
+      if (windows && g_time_anchors.load(std::memory_order_relaxed)) {
+        std::vector<int64_t> open;
+        open.reserve(static_cast<size_t>(remaining));
+        for (int64_t i = 0; i < n_times; ++i)
+          if (!done[i]) open.push_back(i);
+        const int64_t served = anchor_times(
+            rec.data(), S, empty && all, mass0, std::max(0.0, prev_mag0 - mass0), rates, mu.data(), open,
+            ok, [&](int64_t i, const T& acc, int64_t) {
+              if (!(value(acc) >= 1e-250)) return false;  // far below the scale: in logs
+              out[i].ls = rec[0].ls;
+              out[i].acc = acc;
+              done[i] = 1;
+              --remaining;
+              return true;
+            });
+        g_anchored_times.fetch_add(served, std::memory_order_relaxed);
+      }
       for (int64_t i = 0; i < n_times; ++i) {
         if (done[i]) continue;
         Scaled<T>& o = out[i];
@@ -408,7 +432,10 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
           WindowResult res = WindowResult::kSlow;
           int64_t n_done = 0;
           T acc = 0.0;
-          if (one_scale) res = window_sum(rec.data(), M, empty, mu[i], rates, acc, n_done, ok, vlimit);
+          if (windows) {
+            res = window_sum(rec.data(), S, empty && all, mu[i], rates, acc, n_done, ok, vlimit);
+            if (res == WindowResult::kMore && !all) res = WindowResult::kSlow;
+          }
           // Far below the scale's range the weighted terms may lose digits or underflow
           // to 0 (a sum that is 0 only because its terms were): in logs.
           const bool zero_terms = rec[n_done].cmax == 0.0 && rec[n_done].tmax == 0.0;
