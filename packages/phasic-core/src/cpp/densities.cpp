@@ -27,10 +27,18 @@ PHASIC_EACH_SCALAR(PHASIC_INSTANTIATE)
 
 void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
                  int64_t n_times, double* pdf, double* cdf) {
-  if (s.discrete)
+  if (s.discrete) {
     discrete_distribution(s, ws, times, n_times, pdf, cdf);
-  else if (cdf != nullptr || pdf == nullptr || !piecewise_pdf(s, ws, times, n_times, pdf))
+  } else if (cdf != nullptr || pdf == nullptr) {
     continuous_distribution(s, ws, times, n_times, pdf, cdf);
+  } else if (!piecewise_pdf(s, ws, times, n_times, pdf)) {
+    // The density alone: the recorded sweep sums each time over its window or an
+    // anchor (time_windows.hpp, time_anchors.hpp) instead of adding every step's term
+    // to every time (10,000 times on 41 states: 42 ms that way).
+    std::vector<Scaled<double>> o(static_cast<size_t>(n_times));
+    uniformized(s, ws, times, n_times, o.data());
+    for (int64_t i = 0; i < n_times; ++i) pdf[i] = unscale(o[i].ls, o[i].acc);
+  }
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // plain pdf (T = double, not strict) and the scaled kernels (strict, any T).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -91,13 +92,15 @@ void piece_rows(int32_t a, int32_t b, const T* __restrict cur, T* __restrict nxt
 // (5e-11 of the value, and of the largest partial or 5e-14 of the value). `strict` (the scaled
 // kernels) also refuses densities below 1e-280, where unscaled arithmetic may have
 // underflowed; otherwise (the plain pdf) an error within 1e-21 of the largest density
-// is accepted, as in continuous_distribution. Returns false when a check fails or a
-// series does not converge: the single sweep then runs instead.
+// is accepted, as in continuous_distribution. A run whose checks fail runs once more
+// with its cuts held lower by the margin the worst time needed (a density far below
+// those the front was dropped against: a far tail, an extreme theta); false when that
+// fails too or a series does not converge: the single sweep then runs instead.
 //
 // Steps are cut into fixed chunks of rows whose partial sums are added in chunk order,
 // so results do not depend on the team size; big graphs run each piece on a team.
 constexpr double kPieceSteps = 64.0;  // a piece spans this many steps' worth of time
-constexpr double kLoss = 1e-24;       // neglected at a cut, relative to the last density
+constexpr double kLoss = 1e-24;       // neglected at a cut, relative to the last density (first try)
 constexpr double kRel = 1e-11, kTanAbs = 1e-14;     // a time's series is complete
 constexpr double kCheck = 5e-11, kCheckTan = 5e-14;  // a time is within what was neglected
 constexpr int32_t kChunk = 256;                     // rows per chunk (fixed: same bits)
@@ -108,9 +111,9 @@ class PiecewiseSweep {
   static constexpr int N = Tangents<T>::n;
 
   PiecewiseSweep(const Structure& s, const Workspace<T>& ws, const double* times,
-                 int64_t n_times, bool strict)
+                 int64_t n_times, bool strict, double loss)
       : s_(s), ws_(ws), L_(s.layout), times_(times), n_times_(n_times), strict_(strict),
-        n_(s.n), nnz_(s.layout.in_src.size()) {}
+        loss_(loss), n_(s.n), nnz_(s.layout.in_src.size()) {}
 
   // The per-row rates, the starting vector and the buffers. False when the graph
   // does not qualify or one sweep is cheaper (the single sweep then runs).
@@ -119,6 +122,10 @@ class PiecewiseSweep {
   // Every requested time's series into out (unscaled: ls is 0 or -inf). False when a
   // check fails or a series does not converge; "too stiff" past 2e6 steps.
   bool run(Scaled<T>* out);
+
+  // After a failed run: the factor by which the drops' budget should shrink for the
+  // failing density to pass (0: a retry would not help).
+  double shortfall() const { return checks_failed_ ? shortfall_ : 0.0; }
 
  private:
   // One piece [t_a, t_end] at rate lambda, serving the sorted times [first, last).
@@ -133,7 +140,8 @@ class PiecewiseSweep {
     double tail_m = 0.0, tail_g = 0.0;  // neglected tail of the end vector
   };
 
-  bool within(int64_t i, double lm, double lg) const;
+  double margin(int64_t i, double lm, double lg) const;
+  void check(int64_t i, double lm, double lg);
   void set_rate(double lambda);
   void drop_front();
   bool run_piece(Piece& pc);
@@ -150,6 +158,7 @@ class PiecewiseSweep {
   const double* times_;
   const int64_t n_times_;
   const bool strict_;
+  const double loss_;  // what a cut may neglect, relative to the last density
   const int32_t n_;
   const size_t nnz_;
 
@@ -185,6 +194,8 @@ class PiecewiseSweep {
   double max_f_ = 0.0;
   int64_t total_steps_ = 0;
   bool stiff_ = false;
+  bool checks_failed_ = false;
+  double shortfall_ = 1.0;
 };
 
 template <class T>
@@ -223,10 +234,14 @@ bool PiecewiseSweep<T>::prepare() {
     dsm_[q] = std::max(dsm_[q], dsm_[q + 1]);
   }
   t_last_ = *std::max_element(times_, times_ + n_times_);
-  // Short sweeps (lambda t_max below ~400 steps) are cheaper in one piece: each cut
-  // costs a Poisson tail (measured: Kingman n = 10 at t <= 5, 225 steps, 0.18 ms in
-  // one sweep, 0.22 ms piecewise; n = 15, 525 steps, 0.72 vs 0.66 ms).
-  if (!(smax_ > 0.0) || lo_ > hi_ || gm_[lo_] * t_last_ < 400.0) return false;
+  // Short sweeps are cheaper in one piece: each cut costs a Poisson tail, and a
+  // piecewise step does more per row (the end vector, the flush). Measured with
+  // derivatives, 200 times: Kingman n = 10 (41 states) one sweep 1.4-2.6x faster up to
+  // lambda t_max ~ 1,000 steps, n = 12 (77) up to ~900; n = 15 (175) about even near
+  // 800; n = 20 (626) piecewise 1.3x faster from ~1,000. Below 150 states, one sweep
+  // up to 1,000 steps; above, 400 (n = 10 at 225 steps: 0.18 ms vs 0.22 ms).
+  const double one_sweep_steps = n < 150 ? 1000.0 : 400.0;
+  if (!(smax_ > 0.0) || lo_ > hi_ || gm_[lo_] * t_last_ < one_sweep_steps) return false;
   // Sorted by (time, index): direct keys sort several times faster than indices
   // compared through the times (10,000 observed times: ~1 ms otherwise).
   std::vector<std::pair<double, int64_t>> key(static_cast<size_t>(n_times_));
@@ -262,15 +277,31 @@ bool PiecewiseSweep<T>::prepare() {
   return true;
 }
 
-// Whether time i is within the checks, its series complete with lm and lg neglected.
+// How far time i is within the checks, its series complete with lm and lg neglected:
+// the smallest ratio of what a check allows to what was neglected (>= 1: within).
 template <class T>
-bool PiecewiseSweep<T>::within(int64_t i, double lm, double lg) const {
+double PiecewiseSweep<T>::margin(int64_t i, double lm, double lg) const {
   const double f = value(acc_[i]), g = max_tangent(acc_[i]);
   const double em = smax_ * lm;
   const double eg = smax_ * lg + lm * (ds_max_ + times_[i] * smax_ * dsm_[0]);
-  if (!strict_) return em <= kCheck * f || em <= 1e-21 * max_f_ || em < 1e-300;
-  if (f < 1e-280 && times_[i] > 0.0) return false;  // may have underflowed
-  return em <= kCheck * f && (N == 0 || eg <= kCheck * g || eg <= kCheckTan * f);
+  auto ratio = [](double allowed, double err) {
+    return err > 0.0 ? allowed / err : std::numeric_limits<double>::infinity();
+  };
+  if (!strict_) return em < 1e-300 ? ratio(1.0, 0.0) : ratio(std::max(kCheck * f, 1e-21 * max_f_), em);
+  if (f < 1e-280 && times_[i] > 0.0) return 0.0;  // may have underflowed
+  const double r = ratio(kCheck * f, em);
+  return N == 0 ? r : std::min(r, ratio(std::max(kCheck * g, kCheckTan * f), eg));
+}
+
+// Checks time i; on failure, notes how much smaller the neglected mass should be (a
+// tenth of the smallest margin: drops and tails scale with loss_). The run goes on, so
+// that a retry knows the margin every time needs.
+template <class T>
+void PiecewiseSweep<T>::check(int64_t i, double lm, double lg) {
+  const double r = margin(i, lm, lg);
+  if (r >= 1.0) return;
+  checks_failed_ = true;
+  shortfall_ = std::min(shortfall_, 0.1 * r);
 }
 
 // P = I + S / lambda in gather order (kept while the rate does not change).
@@ -286,7 +317,7 @@ void PiecewiseSweep<T>::set_rate(double lambda) {
 // Drops front entries whose effect is at most kLoss of the last density.
 template <class T>
 void PiecewiseSweep<T>::drop_front() {
-  const double budget = kLoss * value(last_) / reach_;
+  const double budget = loss_ * value(last_) / reach_;
   double dropped = 0.0;
   while (lo_ <= hi_ && dropped + magnitude(cur_[lo_]) <= budget) {
     dropped += magnitude(cur_[lo_]);
@@ -472,7 +503,7 @@ void PiecewiseSweep<T>::check_end_tail(Piece& pc, double mass, double dv1) {
   if (pc.end_done || !(m1 + 1.0 > pc.mu)) return;
   const double r = pc.mu / (m1 + 1.0), W = pc.w_end * pc.mu / m1 / (1.0 - r);
   const double tm = W * mass, tg = W * (dv1 + N * pc.dp_max * mass * r / (1.0 - r));
-  if (smax_ * tg + tm * reach_ <= kLoss * std::max(value(pc.sp_end), max_f_)) {
+  if (smax_ * tg + tm * reach_ <= loss_ * std::max(value(pc.sp_end), max_f_)) {
     pc.end_done = true;
     pc.tail_m = tm;
     pc.tail_g = tg;
@@ -510,14 +541,14 @@ bool PiecewiseSweep<T>::run(Scaled<T>* out) {
   while (k < nt) {
     if (times_[idx_[k]] <= t_prev) {  // t = 0 and repeats of a piece's end
       acc_[idx_[k]] = last_;
-      if (!within(idx_[k++], lost_m_, lost_g_)) return false;
+      check(idx_[k++], lost_m_, lost_g_);
       continue;
     }
     drop_front();
     if (lo_ > hi_) {  // nothing left: every later density is 0
       for (; k < nt; ++k) {
         acc_[idx_[k]] = 0.0;
-        if (!within(idx_[k], lost_m_, lost_g_)) return false;
+        check(idx_[k], lost_m_, lost_g_);
       }
       break;
     }
@@ -542,7 +573,7 @@ bool PiecewiseSweep<T>::run(Scaled<T>* out) {
       return false;
     }
     for (; k < last_k; ++k)
-      if (!within(idx_[k], tlost_m_[idx_[k]], tlost_g_[idx_[k]])) return false;
+      check(idx_[k], tlost_m_[idx_[k]], tlost_g_[idx_[k]]);
     lost_m_ += pc.tail_m;
     lost_g_ += pc.tail_g;
     t_prev = t_end;
@@ -551,6 +582,7 @@ bool PiecewiseSweep<T>::run(Scaled<T>* out) {
   }
   timer.done(rows_done_ * row_cost_);
   g_sweep_madds.fetch_add(static_cast<int64_t>(rows_done_ * row_cost_), std::memory_order_relaxed);
+  if (checks_failed_) return false;
   g_sweeps_piecewise.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < nt; ++i) {
     out[i].ls = is_zero(acc_[i]) ? kNegInf : 0.0;
@@ -564,8 +596,18 @@ bool PiecewiseSweep<T>::run(Scaled<T>* out) {
 template <class T>
 bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
                       int64_t n_times, bool strict, Scaled<T>* out) {
-  PiecewiseSweep<T> sweep(s, ws, times, n_times, strict);
-  return sweep.prepare() && sweep.run(out);
+  // A density far below those the front entries were dropped against (a far tail,
+  // an extreme theta) can fail its check: once more with the drops held that much
+  // lower (cheaper than the single sweep that would run instead).
+  double loss = kLoss;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    PiecewiseSweep<T> sweep(s, ws, times, n_times, strict, loss);
+    if (!sweep.prepare()) return false;
+    if (sweep.run(out)) return true;
+    if (!(sweep.shortfall() > 0.0)) return false;
+    loss *= sweep.shortfall();
+  }
+  return false;
 }
 
 #define PHASIC_INSTANTIATE(T)                                                                \
