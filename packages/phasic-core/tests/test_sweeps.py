@@ -45,7 +45,8 @@ def test_large_sweeps_exact_and_bit_identical_across_threads(monkeypatch) -> Non
 def test_piecewise_pdf_unsorted_repeated_and_spread_times() -> None:
     # Acyclic graphs take the piecewise sweep (the rate drops as fast states empty):
     # unsorted times, a repeat, t = 0, the far left and right tails, against expm.
-    # (Kingman n = 15: 175 states, so a sweep of 400 or more steps goes piecewise.)
+    # (Kingman n = 15: 175 states, so a sweep of 800 or more steps goes piecewise:
+    # 105 x 0.37 x 25 = 971 at the smaller theta.)
     b = _core.kingman(15)
     s = b.compile()
     times = np.array([3.0, 0.0, 0.004, 25.0, 0.3, 3.0, 1e-9, 0.05, 9.0, 1.2])

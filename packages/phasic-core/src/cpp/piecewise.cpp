@@ -237,10 +237,10 @@ bool PiecewiseSweep<T>::prepare() {
   // Short sweeps are cheaper in one piece: each cut costs a Poisson tail, and a
   // piecewise step does more per row (the end vector, the flush). Measured with
   // derivatives, 200 times: Kingman n = 10 (41 states) one sweep 1.4-2.6x faster up to
-  // lambda t_max ~ 1,000 steps, n = 12 (77) up to ~900; n = 15 (175) about even near
-  // 800; n = 20 (626) piecewise 1.3x faster from ~1,000. Below 150 states, one sweep
-  // up to 1,000 steps; above, 400 (n = 10 at 225 steps: 0.18 ms vs 0.22 ms).
-  const double one_sweep_steps = n < 150 ? 1000.0 : 400.0;
+  // lambda t_max ~ 1,000 steps, n = 12 (77) up to ~900; n = 15 (175) 1.7x faster at
+  // 405 steps and even at 776; n = 20 (626) piecewise 1.3x faster from ~1,000. One
+  // sweep up to 1,000 steps below 150 states, 800 below 400 states, else 400.
+  const double one_sweep_steps = n < 150 ? 1000.0 : n < 400 ? 800.0 : 400.0;
   if (!(smax_ > 0.0) || lo_ > hi_ || gm_[lo_] * t_last_ < one_sweep_steps) return false;
   // Sorted by (time, index): direct keys sort several times faster than indices
   // compared through the times (10,000 observed times: ~1 ms otherwise).
