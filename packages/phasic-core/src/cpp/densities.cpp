@@ -7,6 +7,7 @@
 #include "density_runs.hpp"
 #include "kernels.hpp"
 #include "sweeps.hpp"
+#include "threads.hpp"
 
 namespace phasic {
 namespace kernel {
@@ -34,7 +35,14 @@ void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
   } else if (!piecewise_pdf(s, ws, times, n_times, pdf)) {
     // The density alone: the recorded sweep sums each time over its window or an
     // anchor (time_windows.hpp, time_anchors.hpp) instead of adding every step's term
-    // to every time (10,000 times on 41 states: 42 ms that way).
+    // to every time (10,000 times on 41 states: 42 ms that way). A graph big enough
+    // for a team of threads, with few times, keeps the per-step sums: their sweep runs
+    // on the team, the recorded one on one thread.
+    const double work = static_cast<double>(s.layout.in_src.size()) + s.n;
+    if (n_times <= 64 && work >= kMinSweepWork) {
+      continuous_distribution(s, ws, times, n_times, pdf, nullptr);
+      return;
+    }
     std::vector<Scaled<double>> o(static_cast<size_t>(n_times));
     uniformized(s, ws, times, n_times, o.data());
     for (int64_t i = 0; i < n_times; ++i) pdf[i] = unscale(o[i].ls, o[i].acc);

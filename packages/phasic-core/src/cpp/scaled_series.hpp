@@ -43,23 +43,26 @@ struct VecSize {
   double mass = 0.0;  // sum of values (they are probabilities, >= 0)
 };
 
-// Drops entries below `cut` (they would otherwise decay into slow subnormal
-// arithmetic; the caller sets cut to 1e-150 of the previous size, negligible next
-// to the kept mass) and measures what is left, in one pass.
+// Drops x when it is below `cut` (it would otherwise decay into slow subnormal
+// arithmetic; the caller sets cut to 1e-150 of the previous size, negligible next to
+// the kept mass), else adds it to r.
+template <class T>
+inline void flush_or_measure(T& x, double cut, VecSize& r) {
+  const double m = magnitude(x);
+  if (m == 0.0) return;
+  if (m < cut) {
+    x = T(0.0);
+    return;
+  }
+  r.mag += m;
+  r.mass += value(x);
+}
+
+// flush_or_measure over a range, in one pass.
 template <class T>
 VecSize flush_and_measure(T* begin, T* end, double cut) {
   VecSize r;
-  for (T* p = begin; p < end; ++p) {
-    T& x = *p;
-    const double m = magnitude(x);
-    if (m == 0.0) continue;
-    if (m < cut) {
-      x = T(0.0);
-      continue;
-    }
-    r.mag += m;
-    r.mass += value(x);
-  }
+  for (T* p = begin; p < end; ++p) flush_or_measure(*p, cut, r);
   return r;
 }
 

@@ -388,13 +388,16 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     // Rows that can be nonzero, and stale ones (they compute to 0).
     const int32_t ra = lo <= hi ? std::min({lo, L.reach_lo[lo], slo}) : slo;
     const int32_t rb = lo <= hi ? std::max({hi, L.reach_hi[hi], shi}) : shi;
-    for (int32_t q = ra; q <= rb; ++q) {
+    // Each row is measured (and flushed) as it is computed: one pass, not two.
+    const double cut = kFlushRel * prev_mag;
+    VecSize size;
+    for (int32_t q = std::max(ra, 0); q <= rb; ++q) {
       T x = diag[q] * v[q];
-      for (int64_t e = L.in_ptr[q]; e < L.in_ptr[q + 1]; ++e) fma_into(x, pu[e], v[L.in_src[e]]);
+      const int64_t e1 = L.in_ptr[q + 1];
+      for (int64_t e = L.in_ptr[q]; e < e1; ++e) fma_into(x, pu[e], v[L.in_src[e]]);
+      flush_or_measure(x, cut, size);
       next[q] = x;
     }
-    VecSize size = flush_and_measure(next.data() + std::max(ra, 0), next.data() + rb + 1,
-                                     kFlushRel * prev_mag);
     // Bounds on every later term (n = step + 1 onwards), in units of exp(log_scale):
     // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
     // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
