@@ -40,7 +40,11 @@ GATHER = """
     assert jax.device_count() == 8
     mine = jnp.array([p.process_id * 10 + 1, p.process_id ** 2])
     everyone = np.asarray(multihost_utils.process_allgather(mine))
-    print("gathered", p.process_id, everyone.tolist(), flush=True)
+    # One write for the whole line: this rank's stderr shares its stream, and Gloo's
+    # own messages from another thread could land between print's pieces.
+    import sys
+    sys.stdout.write(f"gathered {p.process_id} {everyone.tolist()}\\n")
+    sys.stdout.flush()
 """
 
 
