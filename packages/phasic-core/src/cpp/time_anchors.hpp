@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "per_theta.hpp"
 #include "time_windows.hpp"
 
 namespace phasic {
@@ -278,6 +279,7 @@ int64_t anchor_times(const TermRecord<T>* rec, int64_t M, bool empty, double mas
       if (ok(an.verr, an.terr, acc) && done(i, acc, an.n_last)) ++served;
     }
   }
+  g_anchored_times.fetch_add(served, std::memory_order_relaxed);
   return served;
 }
 

@@ -354,7 +354,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
       hi = q;
     }
   }
-  const double prev_mag0 = prev_mag;  // the first vector's size (its derivative mass: - mass0)
+  const double dv0 = std::max(0.0, prev_mag - mass0);  // the first vector's derivative mass
   double log_scale = 0.0;  // v = exp(-log_scale) * alpha P^step
   // Each series stops at 1e-12 of its partial sum (the guarantee is 1e-10; the margin
   // costs ~5% more terms and keeps the plain density as exact as its former per-step
@@ -413,8 +413,8 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
         open.reserve(static_cast<size_t>(remaining));
         for (int64_t i = 0; i < n_times; ++i)
           if (!done[i]) open.push_back(i);
-        const int64_t served = anchor_times(
-            rec.data(), S, empty && all, mass0, std::max(0.0, prev_mag0 - mass0), rates, mu.data(), open,
+        anchor_times(
+            rec.data(), S, empty && all, mass0, dv0, rates, mu.data(), open,
             ok, [&](int64_t i, const T& acc, int64_t) {
               if (!(value(acc) >= 1e-250)) return false;  // far below the scale: in logs
               out[i].ls = rec[0].ls;
@@ -423,7 +423,6 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
               --remaining;
               return true;
             });
-        g_anchored_times.fetch_add(served, std::memory_order_relaxed);
       }
       for (int64_t i = 0; i < n_times; ++i) {
         if (done[i]) continue;
