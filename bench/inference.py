@@ -19,8 +19,14 @@ cost per additional observed time is (time at the largest N - time at N = 200) /
 (difference in N). One SVGD step: value_and_grad of 64 particles x 200 times under
 jit(vmap) (one FFI call for the batch; the program's custom calls are counted).
 
+Lumping: the block-counting graph lumps exactly to its n - 1 lineage counts for the time
+to absorption, and the densities run on that chain (the "swept" states). The SVGD step
+is also timed with lumping off (`_core.set_lumping(False)`): what a graph of the same
+size without that symmetry costs.
+
 Roofline: the multiply-adds of the sweeps (counted by the kernels) per second for a
-single observed time at the largest simulated time, next to a memory-bandwidth bound
+single observed time at the largest simulated time, with lumping and without (the
+graph's own size), next to a memory-bandwidth bound
 (a numpy triad's bytes per second over the sweep's 20 bytes per multiply-add: an
 in-edge weight and source value with their tangent, and a 4-byte index).
 
@@ -115,7 +121,8 @@ def measure(n: int, sizes: tuple[int, ...]) -> dict[str, Any]:
     vg = jax.jit(jax.value_and_grad(lambda th, t: phasic.loglik(text, th, t)))
     eig = EigRoute(text)
     row: dict[str, Any] = {"n": n, "vertices": g.vertices_length(),
-                           "states": int(eig.s0.shape[0]), "by_N": []}
+                           "states": int(eig.s0.shape[0]),
+                           "swept_states": int(g.structure().lumped_length), "by_N": []}
     for N in sizes:
         t = jnp.asarray(times[:N])
         tn = times[:N]
@@ -144,7 +151,17 @@ def measure(n: int, sizes: tuple[int, ...]) -> dict[str, Any]:
           f"{row['eig_dlog_err']:.1e}; per extra time phasic {row['per_time_us']:.3f} us, "
           f"eig {row['eig_per_time_us']:.3f} us", flush=True)
     row["roofline"] = roofline(text, float(times.max()))
+    row["roofline_unlumped"] = unlumped(lambda: roofline(text, float(times.max())))
     return row
+
+
+def unlumped(fn: Any) -> Any:
+    """fn() with the densities on the graph as it is (no lumping)."""
+    try:
+        core().set_lumping(False)
+        return fn()
+    finally:
+        core().set_lumping(True)
 
 
 def svgd_step(n: int) -> dict[str, Any]:
@@ -156,15 +173,17 @@ def svgd_step(n: int) -> dict[str, Any]:
     fn = jax.jit(jax.vmap(jax.value_and_grad(lambda th: phasic.loglik(text, th, t))))
     calls = fn.lower(thetas).as_text().count("custom_call")
     ph = timeit(lambda: jax.block_until_ready(fn(thetas)), repeat=5)
+    whole = unlumped(lambda: timeit(lambda: jax.block_until_ready(fn(thetas)), repeat=3))
     eig = EigRoute(text)
     tn = np.asarray(t)
     few = 4 if eig.s0.shape[0] > 300 else PARTICLES  # big eigs: time 4, scale to 64
     ei = timeit(lambda: [eig(float(th[0]), tn) for th in np.asarray(thetas)[:few]],
                 repeat=3, min_time=0.02) * PARTICLES / few
     print(f"  SVGD step n={n:2d}, {PARTICLES} x {SVGD_TIMES}: phasic {ph * 1e3:8.3f} ms "
-          f"({calls} custom call(s) in the program), eig {ei * 1e3:8.3f} ms", flush=True)
-    return {"n": n, "phasic_s": ph, "eig_s": ei, "custom_calls": calls,
-            "eig_particles_timed": few}
+          f"({calls} custom call(s) in the program; without lumping {whole * 1e3:8.3f} ms), "
+          f"eig {ei * 1e3:8.3f} ms", flush=True)
+    return {"n": n, "phasic_s": ph, "phasic_unlumped_s": whole, "eig_s": ei,
+            "custom_calls": calls, "eig_particles_timed": few}
 
 
 def bandwidth() -> float:
@@ -220,18 +239,20 @@ def table(result: dict[str, Any], base: dict[str, Any] | None) -> None:
                     return x["phasic_s"]
         return None
 
-    print(f"\n  {'case':34s} {'before':>10s} {'after':>10s} {'eig':>10s}")
+    print(f"\n  {'case':34s} {'before':>10s} {'after':>10s} {'eig':>10s}  (swept states)")
     for r in result["rows"]:
         for x in r["by_N"]:
             b = lookup(base, r["n"], x["N"])
             print(f"  n={r['n']:2d} N={x['N']:6d} value+grad (ms)   "
                   f"{b * 1e3 if b else float('nan'):10.3f} {x['phasic_s'] * 1e3:10.3f} "
-                  f"{x['eig_s'] * 1e3:10.3f}")
+                  f"{x['eig_s'] * 1e3:10.3f}  ({r['swept_states']} of {r['states']})")
     for s in result["svgd"]:
         b = next((x["phasic_s"] for x in (base or {}).get("svgd", []) if x["n"] == s["n"]), None)
         print(f"  SVGD step n={s['n']:2d} 64x200 (ms)       "
               f"{b * 1e3 if b else float('nan'):10.3f} {s['phasic_s'] * 1e3:10.3f} "
               f"{s['eig_s'] * 1e3:10.3f}")
+        print(f"  SVGD step n={s['n']:2d}, no lumping (ms)    {'':10s} "
+              f"{s['phasic_unlumped_s'] * 1e3:10.3f}")
     for r in result["rows"]:
         b = next((x["per_time_us"] for x in (base or {}).get("rows", []) if x["n"] == r["n"]),
                  None)
@@ -295,10 +316,12 @@ def plot(result: dict[str, Any], quick: bool) -> None:
     ax.set_title("log-likelihood and gradient")
     ax.legend(fontsize=7)
     bw = result["bandwidth_bytes_per_s"] / BYTES_PER_MADD
-    pts = [(r["states"], r["roofline"]["madds_per_s"]) for r in result["rows"]
-           if r["roofline"]["madds_per_s"]]
-    if pts:
-        ax2.plot(*zip(*pts, strict=True), "o-", label="sweep, achieved")
+    for key, states, label in (("roofline", "swept_states", "sweep, lumped graph"),
+                               ("roofline_unlumped", "states", "sweep, graph as it is")):
+        pts = [(r[states], r[key]["madds_per_s"]) for r in result["rows"]
+               if r[key]["madds_per_s"]]
+        if pts:
+            ax2.plot(*zip(*pts, strict=True), "o-", label=label)
     ax2.axhline(bw, color="k", ls="--", label="memory bandwidth bound")
     ax2.set_xscale("log")
     ax2.set_yscale("log")

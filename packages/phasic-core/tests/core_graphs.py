@@ -173,8 +173,8 @@ def dense_builder(b: _core.GraphBuilder, theta: np.ndarray):
     return alpha, M, exit_, transient
 
 
-def compiled_chain(edges, *, discrete=False, params=1):
-    """A compiled structure from (src, dst, weight, coefficients) edges; states [x], 0 the start."""
+def chain_builder(edges, *, discrete=False, params=1) -> _core.GraphBuilder:
+    """A builder from (src, dst, weight, coefficients) edges; states [x], 0 the start."""
     b = _core.GraphBuilder(1, discrete)
     b.set_param_length(params)
     ids = {}
@@ -183,7 +183,12 @@ def compiled_chain(edges, *, discrete=False, params=1):
             if x not in ids:
                 ids[x] = 0 if x == 0 else b.find_or_create_vertex([x])
         b.add_edge(ids[src], ids[dst], w, c)
-    return b.compile()
+    return b
+
+
+def compiled_chain(edges, *, discrete=False, params=1):
+    """chain_builder's graph, compiled."""
+    return chain_builder(edges, discrete=discrete, params=params).compile()
 
 
 def cyclic_graph() -> tuple[Graph, np.ndarray]:

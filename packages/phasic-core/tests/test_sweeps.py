@@ -1,4 +1,10 @@
-"""Large-graph sweeps: exactness, bit-identity across threads, piecewise series, stiffness."""
+"""Large-graph sweeps: exactness, bit-identity across threads, piecewise series, stiffness.
+
+Kingman's block-counting graphs are the large graphs here (thousands of states, with
+T_MRCA's exact density to check against). The densities would lump them to their n - 1
+lineage counts (test_lumping.py), so this suite turns lumping off: it checks the sweeps
+on the graphs as they are.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,14 @@ from core_graphs import dense_builder as dense
 
 from phasic import _core
 from phasic.reference import kingman_tmrca
+
+
+@pytest.fixture(autouse=True)
+def _graphs_as_they_are():
+    _core.set_lumping(False)
+    yield
+    _core.set_lumping(True)
+
 
 # ---------------------------------------------------------------- large-graph sweeps
 

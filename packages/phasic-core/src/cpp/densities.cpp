@@ -2,10 +2,12 @@
 // single-sweep uniformization), the plain pdf/pmf/cdf, and the scaled series behind
 // the derivatives (pdf_jac) and log-densities (log_pdf, phasic_log_pmf).
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "density_runs.hpp"
 #include "kernels.hpp"
+#include "lumping.hpp"
 #include "sweeps.hpp"
 #include "threads.hpp"
 
@@ -51,20 +53,46 @@ void plain_sweep(const Structure& s, Workspace<double>& ws, const double* times,
 
 namespace {
 
+// The structure a density runs on (lumping.hpp), after theta's checks on the graph
+// itself: a negative edge could hide in a lumped sum, and messages name its vertices.
+const Structure& checked_structure(const Structure& s, const double* theta, int64_t plen) {
+  const Structure& d = density_structure(s);
+  if (&d != &s) edge_weights(s, theta, plen, workspace<double>());
+  return d;
+}
+
+// Runs d's checks `f`; where they fail on a lumped d, the graph's own checks word the
+// error (a block's rate out can be 0 where its vertices still move inside it), else d's.
+template <class F>
+void own_words(const Structure& s, const Structure& d, const double* theta, int64_t plen,
+               F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument&) {
+    if (&d != &s) {
+      Workspace<double>& wd = workspace<double>();
+      edge_weights(s, theta, plen, wd);
+      check_closed_classes_at(s, theta, plen, wd);
+    }
+    throw;
+  }
+}
+
 // Checks theta and times, then the scaled series of every time (derivatives for
 // directions dir0.. when T is a Dual).
 template <class T>
 void scaled_distribution(const Structure& s, const double* theta, int64_t plen,
                          const double* times, int64_t n_times, int64_t dir0,
                          std::vector<Scaled<T>>& out) {
+  const Structure& d = checked_structure(s, theta, plen);
   Workspace<T>& ws = workspace<T>();
-  edge_weights(s, theta, plen, ws, dir0);
-  check_times(s, times, n_times);
+  own_words(s, d, theta, plen, [&] { edge_weights(d, theta, plen, ws, dir0); });
+  check_times(d, times, n_times);
   out.assign(static_cast<size_t>(n_times), Scaled<T>{});
   if (n_times == 0) return;
   // The elimination pivots detect closed classes (as in compute_distribution).
-  check_closed_classes_at(s, theta, plen, ws);
-  scaled_sweep(s, ws, times, n_times, out.data());
+  own_words(s, d, theta, plen, [&] { check_closed_classes_at(d, theta, plen, ws); });
+  scaled_sweep(d, ws, times, n_times, out.data());
 }
 
 // scaled_distribution as the fill of scaled_runs (density_runs.hpp).
@@ -94,13 +122,14 @@ void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
 
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf) {
+  const Structure& d = checked_structure(s, theta, theta_len);
   Workspace<double>& ws = workspace<double>();
-  edge_weights(s, theta, theta_len, ws);
-  check_times(s, times, n_times);
+  own_words(s, d, theta, theta_len, [&] { edge_weights(d, theta, theta_len, ws); });
+  check_times(d, times, n_times);
   if (n_times == 0) return;
   // Cheap structural sanity: the elimination pivots also detect closed classes.
-  if (s.n > 0 && !s.acyclic) check_closed_classes(s, ws);
-  plain_sweep(s, ws, times, n_times, pdf, cdf);
+  own_words(s, d, theta, theta_len, [&] { check_closed_classes_at(d, theta, theta_len, ws); });
+  plain_sweep(d, ws, times, n_times, pdf, cdf);
 }
 
 }  // namespace phasic

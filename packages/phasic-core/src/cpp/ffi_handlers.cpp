@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ffi_common.hpp"
+#include "lumping.hpp"
 
 namespace ffi = xla::ffi;
 
@@ -33,7 +34,7 @@ ffi::Error Pmf(In theta, In times, Out out, std::string_view digest,
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   double* o = out->typed_data();
-  return run_batch(pre.B, work_estimate(st) * 50, [&](int64_t b) {
+  return run_batch(pre.B, work_estimate(density_structure(st)) * 50, [&](int64_t b) {
     compute_distribution(st, th + b * P, P, tm + b * T, T, o + b * T, nullptr);
   });
 }
@@ -129,7 +130,7 @@ ffi::Error PmfJac(In theta, In times, Out out, Out jac, std::string_view digest,
   const double* tm = times.typed_data();
   double* o = out->typed_data();
   double* j = jac->typed_data();
-  return run_batch(pre.B, work_estimate(st) * 50 * (P + 1), [&](int64_t b) {
+  return run_batch(pre.B, work_estimate(density_structure(st)) * 50 * (P + 1), [&](int64_t b) {
     compute_pmf_jac(st, th + b * P, P, tm + b * T, T, o + b * T, j + b * T * P);
   });
 }
@@ -186,7 +187,7 @@ ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view di
   const double* tm = times.typed_data();
   double* o = out->typed_data();
   double* j = jac ? (*jac)->typed_data() : nullptr;
-  const double work = work_estimate(st) * 50 * (jac ? P + 1 : 1);
+  const double work = work_estimate(density_structure(st)) * 50 * (jac ? P + 1 : 1);
   return run_batch(pre.B, work, [&](int64_t b) {
     compute_log_pmf(st, th + b * P, P, tm + b * T, T, o + b * T, j ? j + b * T * P : nullptr);
   });

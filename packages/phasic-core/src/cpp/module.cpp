@@ -20,6 +20,7 @@
 #include "hashing.hpp"
 #include "kernels.hpp"
 #include "kingman.hpp"
+#include "lumping.hpp"
 #include "structure.hpp"
 #include "time_windows.hpp"
 #include "structure_cache.hpp"
@@ -224,6 +225,11 @@ NB_MODULE(_core, m) {
       .def_prop_ro("edges_length", [](const PyStructure& p) { return p.s->E; })
       .def_prop_ro("transient_length", [](const PyStructure& p) { return int64_t(p.s->n); })
       .def_prop_ro("acyclic", [](const PyStructure& p) { return p.s->acyclic; })
+      .def_prop_ro(
+          "lumped_length",
+          [](const PyStructure& p) { return int64_t(density_structure(*p.s).n); },
+          "Transient vertices the densities run on: fewer than transient_length when the "
+          "graph lumps exactly for its time to absorption.")
       .def_prop_ro("fill_length", [](const PyStructure& p) { return p.s->n_fill; })
       .def(
           "moments",
@@ -408,6 +414,11 @@ NB_MODULE(_core, m) {
       "Diagnostic: False makes the derivative and log-density sweeps sum every time's "
       "series term by term from n = 0 (the former per-step sums) instead of over a window "
       "around its Poisson mode; tests compare the two. True (the default) restores them.");
+  m.def(
+      "set_lumping", [](bool on) { g_lumping.store(on, std::memory_order_relaxed); }, "on"_a,
+      "Diagnostic: False makes the densities run on the graph itself even where it lumps "
+      "exactly to fewer vertices (lumping.hpp); tests compare the two. True (the default) "
+      "restores lumping.");
   m.def(
       "set_time_anchors",
       [](bool on) { kernel::g_time_anchors.store(on, std::memory_order_relaxed); },

@@ -6,7 +6,8 @@
 namespace phasic {
 
 std::string Structure::vertex_string(int64_t v) const {
-  std::string s = "vertex " + std::to_string(v) + " (state [";
+  const int64_t named = origin.empty() ? v : origin[static_cast<size_t>(v)];
+  std::string s = "vertex " + std::to_string(named) + " (state [";
   for (int64_t i = 0; i < L; ++i) {
     if (i) s += ", ";
     s += std::to_string(states[static_cast<size_t>(v * L + i)]);
@@ -14,14 +15,26 @@ std::string Structure::vertex_string(int64_t v) const {
   return s + "])";
 }
 
+void Structure::predecessors(std::vector<int64_t>& ptr, std::vector<int32_t>& src) const {
+  ptr.assign(static_cast<size_t>(n) + 1, 0);
+  for (int32_t d : tt_dst) ++ptr[d + 1];
+  for (int32_t j = 0; j < n; ++j) ptr[j + 1] += ptr[j];
+  src.resize(tt_dst.size());
+  std::vector<int64_t> fill(ptr.begin(), ptr.end() - 1);
+  for (int32_t j = 0; j < n; ++j)
+    for (int64_t k = tt_ptr[j]; k < tt_ptr[j + 1]; ++k) src[fill[tt_dst[k]]++] = j;
+}
+
 std::shared_ptr<const Structure> Structure::from_json(std::string_view text,
                                                      int64_t memory_budget) {
   return compile(parse_graph_json(text), memory_budget);
 }
 
-std::shared_ptr<const Structure> Structure::compile(const GraphData& g, int64_t memory_budget) {
+std::shared_ptr<const Structure> Structure::compile(const GraphData& g, int64_t memory_budget,
+                                                   std::vector<int32_t> origin) {
   auto sp = std::make_shared<Structure>();
   Structure& s = *sp;
+  s.origin = std::move(origin);
   s.discrete = g.discrete;
   s.P = g.param_length;
   s.V = g.n_vertices;
@@ -115,15 +128,9 @@ std::shared_ptr<const Structure> Structure::compile(const GraphData& g, int64_t 
   }
   // Structural check: every transient vertex reaches an absorbing one (reverse BFS).
   {
-    std::vector<int64_t> rptr(s.n + 1, 0);
-    for (int32_t d : s.tt_dst) ++rptr[d + 1];
-    for (int32_t j = 0; j < s.n; ++j) rptr[j + 1] += rptr[j];
-    std::vector<int32_t> rsrc(s.tt_dst.size());
-    {
-      std::vector<int64_t> fill(rptr.begin(), rptr.end() - 1);
-      for (int32_t j = 0; j < s.n; ++j)
-        for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) rsrc[fill[s.tt_dst[k]]++] = j;
-    }
+    std::vector<int64_t> rptr;
+    std::vector<int32_t> rsrc;
+    s.predecessors(rptr, rsrc);
     std::vector<char> ok(s.n, 0);
     std::vector<int32_t> queue;
     for (int32_t j = 0; j < s.n; ++j)

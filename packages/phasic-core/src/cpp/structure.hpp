@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,9 @@ struct Structure {
   int64_t E = 0;  // edges
   int64_t L = 0;  // state length
   std::vector<int32_t> states;  // for messages
+  // A lumped structure's vertex v stands for the original's vertex origin[v] (messages
+  // name that one); empty: the vertices are the graph's own.
+  std::vector<int32_t> origin;
   std::vector<int32_t> efrom, eto;
   std::vector<double> eweight;
   std::vector<int64_t> coef_ptr;  // CSR by edge
@@ -59,14 +63,23 @@ struct Structure {
   // The same facts laid out for the per-theta hot loops (layout.hpp).
   Layout layout;
 
+  // The lumped structure the densities run on (lumping.hpp), set on first use.
+  mutable std::once_flag lump_once;
+  mutable std::shared_ptr<const Structure> lumped;
+
   // memory_budget: bytes the elimination plan may take (std::invalid_argument naming
-  // the estimates beyond it); negative: default_memory_budget().
+  // the estimates beyond it); negative: default_memory_budget(). origin: as the field.
   static std::shared_ptr<const Structure> compile(const GraphData& g,
-                                                  int64_t memory_budget = -1);
+                                                  int64_t memory_budget = -1,
+                                                  std::vector<int32_t> origin = {});
   static std::shared_ptr<const Structure> from_json(std::string_view text,
                                                     int64_t memory_budget = -1);
 
   std::string vertex_string(int64_t v) const;  // "vertex 3 (state [1, 0])"
+
+  // The T->T edges by target: the sources of the edges into j are
+  // src[ptr[j] .. ptr[j + 1]), in source order.
+  void predecessors(std::vector<int64_t>& ptr, std::vector<int32_t>& src) const;
 };
 
 }  // namespace phasic
