@@ -301,7 +301,8 @@ def plot(result: dict[str, Any], quick: bool) -> None:
     for r in result["rows"]:
         Ns = [x["N"] for x in r["by_N"]]
         line, = ax.plot(Ns, [x["phasic_s"] for x in r["by_N"]], "o-",
-                        label=f"phasic n={r['n']} ({r['states']} states)")
+                        label=f"phasic n={r['n']} ({r['swept_states']} of {r['states']} "
+                              "states swept)")
         ax.plot(Ns, [x["eig_s"] for x in r["by_N"]], "x--", color=line.get_color(),
                 label=f"dense eig n={r['n']}")
         before = next((b for b in result.get("baseline", {}).get("rows", []) if b["n"] == r["n"]),
