@@ -6,8 +6,8 @@
 #
 # 1. installs clang from the distribution (apt-get) when clang++ is missing;
 # 2. builds fuzz_structure.cpp together with the extension's own json_io.cpp,
-#    graph.cpp, structure.cpp, elimination.cpp, layout.cpp and the kernel sources
-#    (the code `phasic._core` runs; KERNEL_SOURCES below);
+#    graph.cpp, structure.cpp, lumping.cpp, elimination.cpp, layout.cpp and the
+#    kernel sources (the code `phasic._core` runs; KERNEL_SOURCES below);
 # 3. replays every file in regressions/ (inputs that once crashed: they must not now);
 # 4. fuzzes for N seconds (default 60) from seeds/ plus the corpus kept in the
 #    work directory (default build/fuzz at the repository root), with json.dict.
@@ -69,8 +69,8 @@ echo "run.sh: building $BIN with $("$CXX" --version | head -1)"
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I "$SRC" \
   "$HERE/fuzz_structure.cpp" \
-  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/elimination.cpp" \
-  "$SRC/layout.cpp" "${KERNEL_SOURCES[@]/#/$SRC/}" "$SRC/threads.cpp" \
+  "$SRC/json_io.cpp" "$SRC/graph.cpp" "$SRC/structure.cpp" "$SRC/lumping.cpp" \
+  "$SRC/elimination.cpp" "$SRC/layout.cpp" "${KERNEL_SOURCES[@]/#/$SRC/}" "$SRC/threads.cpp" \
   -o "$BIN"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
