@@ -245,3 +245,21 @@ def test_bad_theta_reads_the_same_lumped() -> None:
     for theta in ([float("nan")], [-1.0], [1.0, 2.0]):
         with_lumping, without = messages(lambda th=theta: s.pdf(th, [0.5]))
         assert with_lumping == without
+
+
+def test_defect_and_edges_with_several_parameters() -> None:
+    # Two symmetric branches (1 ~ 2, 3 ~ 4) whose rates mix both parameters, and a start
+    # edge straight into absorption (a defect: mass absorbed at t = 0).
+    edges = [(0, 1, 0.3, []), (0, 2, 0.3, []), (0, 9, 0.4, []),
+             (1, 3, 0.5, [1.0, 0.25]), (2, 4, 0.5, [1.0, 0.25]),
+             (1, 9, 0.0, [0.0, 2.0]), (2, 9, 0.0, [0.0, 2.0]),
+             (3, 9, 1.0, [0.5, 0.0]), (4, 9, 1.0, [0.5, 0.0])]
+    text, s = chain(edges, params=2)
+    assert s.lumped_length == 2
+    theta, t = np.array([0.8, 1.7]), np.linspace(0.02, 9.0, 35)
+    close(s.pdf(theta, t), ref.pdf(text, theta, t), F_REL)
+    close(s.cdf(theta, t), ref.cdf(text, theta, t), F_REL)
+    logf, dlogf = log_pdf_and_grad(text, theta, t)
+    off = unlumped(lambda: log_pdf_and_grad(text, theta, t))
+    close(logf, off[0], 1e-12)
+    scaled_close(dlogf, off[1], 1e-11)
