@@ -263,3 +263,32 @@ def test_defect_and_edges_with_several_parameters() -> None:
     off = unlumped(lambda: log_pdf_and_grad(text, theta, t))
     close(logf, off[0], 1e-12)
     scaled_close(dlogf, off[1], 1e-11)
+
+
+def test_discrete_probabilities_over_one_read_the_same_lumped() -> None:
+    # 1 ~ 2 and 3 ~ 4; at theta = 0.9 vertex 3's out-probabilities sum to 1.05.
+    edges = [(0, 1, 0.5, []), (0, 2, 0.5, []), (1, 3, 0.0, [0.3]), (2, 4, 0.0, [0.3]),
+             (3, 9, 0.15, [1.0]), (4, 9, 0.15, [1.0])]
+    s = chain(edges, discrete=True)[1]
+    assert s.lumped_length == 2
+    assert np.all(np.isfinite(s.pdf([0.5], [1.0, 2.0, 3.0])))
+    with_lumping, without = messages(lambda: s.pdf([0.9], [1.0, 2.0]))
+    assert with_lumping == without
+    assert "summing to 1.05" in with_lumping
+
+
+def test_rate_forms_check_a_large_graph_as_its_edges_would() -> None:
+    # Kingman n = 12 (~2,000 edges, a few dozen distinct forms): theta passes or fails
+    # the form checks exactly as the edge-by-edge checks; 0 is a valid rate here, but
+    # no state can leave at theta = 0.
+    s = models.kingman(12).structure()
+    for theta in ([1e-300], [3.0], [0.0], [-2.0], [np.inf]):
+        got = []
+        for fn in (lambda th=theta: s.pdf(th, [0.5]), lambda th=theta: unlumped(lambda: s.pdf(th, [0.5]))):
+            try:
+                got.append(("ok", fn()))
+            except ValueError as error:
+                got.append(("error", str(error)))
+        assert got[0][0] == got[1][0], (theta, got)
+        if got[0][0] == "error":
+            assert got[0][1] == got[1][1]

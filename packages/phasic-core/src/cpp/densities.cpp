@@ -55,9 +55,12 @@ namespace {
 
 // The structure a density runs on (lumping.hpp), after theta's checks on the graph
 // itself: a negative edge could hide in a lumped sum, and messages name its vertices.
+// Its distinct rate forms decide; only where they fail does edge_weights go over every
+// edge of the graph, to word the error.
 const Structure& checked_structure(const Structure& s, const double* theta, int64_t plen) {
   const Structure& d = density_structure(s);
-  if (&d != &s) edge_weights(s, theta, plen, workspace<double>());
+  if (&d != &s && !rates_ok(*s.rate_forms, s.P, s.discrete, theta, plen))
+    edge_weights(s, theta, plen, workspace<double>());
   return d;
 }
 

@@ -1,7 +1,9 @@
 #include "lumping.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -238,9 +240,94 @@ std::shared_ptr<const Structure> lump(const Structure& s) {
   }
 }
 
+namespace {
+
+// The distinct rate forms of s's edges and vertices (RateForms).
+std::shared_ptr<const RateForms> rate_forms(const Structure& s) {
+  auto f = std::make_shared<RateForms>();
+  f->ptr.push_back(0);
+  std::unordered_map<std::string, int32_t> forms;
+  std::vector<int32_t> form_of(s.E);
+  for (int64_t e = 0; e < s.E; ++e) {
+    std::string key(reinterpret_cast<const char*>(&s.eweight[e]), sizeof(double));
+    const int64_t c0 = s.coef_ptr[e], c1 = s.coef_ptr[e + 1];
+    key.append(reinterpret_cast<const char*>(&s.coef_param[c0]), (c1 - c0) * sizeof(int32_t));
+    key.append(reinterpret_cast<const char*>(&s.coef_value[c0]), (c1 - c0) * sizeof(double));
+    auto [it, fresh] = forms.emplace(std::move(key), static_cast<int32_t>(forms.size()));
+    form_of[e] = it->second;
+    if (!fresh) continue;
+    f->w0.push_back(s.eweight[e]);
+    f->param.insert(f->param.end(), s.coef_param.begin() + c0, s.coef_param.begin() + c1);
+    f->value.insert(f->value.end(), s.coef_value.begin() + c0, s.coef_value.begin() + c1);
+    f->ptr.push_back(static_cast<int64_t>(f->param.size()));
+  }
+  for (int32_t e : s.alpha_edge) f->start.push_back(form_of[e]);
+  // Continuous: a vertex fails when none of its forms is > 0 (with every form >= 0, its
+  // total is then 0): the set of its forms decides. Discrete: its total, summed as
+  // derive_rates sums it (absorbing edges, then the others, each in order).
+  std::unordered_map<std::string, int32_t> seen;
+  f->vptr.push_back(0);
+  std::vector<int32_t> pat;
+  for (int32_t j = 0; j < s.n; ++j) {
+    pat.clear();
+    for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k) pat.push_back(form_of[s.ta_edge[k]]);
+    const int64_t split = static_cast<int64_t>(pat.size());
+    for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) pat.push_back(form_of[s.tt_edge[k]]);
+    if (!s.discrete) {
+      std::sort(pat.begin(), pat.end());
+      pat.erase(std::unique(pat.begin(), pat.end()), pat.end());
+    }
+    std::string key(reinterpret_cast<const char*>(pat.data()), pat.size() * sizeof(int32_t));
+    key.append(reinterpret_cast<const char*>(&split), sizeof split);
+    if (!seen.emplace(std::move(key), 0).second) continue;
+    f->vsplit.push_back(f->vptr.back() + split);
+    f->vform.insert(f->vform.end(), pat.begin(), pat.end());
+    f->vptr.push_back(static_cast<int64_t>(f->vform.size()));
+  }
+  return f;
+}
+
+}  // namespace
+
+bool rates_ok(const RateForms& f, int64_t P, bool discrete, const double* theta, int64_t plen) {
+  if (plen != P) return false;
+  for (int64_t p = 0; p < plen; ++p)
+    if (!std::isfinite(theta[p])) return false;
+  // Each form as edge_weights evaluates an edge: w0, then each coefficient in order.
+  const size_t F = f.w0.size();
+  thread_local std::vector<double> w;
+  w.resize(F);
+  for (size_t k = 0; k < F; ++k) {
+    double x = f.w0[k];
+    for (int64_t c = f.ptr[k]; c < f.ptr[k + 1]; ++c) x += f.value[c] * theta[f.param[c]];
+    if (!(x >= 0.0 && x <= std::numeric_limits<double>::max())) return false;
+    w[k] = x;
+  }
+  double total = 0.0;
+  for (int32_t k : f.start) total += w[k];
+  if (f.start.empty() || !(total > 0.0 && std::isfinite(total))) return false;
+  for (size_t v = 0; v + 1 < f.vptr.size(); ++v) {
+    if (discrete) {
+      double a = 0.0, t = 0.0;
+      for (int64_t k = f.vptr[v]; k < f.vsplit[v]; ++k) a += w[f.vform[k]];
+      for (int64_t k = f.vsplit[v]; k < f.vptr[v + 1]; ++k) t += w[f.vform[k]];
+      if (a + t > 1.0 + 1e-12) return false;
+    } else {
+      bool out = false;
+      for (int64_t k = f.vptr[v]; k < f.vptr[v + 1] && !out; ++k) out = w[f.vform[k]] > 0.0;
+      if (!out) return false;
+    }
+  }
+  return true;
+}
+
 const Structure& density_structure(const Structure& s) {
   if (!g_lumping.load(std::memory_order_relaxed)) return s;
-  std::call_once(s.lump_once, [&s] { s.lumped = lump(s); });
+  std::call_once(s.lump_once, [&s] {
+    auto lumped = lump(s);
+    if (lumped) s.rate_forms = rate_forms(s);  // before `lumped`: it is what is read
+    s.lumped = std::move(lumped);
+  });
   return s.lumped ? *s.lumped : s;
 }
 

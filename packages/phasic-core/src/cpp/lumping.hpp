@@ -8,7 +8,9 @@
 // lineage counts, for instance: n = 20 has 626 transient states and 19 blocks.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "structure.hpp"
 
@@ -24,6 +26,28 @@ namespace phasic {
 // The lumped structure's vertex 0 is the start, then one vertex per block (its
 // first vertex's state, and `origin` naming it), then one absorbing vertex.
 std::shared_ptr<const Structure> lump(const Structure& s);
+
+// theta's checks on a lumped graph's original in O(distinct rate forms) instead of
+// O(edges): each distinct (weight, coefficients) form of its edges evaluated once, each
+// distinct pattern of forms out of a vertex (its total out-rate > 0; discrete: at most
+// 1) and the start weights' sum, with the arithmetic edge_weights uses, so they pass
+// exactly when edge_weights would. Built with the lumping.
+struct RateForms {
+  std::vector<double> w0;             // per form: constant weight
+  std::vector<int64_t> ptr;           // per form: its coefficients, in the edge's order
+  std::vector<int32_t> param;
+  std::vector<double> value;
+  std::vector<int32_t> start;         // the forms of vertex 0's edges, in order
+  std::vector<int64_t> vptr;          // per pattern: forms [vptr[k], vptr[k + 1])
+  std::vector<int32_t> vform;         // continuous: a set; discrete: absorbing edges
+  std::vector<int64_t> vsplit;        // first, then the others (vsplit: where they start)
+};
+
+// True when theta passes every check edge_weights makes on the graph `forms` came
+// from (length, finiteness, weights >= 0 and finite, start sum, vertex totals); false
+// means edge_weights on the graph itself must word the error.
+bool rates_ok(const RateForms& forms, int64_t P, bool discrete, const double* theta,
+              int64_t plen);
 
 // Diagnostic switch (phasic._core.set_lumping): false makes density_structure return
 // the graph itself, so tests compare both.

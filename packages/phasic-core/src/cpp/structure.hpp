@@ -14,6 +14,8 @@
 
 namespace phasic {
 
+struct RateForms;  // lumping.hpp
+
 struct Structure {
   bool discrete = false;
   int64_t P = 0;  // theta length
@@ -63,9 +65,11 @@ struct Structure {
   // The same facts laid out for the per-theta hot loops (layout.hpp).
   Layout layout;
 
-  // The lumped structure the densities run on (lumping.hpp), set on first use.
+  // The lumped structure the densities run on (lumping.hpp), set on first use, and
+  // the distinct rate forms that check theta on behalf of this graph.
   mutable std::once_flag lump_once;
   mutable std::shared_ptr<const Structure> lumped;
+  mutable std::shared_ptr<const RateForms> rate_forms;
 
   // memory_budget: bytes the elimination plan may take (std::invalid_argument naming
   // the estimates beyond it); negative: default_memory_budget(). origin: as the field.
