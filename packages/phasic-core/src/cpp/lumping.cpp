@@ -271,11 +271,12 @@ std::shared_ptr<const RateForms> rate_forms(const Structure& s) {
   for (int32_t j = 0; j < s.n; ++j) {
     pat.clear();
     for (int64_t k = s.ta_ptr[j]; k < s.ta_ptr[j + 1]; ++k) pat.push_back(form_of[s.ta_edge[k]]);
-    const int64_t split = static_cast<int64_t>(pat.size());
+    int64_t split = static_cast<int64_t>(pat.size());
     for (int64_t k = s.tt_ptr[j]; k < s.tt_ptr[j + 1]; ++k) pat.push_back(form_of[s.tt_edge[k]]);
-    if (!s.discrete) {
+    if (!s.discrete) {  // a set: the split between absorbing and other edges is not read
       std::sort(pat.begin(), pat.end());
       pat.erase(std::unique(pat.begin(), pat.end()), pat.end());
+      split = 0;
     }
     std::string key(reinterpret_cast<const char*>(pat.data()), pat.size() * sizeof(int32_t));
     key.append(reinterpret_cast<const char*>(&split), sizeof split);
