@@ -123,6 +123,12 @@ void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
                series_of(s, theta, theta_len, times, n_times), logf, dlogf);
 }
 
+void compute_loglik(const Structure& s, const double* theta, int64_t theta_len,
+                    const double* times, int64_t n_times, double* value, double* grad) {
+  emit_loglik(theta_len, grad != nullptr && s.P == theta_len,
+              series_of(s, theta, theta_len, times, n_times), value, grad);
+}
+
 void compute_distribution(const Structure& s, const double* theta, int64_t theta_len,
                           const double* times, int64_t n_times, double* pdf, double* cdf) {
   const Structure& d = checked_structure(s, theta, theta_len);

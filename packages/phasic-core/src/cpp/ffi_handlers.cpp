@@ -172,13 +172,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicPmfAndMomentsJac, PmfAndMomentsJac,
                               (bind_buffers<3, 4>().Attr<bool>("discrete").Attr<int64_t>(
                                   "nr_moments")));
 
-// log pdf / log pmf; `jac` (d log f / d theta) only when given.
-ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view digest,
-                   bool discrete) {
+// log pdf / log pmf at each time, or (summed) their sum over the times, one per batch
+// element; `jac` (d/d theta: (..., T, P), summed (..., P)) only when given.
+ffi::Error log_density(In& theta, In& times, Out& out, Out* jac, std::string_view digest,
+                       bool discrete, bool summed) {
   Preamble pre(theta);
   const int64_t T = pre.input("times", times);
-  pre.output("log pmf", out, pre.batch_and({T}));
-  if (jac) pre.output("gradient", *jac, pre.batch_and({T, pre.P}));
+  pre.output(summed ? "log-likelihood" : "log pmf", out,
+             summed ? pre.batch_and({}) : pre.batch_and({T}));
+  if (jac)
+    pre.output("gradient", *jac, summed ? pre.batch_and({pre.P}) : pre.batch_and({T, pre.P}));
   pre.structure(digest, &discrete);
   if (!pre.ok()) return pre.error();
   const int64_t P = pre.P;
@@ -189,14 +192,17 @@ ffi::Error log_pmf(In& theta, In& times, Out& out, Out* jac, std::string_view di
   double* j = jac ? (*jac)->typed_data() : nullptr;
   const double work = work_estimate(density_structure(st)) * 50 * (jac ? P + 1 : 1);
   return run_batch(pre.B, work, [&](int64_t b) {
-    compute_log_pmf(st, th + b * P, P, tm + b * T, T, o + b * T, j ? j + b * T * P : nullptr);
+    if (summed)
+      compute_loglik(st, th + b * P, P, tm + b * T, T, o + b, j ? j + b * P : nullptr);
+    else
+      compute_log_pmf(st, th + b * P, P, tm + b * T, T, o + b * T, j ? j + b * T * P : nullptr);
   });
 }
 
 // phasic_log_pmf: log pdf / log pmf at each time.
 ffi::Error LogPmf(In theta, In times, Out out, std::string_view digest,
                   bool discrete) {
-  return log_pmf(theta, times, out, nullptr, digest, discrete);
+  return log_density(theta, times, out, nullptr, digest, discrete, false);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmf,
                               (bind_buffers<2, 1>().Attr<bool>("discrete")));
@@ -204,10 +210,26 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmf, LogPmf,
 // phasic_log_pmf_jac: log pdf / log pmf and d log f / d theta, shape (..., T, P).
 ffi::Error LogPmfJac(In theta, In times, Out out, Out jac, std::string_view digest,
                      bool discrete) {
-  return log_pmf(theta, times, out, &jac, digest, discrete);
+  return log_density(theta, times, out, &jac, digest, discrete, false);
 }
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLogPmfJac, LogPmfJac,
                               (bind_buffers<2, 2>().Attr<bool>("discrete")));
+
+// phasic_loglik: sum_i log f(times[i]) (phasic.loglik).
+ffi::Error Loglik(In theta, In times, Out out, std::string_view digest, bool discrete) {
+  return log_density(theta, times, out, nullptr, digest, discrete, true);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLoglik, Loglik,
+                              (bind_buffers<2, 1>().Attr<bool>("discrete")));
+
+// phasic_loglik_grad: the sum and its gradient in theta, shape (..., P).
+ffi::Error LoglikGrad(In theta, In times, Out out, Out grad, std::string_view digest,
+                      bool discrete) {
+  return log_density(theta, times, out, &grad, digest, discrete, true);
+}
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PhasicLoglikGrad, LoglikGrad,
+                              (bind_buffers<2, 2>().Attr<bool>("discrete")));
+
 // Cov(Y_i, Y_j) for the rows of rewards [..., R, V], shape [..., R, R], with its
 // Jacobian [..., R, R, P] when jac is given.
 ffi::Error covariance(In& theta, In& rewards, Out& out, Out* jac, std::string_view digest) {
@@ -266,6 +288,8 @@ const std::vector<FfiTarget>& ffi_targets() {
       {"phasic_pmf_and_moments_jac", encapsulate<PhasicPmfAndMomentsJac>()},
       {"phasic_log_pmf", encapsulate<PhasicLogPmf>()},
       {"phasic_log_pmf_jac", encapsulate<PhasicLogPmfJac>()},
+      {"phasic_loglik", encapsulate<PhasicLoglik>()},
+      {"phasic_loglik_grad", encapsulate<PhasicLoglikGrad>()},
       {"phasic_covariance", encapsulate<PhasicCovariance>()},
       {"phasic_covariance_jac", encapsulate<PhasicCovarianceJac>()},
       {"phasic_sample", encapsulate<PhasicSample>()},

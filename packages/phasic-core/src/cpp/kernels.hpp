@@ -133,6 +133,12 @@ void compute_pmf_jac(const Structure& s, const double* theta, int64_t theta_len,
 void compute_log_pmf(const Structure& s, const double* theta, int64_t theta_len,
                      const double* times, int64_t n_times, double* logf, double* dlogf);
 
+// sum_i log pmf(times[i]) (-inf when any is exactly 0) and, when grad is given, its
+// derivative in theta (theta_len entries); the per-time logs and derivatives of
+// compute_log_pmf, summed without a log per time.
+void compute_loglik(const Structure& s, const double* theta, int64_t theta_len,
+                    const double* times, int64_t n_times, double* value, double* grad);
+
 // The distribution of a reward-weighted time Y = integral of r(X_t) dt (continuous) or
 // the sum of r over the visited states (discrete): rewards has s.V finite entries >= 0
 // (whole numbers on discrete graphs). Continuous: the density of Y's continuous part

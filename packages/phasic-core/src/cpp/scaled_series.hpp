@@ -4,6 +4,8 @@
 // below 1e-308 keep full relative precision and their logarithm is finite.
 #pragma once
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -27,6 +29,70 @@ struct Scaled {
 template <class T>
 inline double log_value(const Scaled<T>& a) {
   return a.ls + safe_log(value(a.acc));
+}
+
+// The series' scaled value (its sign and whether it is 0 are the density's).
+template <class T>
+inline double value_of_series(const Scaled<T>& a) {
+  return a.ls == kNegInf ? 0.0 : value(a.acc);
+}
+
+// sum_i log_value(o[i]): the scales' logs add (Kahan-compensated), the values multiply
+// into a mantissa whose binary exponent is moved aside whenever it leaves 2^(+-256),
+// so the whole sum takes one log. Four lanes (times i, i + 4, ...) run side by side:
+// each lane is a chain of dependent operations, which one lane alone would wait on.
+// Factors outside [1e-300, 1e300] (rare: the kernels keep values near 1) take their
+// own log. -inf when any series is 0.
+template <class T>
+double sum_of_logs(const std::vector<Scaled<T>>& o) {
+  constexpr int kLanes = 4;
+  constexpr double kHigh = 0x1p256, kLow = 0x1p-256;
+  double sum[kLanes] = {}, comp[kLanes] = {};  // Kahan: sum - comp is a lane's total
+  double mant[kLanes] = {1.0, 1.0, 1.0, 1.0};  // within [2^-256, 2^256] between factors
+  int64_t exponent = 0;
+  auto add = [&](int j, double x) {
+    const double y = x - comp[j], t = sum[j] + y;
+    comp[j] = (t - sum[j]) - y;
+    sum[j] = t;
+  };
+  auto renormalize = [&](int j) {  // moves mant[j]'s binary exponent into `exponent`
+    uint64_t bits;
+    std::memcpy(&bits, &mant[j], sizeof bits);
+    exponent += static_cast<int64_t>((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & 0x800fffffffffffffULL) | (uint64_t{1023} << 52);
+    std::memcpy(&mant[j], &bits, sizeof bits);
+  };
+  bool zero = false;
+  auto take = [&](int j, const Scaled<T>& x) {
+    const double a = value_of_series(x);
+    zero |= !(a > 0.0);
+    add(j, x.ls);
+    if (!(a >= 1e-300 && a <= 1e300)) {
+      if (a > 0.0) add(j, std::log(a));
+      return;
+    }
+    mant[j] *= a;  // normal: at least 2^-256 1e-300
+    if (mant[j] > kHigh || mant[j] < kLow) renormalize(j);
+  };
+  const size_t count = o.size();
+  size_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) {  // lanes with fixed indices stay in registers
+#pragma GCC unroll 4
+    for (int j = 0; j < kLanes; ++j) take(j, o[i + j]);
+  }
+  for (; i < count; ++i) take(0, o[i]);
+  if (zero) return kNegInf;
+  double m = 1.0;
+  for (int j = 0; j < kLanes; ++j) {
+    renormalize(j);  // mant[j] in [1, 2): their product stays in range
+    m *= mant[j];
+  }
+  double total = 0.0, c = 0.0;
+  for (int j = 0; j < kLanes; ++j) {
+    total += sum[j];
+    c += comp[j];
+  }
+  return (total - c) + (static_cast<double>(exponent) * 0.69314718055994530942 + std::log(m));
 }
 
 // exp(ls) * x, computed so that it neither overflows nor underflows needlessly.

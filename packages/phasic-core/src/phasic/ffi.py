@@ -234,24 +234,31 @@ def _pmf_fn(text: str, discrete: bool) -> Any:
     return _per_time_fn(text, discrete, "phasic_pmf", "derivative of a pmf")
 
 
-def _per_time_fn(text: str, discrete: bool, target: str, what: str) -> Any:
-    """A custom_jvp over the FFI target `target` (one value per time) and `target`_jac."""
+def _per_time_fn(text: str, discrete: bool, target: str, what: str, *,
+                 jac_target: str | None = None, summed: bool = False,
+                 times_name: str = "times") -> Any:
+    """A custom_jvp over the FFI target `target` (one value per time, or with `summed`
+    their sum) and its Jacobian companion (`target`_jac unless named)."""
     info = _info(text)
     attrs = dict(digest=info.digest, discrete=discrete)
     p = info.param_length
+    jac_target = jac_target or f"{target}_jac"
+
+    def shape(times: jax.Array) -> tuple[int, ...]:
+        return () if summed else times.shape
 
     @jax.custom_jvp
     def per_time(theta: jax.Array, times: jax.Array) -> jax.Array:
-        call = jax.ffi.ffi_call(target, _sds(*times.shape), vmap_method="broadcast_all")
+        call = jax.ffi.ffi_call(target, _sds(*shape(times)), vmap_method="broadcast_all")
         return _varying_like(call(theta, times, **attrs), theta, times)
 
     @functools.partial(per_time.defjvp, symbolic_zeros=True)
     def _(primals: tuple, tangents: tuple) -> tuple:
         theta, times = primals
         dtheta, dtimes = tangents
-        _refuse_tangent(dtimes, "times")
+        _refuse_tangent(dtimes, times_name)
         call = jax.ffi.ffi_call(
-            f"{target}_jac", (_sds(*times.shape), _sds(*times.shape, p)),
+            jac_target, (_sds(*shape(times)), _sds(*shape(times), p)),
             vmap_method="broadcast_all")
         call = _first_order_only(functools.partial(call, **attrs), what)
         value, jac = _varying_like(call(theta, times), theta, times, dtheta)
@@ -336,6 +343,28 @@ def _pmf_and_moments_fn(text: str, discrete: bool, nr_moments: int) -> Any:
 @functools.lru_cache(maxsize=64)
 def _log_pmf_fn(text: str, discrete: bool) -> Any:
     return _per_time_fn(text, discrete, "phasic_log_pmf", "derivative of a log pmf")
+
+
+@functools.lru_cache(maxsize=64)
+def _loglik_fn(text: str, discrete: bool) -> Any:
+    """sum_i log f(times[i]) as one FFI call (phasic_loglik), with its gradient in theta.
+
+    The sum is taken in C++ (one log per call rather than one per time, and no
+    per-time gradient leaves the kernel); the value equals jnp.sum of
+    compute_log_pmf_ffi up to rounding.
+    """
+    return _per_time_fn(text, discrete, "phasic_loglik", "derivative of loglik",
+                        jac_target="phasic_loglik_grad", summed=True,
+                        times_name="observed_times")
+
+
+def summed_log_pmf(structure_json: Any, theta: Any, times: Any, discrete: bool) -> jax.Array:
+    """sum of log pdf / log pmf over `times` (any shape), for one theta (see _loglik_fn)."""
+    text, info = _setup(structure_json, discrete)
+    discrete = _check_discrete(discrete, info)
+    theta = _prepare_theta(theta, info)
+    times = _as_f64(times, "observed_times")
+    return _loglik_fn(text, discrete)(theta, _flat(times))
 
 
 def _split_epochs(epochs: Any, theta: Any) -> tuple[Any, Any]:

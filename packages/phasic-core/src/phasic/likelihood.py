@@ -2,8 +2,10 @@
 
 `loglik` sums log f(t_i | theta) over the observations, where f is the density of a
 continuous graph or the PMF of a discrete one. The logs come from C++ with scaled
-sums (`compute_log_pmf_ffi`), so a density of 1e-320, or one far below the float64
-range, still gives a finite and accurate log; the gradient d/dtheta is exact.
+sums (as `compute_log_pmf_ffi`), so a density of 1e-320, or one far below the float64
+range, still gives a finite and accurate log; the gradient d/dtheta is exact. The sum
+itself is taken in C++ too (one FFI call returns it with its gradient, whatever the
+number of observations).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .ffi import compute_log_pmf_ffi
+from .ffi import _split_epochs, compute_log_pmf_ffi, summed_log_pmf
 from .graph import Graph
 
 
@@ -85,12 +87,17 @@ def loglik(
     """
     _check_concrete_times(observed_times, discrete)
     if epochs is not None:
-        return jnp.sum(compute_log_pmf_ffi(structure, theta, observed_times, discrete=discrete,
-                                           rewards=rewards, epochs=epochs))
+        tau, one_epoch_theta = _split_epochs(epochs, theta)
+        if tau is not None:
+            return jnp.sum(compute_log_pmf_ffi(structure, theta, observed_times,
+                                               discrete=discrete, rewards=rewards,
+                                               epochs=epochs))
+        epochs, theta = None, one_epoch_theta  # no breakpoints: the homogeneous chain
     if rewards is not None and np.ndim(rewards) == 2:
         from .reward_density import reward_rows
 
         return jnp.sum(reward_rows(structure, theta, observed_times, rewards, discrete, log=True))
-    return jnp.sum(
-        compute_log_pmf_ffi(structure, theta, observed_times, discrete=discrete, rewards=rewards)
-    )
+    if rewards is not None:
+        return jnp.sum(compute_log_pmf_ffi(structure, theta, observed_times,
+                                           discrete=discrete, rewards=rewards))
+    return summed_log_pmf(structure, theta, observed_times, discrete)
