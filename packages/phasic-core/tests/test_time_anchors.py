@@ -2,7 +2,9 @@
 
 When a sweep serves many times per unit of its Poisson mean, the kernels sum them
 through anchors: the series at mu_a = a delta shifted by m = 0..K steps, from which a
-time mu_a + eps is an exp and a Horner sum. Their truncation is bounded like the
+time mu_a + eps is a Horner sum times e^-eps (kept as a log). Small graphs build the
+anchors from the sweep's vectors (K products by P), larger ones from its terms; the
+two are compared here too (`_core.set_anchor_vectors(False)`). Their truncation is bounded like the
 windows' (each served time within the sweep's stopping rule), so the documented bound
 holds: log f within 1e-10 (the uniformized sweep's relative truncation) and
 d log f within 2e-10 of its scale (the bounds of df and f added). Kingman's T_MRCA has
@@ -49,6 +51,15 @@ def without_anchors(fn):
         return fn()
     finally:
         _core.set_time_anchors(True)
+
+
+def from_terms(fn):
+    """fn() with every anchor built from the sweep's terms (none from its vectors)."""
+    try:
+        _core.set_anchor_vectors(False)
+        return fn()
+    finally:
+        _core.set_anchor_vectors(True)
 
 
 def kingman_times(n: int, count: int, seed: int) -> np.ndarray:
@@ -148,3 +159,29 @@ def test_anchored_sums_do_not_depend_on_threads_or_batching() -> None:
     for i in range(4):
         np.testing.assert_array_equal(one[0][i], np.asarray(per_time(thetas[i])))
         np.testing.assert_array_equal(one[1][i], np.asarray(jax.jacfwd(per_time)(thetas[i])))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_anchors_from_vectors_agree_with_anchors_from_terms(seed: int) -> None:
+    """Both builds sum the same window (x_a = sum Pois(n) v_n, then x_a P^m s, against
+    sum Pois(n) c_(n+m)): they agree to rounding, and both with the exact density."""
+    n = 6 + seed
+    text = models.kingman(n).to_json()
+    times = kingman_times(n, 3000, seed=10 + seed) * (0.5 + seed / 2)
+    theta = np.array([1.0 / (0.5 + seed / 2)])
+    (vec, served) = anchored(lambda: log_pdf_and_grad(text, theta, times))
+    (terms, served_terms) = anchored(lambda: from_terms(
+        lambda: log_pdf_and_grad(text, theta, times)))
+    assert served > 0 and served_terms > 0
+    fin = np.isfinite(terms[0])
+    np.testing.assert_array_equal(np.isfinite(vec[0]), fin)
+    # the two sums differ only in their roundings (1e-15 each) and where a time's own
+    # window served it in one build and an anchor in the other (each within F_REL)
+    assert np.max(np.abs(vec[0][fin] - terms[0][fin])) <= 2 * F_REL
+    scale = np.maximum(np.abs(terms[1]), 1.0)
+    assert np.max(np.abs(vec[1] - terms[1]) / scale) <= 2 * DLOG_REL
+    pick = np.random.default_rng(seed).choice(times.size, 60, replace=False)
+    t = times[pick] * theta[0]  # f_theta(t) = theta f_1(theta t)
+    exact = kingman_tmrca(n, t, digits=40)
+    f_ex = theta[0] * exact.pdf
+    assert np.max(np.abs(np.exp(vec[0][pick]) - f_ex) / f_ex) <= F_REL

@@ -426,6 +426,13 @@ NB_MODULE(_core, m) {
       "Diagnostic: False makes every time use its own window, even where many times share "
       "anchors (time_anchors.hpp); tests compare the two. True (the default) restores them.");
   m.def(
+      "set_anchor_vectors",
+      [](bool on) { kernel::g_anchor_vectors.store(on, std::memory_order_relaxed); },
+      "on"_a,
+      "Diagnostic: False builds every anchor from the sweep's terms, even on graphs small "
+      "enough to keep the sweep's vectors (time_anchors.hpp); tests compare the two. True "
+      "(the default) restores them.");
+  m.def(
       "hash_probes", []() { return t_hash_probes; },
       "Diagnostic: hash-table slots examined so far on the calling thread (state and "
       "edge lookups and insertions while graphs are built, read and validated). About 1-2 "

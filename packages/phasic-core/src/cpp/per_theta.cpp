@@ -11,7 +11,7 @@ namespace kernel {
 
 std::atomic<int64_t> g_sweeps_piecewise{0}, g_sweeps_single{0}, g_sweep_madds{0},
     g_anchored_times{0};
-std::atomic<bool> g_time_windows{true}, g_time_anchors{true};
+std::atomic<bool> g_time_windows{true}, g_time_anchors{true}, g_anchor_vectors{true};
 
 namespace {
 thread_local void (*t_interrupt_poll)() = nullptr;

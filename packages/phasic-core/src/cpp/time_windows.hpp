@@ -61,6 +61,9 @@ extern std::atomic<bool> g_time_windows;
 // Diagnostic (module.cpp: set_time_anchors): false keeps dense times off the shared
 // anchors of time_anchors.hpp (each uses its own window).
 extern std::atomic<bool> g_time_anchors;
+// Diagnostic (module.cpp: set_anchor_vectors): false builds every anchor from the
+// sweep's terms, never from its vectors (time_anchors.hpp: SweepVectors).
+extern std::atomic<bool> g_anchor_vectors;
 
 enum class WindowResult {
   kDone,  // acc holds the time's series, n_done the last term it needed

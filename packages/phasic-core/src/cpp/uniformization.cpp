@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "poisson.hpp"
@@ -332,8 +333,10 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
         ds_max = std::max(ds_max, std::fabs(ws.absv[j].d[k]));
       }
   }
-  std::vector<double> mu(static_cast<size_t>(n_times));
-  std::vector<char> done(static_cast<size_t>(n_times), 0);
+  std::unique_ptr<double[]> mu(new double[n_times]);  // every entry is set below
+  std::vector<char> done(static_cast<size_t>(n_times), 0), waiting(done);
+  std::vector<int64_t> pending(static_cast<size_t>(n_times));  // the open times, in order
+  for (int64_t i = 0; i < n_times; ++i) pending[i] = i;
   int64_t remaining = n_times;
   double mu_max = 0.0;
   for (int64_t i = 0; i < n_times; ++i) {
@@ -377,7 +380,35 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
            (N == 0 || terr <= kRel * max_tangent(acc) || terr <= kTanAbs * f);
   };
   auto vlimit = [&](const T& acc) { return kRel * value(acc); };  // the largest verr ok takes
-  std::vector<int64_t> replayed(static_cast<size_t>(n_times), 0);  // terms each replay has summed
+  std::vector<int64_t> replayed;  // terms each replay has summed (sized on the first replay)
+  // A small graph keeps its vectors v_0 .. v_(S-1): anchors are then built from them
+  // (time_anchors.hpp: SweepVectors), with K products by P instead of K + 1 sums per
+  // window term.
+  const size_t kept_cap = (size_t{64} << 20) / sizeof(T);  // 64 MB of vectors at most
+  const double steps_guess = mu_max + 8.0 * std::sqrt(mu_max) + 80.0;
+  bool keep = windows && g_anchor_vectors.load(std::memory_order_relaxed) &&
+              n <= kAnchorVectorStates && n_times >= 32 &&
+              n * steps_guess <= static_cast<double>(kept_cap);
+  std::vector<T> kept, shifted;
+  if (keep) kept.reserve(static_cast<size_t>(n * steps_guess));
+  SweepVectors<T> sv;
+  sv.k = n;
+  sv.nnz = static_cast<double>(nnz);
+  sv.shifts = [&](std::vector<T>& x, T* g, int K) {
+    shifted.resize(static_cast<size_t>(n));
+    for (int m = 0;; ++m) {
+      T c = 0.0;
+      for (int32_t q = 0; q < n; ++q) fma_into(c, x[q], absq[q]);
+      g[m] = c;
+      if (m == K) break;
+      for (int32_t q = 0; q < n; ++q) {
+        T y = diag[q] * x[q];
+        for (int64_t e = L.in_ptr[q]; e < L.in_ptr[q + 1]; ++e) fma_into(y, pu[e], x[L.in_src[e]]);
+        shifted[q] = y;
+      }
+      x.swap(shifted);
+    }
+  };
   for (int64_t step = 0; remaining > 0; ++step) {
     if (static_cast<double>(step) > step_cap) {
       if (step_cap > kMaxSteps) too_stiff(lambda, mu_max / lambda);
@@ -402,30 +433,46 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
     // c_m <= smax * mass (P is substochastic), and since dv_(n+k) = dv_(n+k-1) P +
     // v_(n+k-1) dP, |dv_(n+k)|_1 <= |dv_n|_1 + k dp_max mass, so |dc_(n+k)| <= A + k B.
     record_term(rec, c, log_scale, size.mass, std::max(0.0, size.mag - size.mass));
-    if (S == step && log_scale == rec[0].ls) S = step + 1;
+    if (S == step && log_scale == rec[0].ls) {
+      S = step + 1;
+      if (keep && kept.size() + n > kept_cap) {  // a longer sweep than foreseen
+        keep = false;
+        std::vector<T>().swap(kept);
+      }
+      if (keep) {  // v_step, its stale rows outside [lo, hi] as 0
+        const size_t at = kept.size();
+        kept.resize(at + static_cast<size_t>(n));
+        for (int32_t q = std::max(lo, 0); q <= hi; ++q) kept[at + q] = v[q];
+      }
+    }
     const bool empty = size.mag == 0.0;  // every later term is 0
     if (empty || static_cast<double>(step + 1) >= target) {
       const int64_t M = step + 1;
       const bool all = S == M;  // every record in one unit: `empty` holds for the first S
       // many times per unit of mu share anchors (time_anchors.hpp)
       if (windows && g_time_anchors.load(std::memory_order_relaxed)) {
-        std::vector<int64_t> open;
-        open.reserve(static_cast<size_t>(remaining));
-        for (int64_t i = 0; i < n_times; ++i)
-          if (!done[i]) open.push_back(i);
+        sv.v = kept.data();
         anchor_times(
-            rec.data(), S, empty && all, mass0, dv0, rates, mu.data(), open,
-            ok, [&](int64_t i, const T& acc, int64_t) {
-              if (!(value(acc) >= 1e-250)) return false;  // far below the scale: in logs
-              out[i].ls = rec[0].ls;
-              out[i].acc = acc;
+            rec.data(), S, empty && all, mass0, dv0, rates, mu.get(), pending,
+            keep ? &sv : nullptr, ok, [&](int64_t i, const T& h, double eps, int64_t) {
+              if (!(value(h) >= 1e-250)) return false;  // far below the scale: in logs
+              out[i].ls = rec[0].ls - eps;  // the series is e^-eps h
+              out[i].acc = h;
               done[i] = 1;
-              --remaining;
               return true;
+            },
+            [&](int64_t i) {  // its anchor needs later records: wait for them
+              if (all && !empty) waiting[i] = 1;
             });
       }
-      for (int64_t i = 0; i < n_times; ++i) {
+      size_t kept_open = 0;  // pending, compacted in place to the times still open
+      for (const int64_t i : pending) {
         if (done[i]) continue;
+        if (waiting[i]) {  // the next round's anchors serve it
+          waiting[i] = 0;
+          pending[kept_open++] = i;
+          continue;
+        }
         Scaled<T>& o = out[i];
         bool complete = true;
         if (mu[i] == 0.0) {  // t = 0: the series is c_0 alone
@@ -451,17 +498,20 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
             o.ls = is_zero(acc) ? kNegInf : rec[0].ls;
             o.acc = acc;
           } else if (res == WindowResult::kSlow) {
+            if (replayed.empty()) replayed.assign(static_cast<size_t>(n_times), 0);
             complete = scaled_replay(rec.data(), M, empty, mu[i], rates, kRel, kTanAbs, o,
                                      replayed[i]);
           } else {
             complete = false;
           }
         }
-        if (complete) {
+        if (complete)
           done[i] = 1;
-          --remaining;
-        }
+        else
+          pending[kept_open++] = i;
       }
+      pending.resize(kept_open);
+      remaining = static_cast<int64_t>(kept_open);
       // A standard deviation of the widest Poisson weight more for times still open.
       target = static_cast<double>(M) + std::max(16.0, std::ceil(std::sqrt(mu_max)));
     }
