@@ -161,8 +161,7 @@ ffi::Error run_items(int64_t n, double work_per_item, F&& fn, Label&& label) {
   std::string message;
   const int nt = static_cast<int>(get_num_threads());
   const bool parallel = n > 1 && nt > 1 && static_cast<double>(n) * work_per_item > 2e4;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (parallel)
-  for (int64_t b = 0; b < n; ++b) {
+  auto run_one = [&](int64_t b) {
     std::string err;
     try {
       fn(b);
@@ -181,6 +180,12 @@ ffi::Error run_items(int64_t n, double work_per_item, F&& fn, Label&& label) {
         }
       }
     }
+  };
+  if (parallel) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t b = 0; b < n; ++b) run_one(b);
+  } else {  // no team at all (an if(0) region still costs a runtime call per call)
+    for (int64_t b = 0; b < n; ++b) run_one(b);
   }
   if (first_bad < 0) return ffi::Error::Success();
   return ffi::Error::InvalidArgument(label(first_bad) + message);
