@@ -83,15 +83,8 @@ void emit_log_pmf(int64_t P, int64_t n_times, bool derivatives, Fill&& fill, dou
 template <class Fill>
 void emit_loglik(int64_t P, bool derivatives, Fill&& fill, double* value, double* grad) {
   scaled_runs(P, derivatives, fill, [&](const auto& o, int64_t d0, int N) {
-    if (d0 == 0) *value = sum_of_logs(o);
-    for (int j = 0; j < N; ++j) {
-      double g = 0.0;
-      for (const auto& x : o) {
-        const double a = value_of_series(x);
-        if (a > 0.0) g += partial(x.acc, j) / a;
-      }
-      grad[d0 + j] = g;
-    }
+    const double v = sum_of_logs(o, N > 0 ? grad + d0 : nullptr, N);
+    if (d0 == 0) *value = v;
   });
 }
 

@@ -418,7 +418,7 @@ void PiecewiseSweep<T>::close_times(Piece& pc, bool empty) {
     for (size_t k = pc.first; k < pc.last; ++k)
       if (!tdone_[idx_[k]] && tmu_[idx_[k]] > 0.0) open.push_back(idx_[k]);
     anchor_times(rec_.data(), M, empty, pc.mass0, pc.dv0, rates, tmu_.data(), open,
-                 static_cast<const SweepVectors<T>*>(nullptr), ok,
+                 largest_of(tmu_.data(), open), static_cast<const SweepVectors<T>*>(nullptr), ok,
                  [&](int64_t i, const T& h, double eps, int64_t n_last) {
                    acc_[i] = h * std::exp(-eps);
                    complete(i, n_last);

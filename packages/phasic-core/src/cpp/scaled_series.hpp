@@ -42,10 +42,13 @@ inline double value_of_series(const Scaled<T>& a) {
 // so the whole sum takes one log. Four lanes (times i, i + 4, ...) run side by side:
 // each lane is a chain of dependent operations, which one lane alone would wait on.
 // Factors outside [1e-300, 1e300] (rare: the kernels keep values near 1) take their
-// own log. -inf when any series is 0.
+// own log. -inf when any series is 0. In the same pass, grad[j] (j < n_grad, at most
+// T's partials) receives sum_i partial_j / value of each series with a positive value
+// (d log f / d theta; a series that is exactly 0 adds nothing).
 template <class T>
-double sum_of_logs(const std::vector<Scaled<T>>& o) {
-  constexpr int kLanes = 4;
+double sum_of_logs(const std::vector<Scaled<T>>& o, double* grad = nullptr, int n_grad = 0) {
+  constexpr int kLanes = 4, kN = Tangents<T>::n > 0 ? Tangents<T>::n : 1;
+  double g[kLanes][kN] = {};
   constexpr double kHigh = 0x1p256, kLow = 0x1p-256;
   double sum[kLanes] = {}, comp[kLanes] = {};  // Kahan: sum - comp is a lane's total
   double mant[kLanes] = {1.0, 1.0, 1.0, 1.0};  // within [2^-256, 2^256] between factors
@@ -66,6 +69,8 @@ double sum_of_logs(const std::vector<Scaled<T>>& o) {
   auto take = [&](int j, const Scaled<T>& x) {
     const double a = value_of_series(x);
     zero |= !(a > 0.0);
+    if (a > 0.0)
+      for (int d = 0; d < n_grad; ++d) g[j][d] += partial(x.acc, d) / a;
     add(j, x.ls);
     if (!(a >= 1e-300 && a <= 1e300)) {
       if (a > 0.0) add(j, std::log(a));
@@ -81,6 +86,7 @@ double sum_of_logs(const std::vector<Scaled<T>>& o) {
     for (int j = 0; j < kLanes; ++j) take(j, o[i + j]);
   }
   for (; i < count; ++i) take(0, o[i]);
+  for (int d = 0; d < n_grad; ++d) grad[d] = (g[0][d] + g[1][d]) + (g[2][d] + g[3][d]);
   if (zero) return kNegInf;
   double m = 1.0;
   for (int j = 0; j < kLanes; ++j) {

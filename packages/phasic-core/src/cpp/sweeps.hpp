@@ -19,12 +19,15 @@ void continuous_distribution(const Structure& s, Workspace<double>& ws, const do
                              int64_t n_times, double* pdf, double* cdf);
 
 // uniformization.cpp: one sweep at the largest exit rate, scaled, with derivatives.
+// out holds n_times default Scaled values on entry (density 0); a time whose density
+// is 0 keeps it.
 template <class T>
 void uniformized(const Structure& s, const Workspace<T>& ws, const double* times,
                  int64_t n_times, Scaled<T>* out);
 
 // piecewise.cpp: acyclic continuous graphs, the rate lowered as fast states empty.
-// False: a check failed or it is not worth it; the single sweep must run instead.
+// False: a check failed or it is not worth it; the single sweep must run instead (out
+// is written only on success).
 template <class T>
 bool piecewise_scaled(const Structure& s, const Workspace<T>& ws, const double* times,
                       int64_t n_times, bool strict, Scaled<T>* out);
@@ -43,7 +46,7 @@ void discrete_scaled(const Structure& s, const Workspace<T>& ws, const double* t
                      int64_t n_times, Scaled<T>* out);
 
 // densities.cpp: the scaled series of every time for weights already in ws (discrete
-// stepping, else piecewise, else one sweep at the largest rate).
+// stepping, else piecewise, else one sweep at the largest rate); out as uniformized's.
 template <class T>
 void scaled_sweep(const Structure& s, const Workspace<T>& ws, const double* times,
                   int64_t n_times, Scaled<T>* out);

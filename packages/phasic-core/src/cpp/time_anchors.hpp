@@ -105,6 +105,7 @@ inline const std::vector<AnchorShape>& anchor_shapes() {
 template <class T>
 struct Anchor {
   std::vector<T> h;
+  std::vector<T> x;  // scratch: the anchor's vector x_a (from the sweep's vectors only)
   double verr = 0.0, terr = 0.0;
   int64_t n_last = 0;
 };
@@ -153,7 +154,7 @@ WindowResult build_anchor(const TermRecord<T>* rec, const T* cs, int64_t M, bool
   const int K = sh.degree();
   an.h.assign(static_cast<size_t>(K + 1), T(0.0));
   T* g = an.h.data();
-  thread_local std::vector<T> x;  // the anchor's vector (sv only)
+  std::vector<T>& x = an.x;
   if (sv) x.assign(static_cast<size_t>(sv->k), T(0.0));
   // mass and derivative mass of v_n (rec[n - 1] measures the vector after step n - 1)
   auto mass_of = [&](int64_t n) { return n == 0 ? mass0 : rec[n - 1].mass; };
@@ -312,16 +313,17 @@ void horner_times(const T* h, int K, const double* eps, int64_t count, T* out) {
 // eps, n_last) records its series e^-eps h (and may still refuse it: false). ok sees
 // the series with e^-eps replaced by a lower bound (AnchorShape::floor_of), which can
 // only make the test stricter. The caller's own windows then skip the recorded times.
-// sv (nullable): build the anchors from the sweep's vectors. later(i) hears of each
+// mu_max: at least every mu[i] of `open` (the caller's largest time will do). sv
+// (nullable): build the anchors from the sweep's vectors. later(i) hears of each
 // time whose anchor needs records past M (the caller may wait for them rather than
 // sum it on its own window). Returns how many times the anchors served.
 template <class T, class Ok, class Done, class Later>
 int64_t anchor_times(const TermRecord<T>* rec, int64_t M, bool empty, double mass0, double dv0,
                      const TailRates& b, const double* mu, const std::vector<int64_t>& open,
-                     const SweepVectors<T>* sv, Ok&& ok, Done&& done, Later&& later) {
+                     double mu_max, const SweepVectors<T>* sv, Ok&& ok, Done&& done,
+                     Later&& later) {
   const int64_t count = static_cast<int64_t>(open.size());
   if (count < kAnchorMinTimes || M == 0) return 0;
-  const double mu_max = largest_of(mu, open);
   const std::vector<AnchorShape>& shapes = anchor_shapes();
   // The finest spacing with at most one quarter of a slot per time (sparser, anchors
   // rarely pay, and the histograms below would cost more than the times); each time's

@@ -299,8 +299,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
                  int64_t n_times, Scaled<T>* out) {
   constexpr int N = Tangents<T>::n;
   const int32_t n = s.n;
-  for (int64_t i = 0; i < n_times; ++i) out[i] = Scaled<T>{};
-  bool any = false;
+  bool any = false;  // (out holds Scaled{} on entry: a density 0 unless a sum says more)
   for (const T& a : ws.alpha) any |= !is_zero(a);
   if (n == 0 || !any || n_times == 0) return;
   g_sweeps_single.fetch_add(1, std::memory_order_relaxed);
@@ -391,6 +390,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
               n * steps_guess <= static_cast<double>(kept_cap);
   std::vector<T> kept, shifted;
   if (keep) kept.reserve(static_cast<size_t>(n * steps_guess));
+  rec.reserve(static_cast<size_t>(std::min(steps_guess, 1e6)));  // no regrowth on the way
   SweepVectors<T> sv;
   sv.k = n;
   sv.nnz = static_cast<double>(nnz);
@@ -453,7 +453,7 @@ void uniformized(const Structure& s, const Workspace<T>& ws, const double* times
       if (windows && g_time_anchors.load(std::memory_order_relaxed)) {
         sv.v = kept.data();
         anchor_times(
-            rec.data(), S, empty && all, mass0, dv0, rates, mu.get(), pending,
+            rec.data(), S, empty && all, mass0, dv0, rates, mu.get(), pending, mu_max,
             keep ? &sv : nullptr, ok, [&](int64_t i, const T& h, double eps, int64_t) {
               if (!(value(h) >= 1e-250)) return false;  // far below the scale: in logs
               out[i].ls = rec[0].ls - eps;  // the series is e^-eps h
