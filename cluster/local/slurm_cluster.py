@@ -16,7 +16,9 @@ enter; the state is checked (no symlinks, owner root, not writable by others)
 before it is trusted, and a lock keeps two ``up``/``down`` from running at once.
 
 Clients find the cluster through ``SLURM_CONF``: ``up`` prints the export line, and
-:func:`client_env` returns it for Python callers. Needs root (as CI has).
+:func:`client_env` returns it for Python callers. Needs root (as CI has). The daemons'
+bookkeeping lives in daemons.py, the namespaces in netns.py, the /etc/hosts block in
+hosts_file.py and the checked file operations in safe_files.py.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import daemons
+import hosts_file
 import netns
 from safe_files import (
     ClusterError,
@@ -61,9 +64,8 @@ MUNGE_DIR = STATE / "munge"  # key, pid, seed: munge-owned, mode 700
 MUNGE_SOCKET_DIR = STATE / "munge-socket"
 MUNGE_SOCKET = MUNGE_SOCKET_DIR / "munge.socket"
 
-HOSTS_FILE = pathlib.Path("/etc/hosts")
-HOSTS_BEGIN = "# >>> phasic local slurm cluster (cluster/local/slurm_cluster.py)"
-HOSTS_END = "# <<< phasic local slurm cluster"
+HOSTS_FILE = hosts_file.HOSTS_FILE
+hosts_without_block = hosts_file.without_block
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 BINARIES = ("slurmctld", "slurmd", "sbatch", "srun", "scontrol", "sinfo", "squeue", "munged")
@@ -272,49 +274,8 @@ def slurm_conf(shape: ClusterShape, mode: str) -> str:
 
 
 def hosts_block(shape: ClusterShape, mode: str) -> str:
-    """The /etc/hosts lines naming the nodes: their own addresses, or all 127.0.0.1."""
-    if mode == "netns":
-        body = "".join(f"{netns.address(k)} {name}\n"
-                       for k, name in enumerate(shape.node_names(), start=1))
-    else:
-        body = f"127.0.0.1 {' '.join(shape.node_names())}\n"
-    return f"{HOSTS_BEGIN}\n{body}{HOSTS_END}\n"
-
-
-def hosts_without_block(text: str) -> str:
-    """`text` (an /etc/hosts) without our marked block; every other line kept as it was."""
-    out, inside = [], False
-    for line in text.splitlines(keepends=True):
-        if line.strip() == HOSTS_BEGIN:
-            inside = True
-        elif line.strip() == HOSTS_END:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "".join(out)
-
-
-def _write_hosts(text: str) -> None:
-    # Write in place: in containers /etc/hosts is often a bind mount that cannot be renamed.
-    with HOSTS_FILE.open("r+") as fh:
-        fh.seek(0)
-        fh.write(text)
-        fh.truncate()
-
-
-def add_hosts_block(shape: ClusterShape, mode: str) -> None:
-    """Make ``node1`` … ``nodeN`` resolve (slurmd looks its own name up, JAX the coordinator's)."""
-    base = hosts_without_block(HOSTS_FILE.read_text())
-    if base and not base.endswith("\n"):
-        base += "\n"
-    _write_hosts(base + hosts_block(shape, mode))
-
-
-def remove_hosts_block() -> None:
-    """Undo :func:`add_hosts_block`; other lines of /etc/hosts are left as they were."""
-    text = HOSTS_FILE.read_text()
-    if HOSTS_BEGIN in text:
-        _write_hosts(hosts_without_block(text))
+    """The /etc/hosts lines naming the nodes (hosts_file.block)."""
+    return hosts_file.block(shape.node_names(), mode)
 
 
 # --------------------------------------------------------------------------- daemons
@@ -430,7 +391,7 @@ def up(shape: ClusterShape = ClusterShape(), timeout: float = 30.0) -> float:
                                                         _save_record(record)))
             record["hosts_block"] = True
             _save_record(record)
-            add_hosts_block(shape, mode)
+            hosts_file.add_block(shape.node_names(), mode)
             _start_daemons(shape, mode, record, timeout)
         except BaseException as exc:
             log(f"bring-up failed: {exc}")
@@ -541,7 +502,7 @@ def down(timeout: float = 10.0) -> list[str]:
             log(f"killing leftover slurmstepd {pid}")
             os.kill(pid, 9)
         if record.get("hosts_block"):
-            remove_hosts_block()
+            hosts_file.remove_block()
         removed = netns.remove(record["network"])
         if removed:
             log(f"removed {', '.join(removed)}")
