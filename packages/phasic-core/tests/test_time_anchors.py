@@ -45,21 +45,22 @@ def anchored(fn):
     return out, _core.sweep_counts()["anchored"] - before
 
 
-def without_anchors(fn):
+def switched_off(setter, fn):
+    """fn() with a diagnostic switch of _core off, on again afterwards."""
     try:
-        _core.set_time_anchors(False)
+        setter(False)
         return fn()
     finally:
-        _core.set_time_anchors(True)
+        setter(True)
+
+
+def without_anchors(fn):
+    return switched_off(_core.set_time_anchors, fn)
 
 
 def from_terms(fn):
     """fn() with every anchor built from the sweep's terms (none from its vectors)."""
-    try:
-        _core.set_anchor_vectors(False)
-        return fn()
-    finally:
-        _core.set_anchor_vectors(True)
+    return switched_off(_core.set_anchor_vectors, fn)
 
 
 def kingman_times(n: int, count: int, seed: int) -> np.ndarray:
